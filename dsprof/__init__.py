@@ -1,0 +1,40 @@
+"""dsprof: profile PyTorch inference, diagnose its bottlenecks, fix them, and prove it.
+
+Public API:
+    with dsprof.profile(out=".dsprof/runs") as run: ...   # profile a block of code
+    dsprof.step()                                          # mark one request / iteration
+    dsprof.load_run(path_or_id)                            # read a run folder back
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from dsprof.store.run_store import RunData
+
+
+def load_run(ref: Any) -> RunData:
+    """Load a run folder (its path, or its id under .dsprof/runs) for analysis."""
+    from dsprof.store.run_store import load_run as _load_run
+
+    return _load_run(ref)
+
+
+def step() -> None:
+    """Mark the end of one step (request / iteration). Outside dsprof this does nothing."""
+    from dsprof.runner.steps import mark_step
+
+    mark_step()
+
+
+def profile(**kwargs: Any) -> Any:
+    """Profile the enclosed block into a run folder: `with dsprof.profile(out=...) as run:`."""
+    from dsprof.runner.api import profile as _profile
+
+    return _profile(**kwargs)
+
+
+__all__ = ["__version__", "load_run", "profile", "step"]

@@ -1,0 +1,7 @@
+"""`python -m dsprof`."""
+
+import sys
+
+from dsprof.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""The `dsprof` command: an explicit table of subcommands, each in its own module.
+
+Subcommand modules are imported only when called, so `dsprof --help` and `dsprof ls`
+start without importing torch or dash.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from dsprof.core.errors import DsprofError
+
+# (name, module under dsprof.cli, one-line help). Each module defines `command`.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("run", "run", "Profile a script (or -m module) into a run folder and summarise it."),
+    ("ls", "ls", "List runs, newest first, with their key numbers."),
+    ("env", "env", "Show what can be collected on this machine, and why not."),
+    ("analyze", "analyze", "Diagnose a run folder or Kineto traces recorded anywhere."),
+    ("fix", "fix", "Try the recipes for a script's findings, re-measure, and apply the winners."),
+    ("report", "report", "Write a self-contained HTML or markdown report of a run."),
+    ("dashboard", "dashboard", "Serve a Dash app over the run folders."),
+    ("compare", "compare", "Compare two runs; fail when step time regresses beyond a threshold."),
+)
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, _, _ in COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for name, module, _ in COMMANDS:
+            if name == cmd_name:
+                return importlib.import_module(f"dsprof.cli.{module}").command
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, _, help_ in COMMANDS])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dsprof")
+def cli() -> None:
+    """dsprof: profile PyTorch inference, diagnose it, fix it, and prove the fix."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: DsprofError becomes a one-line message and its exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="dsprof", standalone_mode=False)
+    except DsprofError as e:
+        click.echo(f"dsprof: error: {e}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("dsprof: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""dsprof.recipes."""

@@ -1,0 +1,121 @@
+"""The only place that knows the file names inside a run folder (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "run.json"
+FINDINGS = "findings.json"
+TRACE_DIR = "trace"
+METRICS_DIR = "metrics"
+OUTPUTS_DIR = "outputs"
+TRIALS_DIR = "trials"
+LOGS_DIR = "logs"
+RANKS_DIR = "ranks"
+
+STEPS = "steps.parquet"
+HOST = "host.parquet"
+GPU = "gpu.parquet"
+CUDA_MEMORY = "cuda_memory.parquet"
+# written line by line while the child runs; converted to steps.parquet at the end
+STEPS_LIVE = "steps.jsonl"
+# what the child observed about the script's objects (autograd, training mode, call site)
+CHILD_INFO = "child.json"
+STDOUT_LOG = "stdout.log"
+STDERR_LOG = "stderr.log"
+OUTPUTS_INDEX = "index.json"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Paths of one run folder (or of one rank inside a multi-rank run)."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def findings(self) -> Path:
+        return self.root / FINDINGS
+
+    @property
+    def trace_dir(self) -> Path:
+        return self.root / TRACE_DIR
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.root / METRICS_DIR
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.root / OUTPUTS_DIR
+
+    @property
+    def trials_dir(self) -> Path:
+        return self.root / TRIALS_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / LOGS_DIR
+
+    @property
+    def ranks_dir(self) -> Path:
+        return self.root / RANKS_DIR
+
+    @property
+    def steps(self) -> Path:
+        return self.metrics_dir / STEPS
+
+    @property
+    def steps_live(self) -> Path:
+        return self.metrics_dir / STEPS_LIVE
+
+    @property
+    def host(self) -> Path:
+        return self.metrics_dir / HOST
+
+    @property
+    def gpu(self) -> Path:
+        return self.metrics_dir / GPU
+
+    @property
+    def cuda_memory(self) -> Path:
+        return self.metrics_dir / CUDA_MEMORY
+
+    @property
+    def child_info(self) -> Path:
+        return self.root / CHILD_INFO
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.logs_dir / STDOUT_LOG
+
+    @property
+    def stderr_log(self) -> Path:
+        return self.logs_dir / STDERR_LOG
+
+    @property
+    def outputs_index(self) -> Path:
+        return self.outputs_dir / OUTPUTS_INDEX
+
+    def rank(self, rank: int) -> RunPaths:
+        """The sub-folder holding one rank's data in a multi-rank run."""
+        return RunPaths(self.ranks_dir / str(rank))
+
+    def trace_files(self) -> list[Path]:
+        """Kineto traces in trace/, sorted by name."""
+        if not self.trace_dir.is_dir():
+            return []
+        return sorted(
+            p
+            for p in self.trace_dir.iterdir()
+            if p.name.endswith((".json", ".json.gz", ".pt.trace.json", ".pt.trace.json.gz"))
+        )
+
+    def make_dirs(self) -> None:
+        """Create the sub-folders a collecting run writes into."""
+        for d in (self.trace_dir, self.metrics_dir, self.outputs_dir, self.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)

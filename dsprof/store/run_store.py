@@ -1,0 +1,178 @@
+"""Run folders on disk: naming new ones, finding existing ones, and loading one for analysis."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dsprof.core.errors import RunFolderError, UsageError
+from dsprof.core.findings import FindingsDocument
+from dsprof.core.manifest import RunManifest
+from dsprof.store.documents import read_findings, read_manifest
+from dsprof.store.layout import MANIFEST, RunPaths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_RUNS_DIR = Path(".dsprof") / "runs"
+# run ids are folder names: the timestamp, a slug and 4 hex digits; nothing that walks paths
+RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4}$")
+_SLUG_RE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def slugify(name: str) -> str:
+    """A folder-safe form of a script stem or user-given name."""
+    slug = _SLUG_RE.sub("-", name).strip("-.") or "run"
+    return slug[:48]
+
+
+def is_valid_run_id(run_id: str) -> bool:
+    """True when run_id has the shape of a run folder name (and so cannot traverse paths)."""
+    return bool(RUN_ID_RE.match(run_id)) and ".." not in run_id
+
+
+def check_writable_dir(out: Path) -> None:
+    """Fail before anything runs when the runs directory cannot be created or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the output directory: {e.strerror}", path=out) from None
+    if not out.is_dir():
+        raise UsageError("the output path exists and is not a directory", path=out)
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError("the output directory is not writable", path=out)
+
+
+def create_run_folder(out: Path, stem: str, now_s: float | None = None) -> RunPaths:
+    """Create `<out>/<YYYYmmdd-HHMMSS>-<stem>-<4 hex>`; mkdir is exclusive, so runs never collide."""
+    check_writable_dir(out)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now_s if now_s is not None else time.time()))
+    slug = slugify(stem)
+    for _ in range(64):
+        run_id = f"{stamp}-{slug}-{secrets.token_hex(2)}"
+        root = out / run_id
+        try:
+            root.mkdir()
+        except FileExistsError:
+            continue
+        paths = RunPaths(root)
+        paths.make_dirs()
+        return paths
+    raise UsageError("could not find a free run folder name", path=out)
+
+
+@dataclass
+class RunStore:
+    """All run folders under one directory (default .dsprof/runs)."""
+
+    root: Path = field(default_factory=lambda: DEFAULT_RUNS_DIR)
+
+    def run_dirs(self) -> list[Path]:
+        """Run folders (those with a run.json), newest first by name."""
+        if not self.root.is_dir():
+            return []
+        dirs = [p for p in self.root.iterdir() if p.is_dir() and (p / MANIFEST).is_file()]
+        return sorted(dirs, key=lambda p: p.name, reverse=True)
+
+    def manifests(self) -> Iterator[tuple[Path, RunManifest | RunFolderError]]:
+        """Each run folder with its manifest, or the error that kept it from being read."""
+        for d in self.run_dirs():
+            try:
+                yield d, read_manifest(d / MANIFEST)
+            except RunFolderError as e:
+                yield d, e
+
+    def resolve(self, ref: str | Path) -> Path:
+        """A run folder from its path or its id (the folder name) under this store."""
+        p = Path(ref)
+        if (p / MANIFEST).is_file():
+            return p
+        name = str(ref)
+        if is_valid_run_id(name) and (self.root / name / MANIFEST).is_file():
+            return self.root / name
+        if name == "latest" and (dirs := self.run_dirs()):
+            return dirs[0]
+        raise RunFolderError(
+            f"no run folder (with a run.json) by that path or id under {self.root}", path=p
+        )
+
+
+def _read_parquet(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a truncated file
+        raise RunFolderError(f"cannot read the table ({e}); the file may be half written", path=path) from None
+
+
+@dataclass
+class RunData:
+    """Everything an analyzer may read about one run. Metrics not collected are None."""
+
+    paths: RunPaths
+    manifest: RunManifest | None
+    steps: pd.DataFrame | None = None
+    host: pd.DataFrame | None = None
+    gpu: pd.DataFrame | None = None
+    cuda_memory: pd.DataFrame | None = None
+    child_info: dict[str, Any] = field(default_factory=dict)
+    trace_files: list[Path] = field(default_factory=list)
+    ranks: dict[int, RunData] = field(default_factory=dict)
+
+    @cached_property
+    def traces(self) -> list[Any]:
+        """Parsed traces (dsprof.trace.TraceFrames), one per file, parsed on first use."""
+        from dsprof.trace import load_trace
+
+        return [load_trace(p) for p in self.trace_files]
+
+    @property
+    def findings(self) -> FindingsDocument | None:
+        """The stored findings, or None when the run has not been analysed."""
+        if not self.paths.findings.is_file():
+            return None
+        return read_findings(self.paths.findings)
+
+
+def load_run(ref: str | Path, store: RunStore | None = None) -> RunData:
+    """Load a run folder (path or id) for analysis and reporting."""
+    root = (store or RunStore()).resolve(ref)
+    return _load_paths(RunPaths(root), read_manifest(root / MANIFEST))
+
+
+def _load_paths(paths: RunPaths, manifest: RunManifest | None) -> RunData:
+    child_info: dict[str, Any] = {}
+    if paths.child_info.is_file():
+        try:
+            child_info = json.loads(paths.child_info.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise RunFolderError(f"not valid JSON ({e})", path=paths.child_info) from None
+    run = RunData(
+        paths=paths,
+        manifest=manifest,
+        steps=_read_parquet(paths.steps),
+        host=_read_parquet(paths.host),
+        gpu=_read_parquet(paths.gpu),
+        cuda_memory=_read_parquet(paths.cuda_memory),
+        child_info=child_info,
+        trace_files=paths.trace_files(),
+    )
+    if manifest is not None:
+        for rank in manifest.ranks:
+            rank_paths = paths.rank(rank)
+            rank_manifest = (
+                read_manifest(rank_paths.manifest) if rank_paths.manifest.is_file() else None
+            )
+            run.ranks[rank] = _load_paths(rank_paths, rank_manifest)
+    return run
