@@ -1,0 +1,44 @@
+"""The analyzer contract: a pure function of a run's data to findings.
+
+An analyzer class has:
+    name: str               kebab-case registry name (usually the category it emits)
+    version: int            bumped when its logic changes (findings can be rebuilt)
+    requires: tuple[str, ...]  artifacts it needs: "trace", "steps", "host", "gpu",
+                            "cuda_memory", "child_info", "ranks"; missing ones -> it is skipped
+    analyze(run) -> list[Finding]   pure: no I/O beyond RunData's lazy loading, no printing
+
+Its docstring has the sections Detects / Signal / Thresholds / Evidence / False positives /
+References, and every threshold is a named module constant cited there with its source.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from dsprof.core.findings import Finding
+    from dsprof.store.run_store import RunData
+
+
+class Analyzer(Protocol):
+    """What the registry holds."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    requires: ClassVar[tuple[str, ...]]
+
+    def analyze(self, run: RunData) -> list[Finding]: ...
+
+
+def has_artifacts(run: RunData, requires: tuple[str, ...]) -> bool:
+    """True when every artifact an analyzer requires is present in the run."""
+    present = {
+        "trace": bool(run.trace_files),
+        "steps": run.steps is not None and len(run.steps) > 0,
+        "host": run.host is not None and len(run.host) > 0,
+        "gpu": run.gpu is not None and len(run.gpu) > 0,
+        "cuda_memory": run.cuda_memory is not None and len(run.cuda_memory) > 0,
+        "child_info": bool(run.child_info),
+        "ranks": len(run.ranks) > 1 or len(run.trace_files) > 1,
+    }
+    return all(present.get(r, False) for r in requires)
