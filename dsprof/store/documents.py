@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from dsprof.core.errors import RunFolderError, SchemaVersionError
 from dsprof.core.findings import FINDINGS_SCHEMA_VERSION, FindingsDocument
+from dsprof.core.fix import FIX_SCHEMA_VERSION, FixSession
 from dsprof.core.manifest import SCHEMA_VERSION, RunManifest
 
 M = TypeVar("M", bound=BaseModel)
@@ -67,3 +68,8 @@ def read_manifest(path: Path) -> RunManifest:
 def read_findings(path: Path) -> FindingsDocument:
     """Read findings.json, checking its schema version."""
     return _read_versioned(path, FindingsDocument, FINDINGS_SCHEMA_VERSION)
+
+
+def read_fix_session(path: Path) -> FixSession:
+    """Read fix.json (a `dsprof fix` session), checking its schema version."""
+    return _read_versioned(path, FixSession, FIX_SCHEMA_VERSION)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 MANIFEST = "run.json"
 FINDINGS = "findings.json"
+# the `dsprof fix` session run on this (baseline) run
+FIX_SESSION = "fix.json"
 TRACE_DIR = "trace"
 METRICS_DIR = "metrics"
 OUTPUTS_DIR = "outputs"
@@ -40,6 +42,10 @@ class RunPaths:
     @property
     def findings(self) -> Path:
         return self.root / FINDINGS
+
+    @property
+    def fix_session(self) -> Path:
+        return self.root / FIX_SESSION
 
     @property
     def trace_dir(self) -> Path:

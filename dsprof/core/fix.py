@@ -1,0 +1,141 @@
+"""fix.json: one `dsprof fix` session, written into the baseline run folder.
+
+A session is: the baseline run, the recipes considered (each with why it does or does not apply),
+one trial run per recipe (a run folder under <baseline>/trials/), a verdict per trial (speed with a
+bootstrap interval, memory, output drift), the greedy combination of the accepted recipes measured
+again, and the changes written into the script by `--apply`. No torch imports here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+FIX_SCHEMA_VERSION = 1
+
+RiskClass = Literal["exact", "approximate", "deterministic"]
+TrialStatus = Literal["ok", "failed", "skipped"]
+# what a verdict concluded; only "win" is accepted
+Outcome = Literal[
+    "win",  # the interval's conservative end clears the minimum gain and drift is within tolerance
+    "no-measurable-change",  # the interval reaches into the noise band
+    "slower",  # the interval lies below 1
+    "drift",  # faster or not, the outputs moved beyond the tolerance
+    "failed",  # the trial run raised or exited non-zero
+    "insufficient-data",  # too few steps to say anything
+]
+
+
+class Applicability(BaseModel):
+    """Whether one recipe applies to the baseline run, and why (not)."""
+
+    recipe: str
+    applies: bool
+    reason: str
+    risk: RiskClass
+    findings: list[str] = Field(default_factory=list, description="categories it addresses here")
+    forced: bool = Field(default=False, description="named with --recipe")
+
+
+class Drift(BaseModel):
+    """Trial outputs against the baseline's captured outputs (same steps, same tensor names)."""
+
+    tensors_compared: int = 0
+    max_abs: float | None = None
+    rel_l2: float | None = Field(default=None, description="||a-b|| / ||a||, worst tensor")
+    cosine: float | None = Field(default=None, description="lowest per-row cosine similarity")
+    top1_agreement: float | None = Field(
+        default=None, description="share of rows with the same argmax (logits-shaped outputs)"
+    )
+    allclose: bool | None = Field(default=None, description="fp32 allclose on every tensor")
+    deterministic: bool | None = Field(
+        default=None, description="repeated steps on the same inputs gave the same outputs"
+    )
+    note: str = ""
+
+
+class TrialMetrics(BaseModel):
+    """Numbers of one run over its measured steps (warm-up and compile steps excluded)."""
+
+    steps_measured: int = 0
+    steps_excluded: int = 0
+    p50_ns: int | None = None
+    p99_ns: int | None = None
+    mean_ns: int | None = None
+    throughput_per_s: float | None = None
+    peak_rss_bytes: int | None = None
+    peak_cuda_allocated_bytes: int | None = None
+
+
+class Verdict(BaseModel):
+    """The judgement of one trial against the baseline."""
+
+    accepted: bool
+    outcome: Outcome
+    speedup: float | None = Field(default=None, description="baseline median / trial median")
+    ci95: tuple[float, float] | None = Field(default=None, description="bootstrap 95 % interval")
+    min_gain: float = Field(default=0.03, description="the conservative end must exceed 1+min_gain")
+    peak_memory_change_bytes: int | None = None
+    drift: Drift | None = None
+    reason: str = ""
+
+
+class Trial(BaseModel):
+    """One trial run: recipes applied in a child run of the same script."""
+
+    trial_id: str
+    recipes: list[str]
+    run_dir: str = Field(default="", description="relative to the baseline run folder")
+    run_id: str = ""
+    status: TrialStatus = "ok"
+    error: str | None = None
+    combined: bool = Field(default=False, description="the greedy combination of accepted recipes")
+    recipe_status: dict[str, object] = Field(
+        default_factory=dict, description="what trial.install reported per recipe (child.json)"
+    )
+    metrics: TrialMetrics = Field(default_factory=TrialMetrics)
+    verdict: Verdict | None = None
+
+
+class AppliedChange(BaseModel):
+    """One code change `--apply` made (or, when `manual`, printed for the user to make)."""
+
+    recipe: str
+    file: str
+    placement: Literal["top", "after-model", "manual"]
+    line: int | None = Field(default=None, description="1-based line the code was inserted after")
+    code: str
+    manual: bool = False
+    reason: str = ""
+
+
+class ApplyResult(BaseModel):
+    """What `--apply` did to the script and what re-running the patched script measured."""
+
+    script: str
+    backup: str | None = None
+    dry_run: bool = False
+    diff: str = ""
+    changes: list[AppliedChange] = Field(default_factory=list)
+    check_run: str | None = Field(default=None, description="run folder of the patched script")
+    check_speedup: float | None = None
+    check_ci95: tuple[float, float] | None = None
+    check_reason: str = ""
+
+
+class FixSession(BaseModel):
+    """fix.json in the baseline run folder."""
+
+    schema_version: int = FIX_SCHEMA_VERSION
+    baseline_run: str
+    script: str
+    argv: list[str] = Field(default_factory=list)
+    start_ns: int
+    end_ns: int | None = None
+    tolerance: dict[str, float] = Field(default_factory=dict)
+    baseline: TrialMetrics = Field(default_factory=TrialMetrics)
+    candidates: list[Applicability] = Field(default_factory=list)
+    trials: list[Trial] = Field(default_factory=list)
+    accepted: list[str] = Field(default_factory=list, description="recipes in the final stack")
+    apply: ApplyResult | None = None
