@@ -1,0 +1,322 @@
+"""Plotly figure builders shared by the HTML report and the dashboard.
+
+Each builder takes run data and returns a `go.Figure`, or None when the run lacks what the figure
+needs (a metric that was not collected is absent from the figure, never drawn as 0). No I/O, no
+`fig.show()`. Times are seconds since the run started (run.json start_ns, the one epoch clock).
+
+Plotly.js reads a subset of HTML in every label (`<b>`, `<br>`, `<a>`), so every name that comes
+from the user's program (op, kernel, module, recipe) goes through `plot_text`, which escapes it so
+it shows as the literal text.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from dsprof.report.view_model import FixView, StepStats
+    from dsprof.store.run_store import RunData
+
+TEMPLATE = "plotly_white"
+# a step-boundary bar per step stays readable up to this many steps; beyond it the timeline
+# shows the step durations as a line (thousands of bars make the page slow to draw)
+MAX_STEP_BARS = 500
+# op / kernel breakdowns show this many names; the rest is summed into "other"
+TOP_N = 15
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure with the key and title a page uses for it."""
+
+    key: str
+    title: str
+    figure: go.Figure
+
+
+def plot_text(name: object) -> str:
+    """Escape a name for a plotly label so `<b>` shows as text instead of bold."""
+    return html.escape(str(name), quote=False)
+
+
+def _origin_ns(run: RunData) -> int:
+    if run.manifest is not None:
+        return run.manifest.start_ns
+    starts = [
+        int(frame[col].min())
+        for frame, col in ((run.steps, "start_ns"), (run.host, "ts_ns"), (run.gpu, "ts_ns"))
+        if frame is not None and len(frame)
+    ]
+    return min(starts) if starts else 0
+
+
+def _seconds(ns: pd.Series, origin_ns: int) -> pd.Series:
+    return (ns.astype("int64") - origin_ns) / 1e9
+
+
+def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+    fig.update_layout(
+        template=TEMPLATE,
+        title={"text": plot_text(title), "x": 0.01},
+        height=height,
+        margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig
+
+
+def timeline_figure(run: RunData) -> go.Figure | None:
+    """GPU utilization/memory/power and host CPU/RSS over time, with steps and the traced window."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    origin = _origin_ns(run)
+    rows: list[tuple[str, list[go.Scatter | go.Bar]]] = []
+    steps = run.steps
+    if steps is not None and len(steps):
+        start = _seconds(steps["start_ns"], origin)
+        dur_ms = steps["duration_ns"].astype("int64") / 1e6
+        traced = steps["traced"].astype(bool) if "traced" in steps else None
+        if len(steps) <= MAX_STEP_BARS:
+            # one bar per step spanning [start, end]: its edges are the step boundaries
+            width = steps["duration_ns"].astype("int64") / 1e9
+            colors = (
+                ["#1f77b4" if t else "#9ecae1" for t in traced] if traced is not None else "#1f77b4"
+            )
+            step_trace: go.Scatter | go.Bar = go.Bar(
+                x=start + width / 2,
+                y=dur_ms,
+                width=width,
+                marker={"color": colors, "line": {"width": 0.5, "color": "white"}},
+                name="step (ms)",
+                customdata=steps["step"].astype("int64"),
+                hovertemplate="step %{customdata}<br>%{y:.3f} ms<extra></extra>",
+            )
+        else:
+            step_trace = go.Scatter(x=start, y=dur_ms, mode="lines", name="step (ms)")
+        rows.append(("step (ms)", [step_trace]))
+    gpu = run.gpu
+    if gpu is not None and len(gpu):
+        for column, label, scale in (
+            ("util_gpu_pct", "GPU util %", 1.0),
+            ("mem_used_bytes", "GPU mem GiB", 1 / GIB),
+            ("power_w", "GPU power W", 1.0),
+        ):
+            if column not in gpu or gpu[column].isna().all():
+                continue
+            traces = []
+            for index, part in gpu.groupby("gpu_index", sort=True):
+                part = part.sort_values("ts_ns")
+                traces.append(
+                    go.Scatter(
+                        x=_seconds(part["ts_ns"], origin),
+                        y=part[column] * scale,
+                        mode="lines",
+                        name=f"{label} (GPU {index})",
+                    )
+                )
+            rows.append((label, traces))
+    host = run.host
+    if host is not None and len(host):
+        host = host.sort_values("ts_ns")
+        t = _seconds(host["ts_ns"], origin)
+        cpu = [
+            go.Scatter(x=t, y=host[c], mode="lines", name=name)
+            for c, name in (("proc_cpu_pct", "process CPU %"), ("sys_cpu_pct", "system CPU %"))
+            if c in host and not host[c].isna().all()
+        ]
+        if cpu:
+            rows.append(("CPU %", cpu))
+        if "proc_rss_bytes" in host and not host["proc_rss_bytes"].isna().all():
+            rows.append(
+                (
+                    "RSS GiB",
+                    [go.Scatter(x=t, y=host["proc_rss_bytes"] / GIB, mode="lines", name="RSS GiB")],
+                )
+            )
+    if not rows:
+        return None
+    fig = make_subplots(
+        rows=len(rows),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.04,
+        subplot_titles=[label for label, _ in rows],
+    )
+    for i, (_, traces) in enumerate(rows, start=1):
+        for trace in traces:
+            fig.add_trace(trace, row=i, col=1)
+    if steps is not None and len(steps) and "traced" in steps and steps["traced"].any():
+        window = steps[steps["traced"].astype(bool)]
+        x0 = (int(window["start_ns"].min()) - origin) / 1e9
+        x1 = (int(window["end_ns"].max()) - origin) / 1e9
+        fig.add_vrect(
+            x0=x0,
+            x1=x1,
+            fillcolor="orange",
+            opacity=0.12,
+            line_width=0,
+            annotation_text="traced window",
+            annotation_position="top left",
+            row="all",
+            col=1,
+        )
+    fig.update_xaxes(title_text="seconds since start", row=len(rows), col=1)
+    return _layout(fig, "Timeline", height=170 * len(rows) + 120)
+
+
+def latency_figure(steps: pd.DataFrame | None, stats: StepStats) -> go.Figure | None:
+    """Histogram of step latencies with the p50 and p99 marked."""
+    import plotly.graph_objects as go
+
+    if steps is None or len(steps) == 0:
+        return None
+    dur_ms = steps["duration_ns"].astype("int64") / 1e6
+    fig = go.Figure(go.Histogram(x=dur_ms, nbinsx=40, name="steps", marker={"color": "#1f77b4"}))
+    for label, value, color in (("p50", stats.p50_ns, "green"), ("p99", stats.p99_ns, "red")):
+        if value is not None:
+            fig.add_vline(
+                x=value / 1e6,
+                line_color=color,
+                line_dash="dash",
+                annotation_text=f"{label} {value / 1e6:.3g} ms",
+                annotation_position="top",
+            )
+    fig.update_xaxes(title_text="step latency (ms)")
+    fig.update_yaxes(title_text="steps")
+    return _layout(fig, "Step latency distribution")
+
+
+def cuda_memory_figure(run: RunData) -> go.Figure | None:
+    """CUDA memory reserved vs allocated at step ends, per device."""
+    import plotly.graph_objects as go
+
+    mem = run.cuda_memory
+    if mem is None or len(mem) == 0:
+        return None
+    origin = _origin_ns(run)
+    fig = go.Figure()
+    for device, part in mem.groupby("device", sort=True):
+        part = part.sort_values("ts_ns")
+        t = _seconds(part["ts_ns"], origin)
+        for column, label in (("reserved_bytes", "reserved"), ("allocated_bytes", "allocated")):
+            if column in part and not part[column].isna().all():
+                fig.add_trace(
+                    go.Scatter(
+                        x=t,
+                        y=part[column] / GIB,
+                        mode="lines+markers",
+                        name=f"{label} (device {plot_text(device)})",
+                    )
+                )
+    if not fig.data:
+        return None
+    fig.update_xaxes(title_text="seconds since start")
+    fig.update_yaxes(title_text="GiB")
+    return _layout(fig, "CUDA memory: reserved vs allocated")
+
+
+def rank_steps_figure(run: RunData) -> go.Figure | None:
+    """Step times per rank (box per rank): a straggler stands out as the high box."""
+    import plotly.graph_objects as go
+
+    ranks = {
+        r: d.steps for r, d in sorted(run.ranks.items()) if d.steps is not None and len(d.steps)
+    }
+    if not ranks:
+        return None
+    fig = go.Figure()
+    for rank, steps in ranks.items():
+        fig.add_trace(
+            go.Box(
+                y=steps["duration_ns"].astype("int64") / 1e6, name=f"rank {rank}", boxpoints="all"
+            )
+        )
+    fig.update_yaxes(title_text="step (ms)")
+    return _layout(fig, "Step times per rank")
+
+
+def fix_trials_figure(fix: FixView) -> go.Figure | None:
+    """Speed-up of each fix trial over the baseline with its 95% interval (1 = no change)."""
+    import plotly.graph_objects as go
+
+    trials = [t for t in fix.trials if t.get("speedup") is not None]
+    if not trials:
+        return None
+    names = [plot_text(t["name"]) for t in trials]
+    speedup = [t["speedup"] for t in trials]
+    lo = [t.get("ci_low") if t.get("ci_low") is not None else t["speedup"] for t in trials]
+    hi = [t.get("ci_high") if t.get("ci_high") is not None else t["speedup"] for t in trials]
+    colors = [
+        "#2ca02c" if t.get("accepted") else ("#d62728" if t.get("speedup", 1) < 1 else "#7f7f7f")
+        for t in trials
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=speedup,
+            marker={"color": colors},
+            name="speed-up",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [h - s for h, s in zip(hi, speedup, strict=True)],
+                "arrayminus": [s - lo_ for s, lo_ in zip(speedup, lo, strict=True)],
+            },
+            hovertemplate="%{x}<br>x%{y:.3f}<extra></extra>",
+        )
+    )
+    fig.add_hline(y=1.0, line_dash="dot", line_color="black")
+    fig.update_yaxes(title_text="speed-up of step p50 (x, 95% interval)")
+    return _layout(fig, "Fix trials: before / after")
+
+
+def _top_n(frame: pd.DataFrame, name_col: str, value_col: str, n: int = TOP_N) -> pd.DataFrame:
+    """The n largest rows by value, the rest summed into one 'other' row."""
+    import pandas as pd
+
+    ordered = frame.sort_values([value_col, name_col], ascending=[False, True])
+    head = ordered.head(n)
+    rest = ordered.iloc[n:][value_col].sum()
+    if rest > 0:
+        head = pd.concat([head, pd.DataFrame({name_col: ["(other)"], value_col: [rest]})])
+    return head
+
+
+def breakdown_figure(
+    frame: pd.DataFrame, name_col: str, value_col: str, title: str, unit_scale: float = 1e-6
+) -> go.Figure | None:
+    """Horizontal bars of total time per name (ns in value_col, shown in ms)."""
+    import plotly.graph_objects as go
+
+    if frame is None or len(frame) == 0:
+        return None
+    top = _top_n(frame[[name_col, value_col]], name_col, value_col)
+    top = top.iloc[::-1]  # largest at the top of a horizontal bar chart
+    fig = go.Figure(
+        go.Bar(
+            y=[plot_text(n) for n in top[name_col]],
+            x=top[value_col].astype("float64") * unit_scale,
+            orientation="h",
+            name=plot_text(title),
+            hovertemplate="%{y}<br>%{x:.3f} ms<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title_text="total time (ms)")
+    fig.update_yaxes(automargin=True, type="category")
+    return _layout(fig, title, height=max(300, 28 * len(top) + 120))
+
+
+def figure_json(fig: go.Figure) -> dict[str, Any]:
+    """The figure as a plain dict (what dcc.Graph and the HTML report's JSON embed)."""
+    import json
+
+    import plotly.io as pio
+
+    return json.loads(pio.to_json(fig, validate=False, engine="json"))
