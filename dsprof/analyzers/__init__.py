@@ -1,1 +1,93 @@
-"""dsprof.analyzers."""
+"""The analyzer registry: an explicit tuple, run over a run folder or over bare traces.
+
+    analyze_run(run)        every analyzer whose `requires` are present; an analyzer that raises
+                            is recorded in FindingsDocument.analyzers_failed, the others still run
+    analyze_traces(paths)   Kineto traces recorded anywhere; several files are the ranks of one job
+
+Adding an analyzer: write dsprof/analyzers/<name>.py (contract in dsprof.analyzers.base) and add
+an instance to ANALYZERS below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dsprof.analyzers.base import Analyzer, has_artifacts
+from dsprof.core.errors import DsprofError, UsageError
+from dsprof.core.findings import Finding, FindingsDocument
+
+if TYPE_CHECKING:
+    from dsprof.store.run_store import RunData
+
+ANALYZERS: tuple[Analyzer, ...] = ()
+
+TRACE_SUFFIXES = (".json", ".json.gz")
+
+
+def analyze_run(run: RunData) -> FindingsDocument:
+    """Run every applicable analyzer on one run; findings sorted by impact."""
+    findings: list[Finding] = []
+    failed: dict[str, str] = {}
+    trace_ok = True
+    if run.trace_files:
+        try:
+            run.traces  # noqa: B018 - parse once up front, so a bad trace is reported once
+        except DsprofError as e:
+            failed["trace"] = str(e)
+            trace_ok = False
+    for analyzer in ANALYZERS:
+        if not has_artifacts(run, analyzer.requires):
+            continue
+        if "trace" in analyzer.requires and not trace_ok:
+            continue
+        try:
+            findings.extend(analyzer.analyze(run))
+        except Exception as e:  # one broken analyzer must not hide the others' findings
+            failed[analyzer.name] = f"{type(e).__name__}: {e}"
+    for name, rank_run in sorted(run.ranks.items()):
+        # per-rank folders of a multi-rank job are analysed too; their findings name the rank
+        if rank_run is run:
+            continue
+        sub = analyze_run(rank_run)
+        for f in sub.findings:
+            if not any(f.category == g.category and f.title == g.title for g in findings):
+                findings.append(f.model_copy(update={"title": f"rank {name}: {f.title}"}))
+        failed.update({f"rank {name}: {k}": v for k, v in sub.analyzers_failed.items()})
+    return FindingsDocument(findings=findings, analyzers_failed=failed).sorted()
+
+
+def expand_trace_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory counts as the trace files directly inside it, sorted."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            inside = sorted(
+                q for q in p.iterdir() if q.is_file() and q.name.endswith(TRACE_SUFFIXES)
+            )
+            if not inside:
+                raise UsageError("no .json or .json.gz trace files in this directory", path=p)
+            files.extend(inside)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UsageError("no such trace file or directory", path=p)
+    return files
+
+
+def analyze_traces(paths: list[Path]) -> FindingsDocument:
+    """Diagnose bare Kineto traces; several files are read as the ranks of one job.
+
+    A trace that cannot be read raises TraceError (naming the file), since there is nothing else
+    to analyse.
+    """
+    from dsprof.store.layout import RunPaths
+    from dsprof.store.run_store import RunData
+
+    files = expand_trace_paths([Path(p) for p in paths])
+    run = RunData(paths=RunPaths(files[0].parent), manifest=None, trace_files=files)
+    run.traces  # noqa: B018 - raise TraceError here, not inside each analyzer
+    return analyze_run(run)
+
+
+__all__ = ["ANALYZERS", "analyze_run", "analyze_traces", "expand_trace_paths"]

@@ -1,0 +1,271 @@
+"""Turn chunks of raw Kineto event dicts into typed columns, one table per kind of event.
+
+Category names of both schemas map onto one vocabulary (KIND_OF_CAT). Per chunk, events are grouped
+by kind with numpy (one factorize of the category list), and only the fields a kind needs are
+pulled out. Strings are interned into int32 codes shared across chunks (Interner), so a name
+repeated a million times is stored once. Flows, metadata ('M') and profiler spans are dropped here.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+# Kineto category -> table. 2021 names (Operator/Runtime/Kernel/Memcpy/Memset) and current ones.
+KIND_OF_CAT: dict[str, str] = {
+    "cpu_op": "cpu",
+    "Operator": "cpu",
+    "user_annotation": "cpu",
+    "python_function": "cpu",
+    "cuda_runtime": "runtime",
+    "Runtime": "runtime",
+    "cuda_driver": "runtime",
+    "kernel": "gpu",
+    "Kernel": "gpu",
+    "gpu_memcpy": "gpu",
+    "Memcpy": "gpu",
+    "gpu_memset": "gpu",
+    "Memset": "gpu",
+    "cuda_sync": "gpu",
+    "cpu_instant_event": "memory",
+}
+# normalised `cat` values stored in the tables
+CANONICAL_CAT: dict[str, str] = {
+    "Operator": "cpu_op",
+    "Runtime": "cuda_runtime",
+    "Kernel": "kernel",
+    "Memcpy": "gpu_memcpy",
+    "Memset": "gpu_memset",
+}
+_EMPTY: dict[str, Any] = {}
+_ZERO3 = (0, 0, 0)
+
+
+class Interner:
+    """Strings (or JSON-dumped values) to stable int32 codes across chunks."""
+
+    def __init__(self) -> None:
+        self.codes: dict[Any, int] = {}
+
+    def encode(self, values: list[Any]) -> np.ndarray:
+        """Codes for values; vectorised per unique value of the chunk."""
+        if not values:
+            return np.empty(0, dtype=np.int32)
+        local, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+        remap = np.fromiter(
+            (self.codes.setdefault(u, len(self.codes)) for u in uniques),
+            dtype=np.int32,
+            count=len(uniques),
+        )
+        return remap[local]
+
+    def categorical(self, codes: np.ndarray) -> pd.Categorical:
+        """A pandas Categorical over all strings seen so far."""
+        cats = list(self.codes)
+        return pd.Categorical.from_codes(
+            codes, categories=pd.Index(cats, dtype=object), validate=False
+        )
+
+
+def _times_ns(values: list[Any]) -> np.ndarray:
+    """Kineto microseconds (int or float) to int64 ns, exact for integer epoch microseconds."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64) * 1000
+    arr = arr.astype(np.float64)
+    whole = np.floor(arr)
+    return whole.astype(np.int64) * 1000 + np.rint((arr - whole) * 1000).astype(np.int64)
+
+
+def _ints(values: list[Any], missing: int = -1) -> np.ndarray:
+    """Integers where they are ints, `missing` where absent or not numbers (e.g. tid 'stream 7')."""
+    if not values:
+        return np.empty(0, dtype=np.int64)
+    fast = np.asarray(values)
+    if fast.dtype.kind in "iu":  # the common case: every value an int
+        return fast.astype(np.int64)
+    arr = np.asarray(values, dtype=object)
+    out = pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce")
+    if out.isna().any():
+        # legacy string tids ("stream 7", "25738"): take the trailing integer, per unique value
+        strs = pd.Series(arr, dtype=object)[out.isna()].astype(str)
+        out[out.isna()] = pd.to_numeric(strs.str.extract(r"(-?\d+)\s*$")[0], errors="coerce")
+    return out.fillna(missing).to_numpy(dtype=np.int64)
+
+
+def _floats(values: list[Any]) -> np.ndarray:
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64
+    )
+
+
+class ColumnBuilder:
+    """Accumulates per-chunk column arrays for each table; `frames()` concatenates once."""
+
+    def __init__(self) -> None:
+        self.names = Interner()
+        self.cats = Interner()
+        self.shapes = Interner()  # JSON of "Input Dims" / "Input type", interned
+        self.parts: dict[str, list[dict[str, np.ndarray]]] = {
+            "cpu": [],
+            "runtime": [],
+            "gpu": [],
+            "memory": [],
+        }
+        self.events_seen = 0
+
+    def add(self, events: list[dict[str, Any]]) -> None:
+        """Sort one chunk's events into their tables."""
+        self.events_seen += len(events)
+        if not events:
+            return
+        cat_of = [e.get("cat") or ("memory" if e.get("name") == "[memory]" else "") for e in events]
+        codes, uniques = pd.factorize(pd.Series(cat_of, dtype=object))
+        for i, cat in enumerate(uniques):
+            kind = "memory" if cat == "memory" else KIND_OF_CAT.get(cat)
+            if kind is None:
+                continue
+            idx = np.flatnonzero(codes == i)
+            group = _take(events, idx)
+            if kind == "memory":
+                group = [e for e in group if e.get("name") == "[memory]"]
+            else:
+                group = [e for e in group if e.get("ph") == "X"]
+            if group:
+                builder = getattr(self, f"_{kind}")
+                self.parts[kind].append(builder(group, CANONICAL_CAT.get(cat, cat)))
+
+    def _common(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+        n = len(group)
+        return {
+            "name": self.names.encode([e.get("name", "") for e in group]),
+            "cat": np.full(n, self.cats.encode([cat])[0], dtype=np.int32),
+            "ts_ns": _times_ns([e.get("ts", 0) for e in group]),
+            "dur_ns": _times_ns([e.get("dur", 0) for e in group]),
+            "pid": _ints([e.get("pid", -1) for e in group]),
+            "tid": _ints([e.get("tid", -1) for e in group]),
+        }
+
+    def _cpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+        cols = self._common(group, cat)
+        args = [e.get("args") or _EMPTY for e in group]
+        cols["external_id"] = _ints([a.get("External id", a.get("external id", -1)) for a in args])
+        if cat in ("cpu_op", "user_annotation"):
+            # shapes and dtypes: interned JSON text, decoded per unique value by the roofline
+            cols["input_dims"] = self.shapes.encode([_dump(a.get("Input Dims")) for a in args])
+            cols["input_types"] = self.shapes.encode([_dump(a.get("Input type")) for a in args])
+        else:
+            empty = self.shapes.encode([b""])[0]
+            cols["input_dims"] = np.full(len(group), empty, dtype=np.int32)
+            cols["input_types"] = cols["input_dims"].copy()
+        return cols
+
+    def _runtime(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+        cols = self._common(group, cat)
+        args = [e.get("args") or _EMPTY for e in group]
+        cols["correlation"] = _ints([a.get("correlation", -1) for a in args])
+        cols["external_id"] = _ints([a.get("External id", a.get("external id", -1)) for a in args])
+        return cols
+
+    def _gpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+        cols = self._common(group, cat)
+        args = [e.get("args") or _EMPTY for e in group]
+        cols["device"] = _ints([a.get("device", -1) for a in args])
+        cols["stream"] = _ints([a.get("stream", -1) for a in args])
+        cols["correlation"] = _ints([a.get("correlation", -1) for a in args])
+        cols["external_id"] = _ints([a.get("External id", a.get("external id", -1)) for a in args])
+        cols["bytes"] = _ints([a.get("bytes", -1) for a in args])
+        if cat == "kernel":
+            grid = np.asarray([_xyz(a.get("grid")) for a in args], dtype=np.int64).reshape(-1, 3)
+            block = np.asarray([_xyz(a.get("block")) for a in args], dtype=np.int64).reshape(-1, 3)
+            cols["grid_blocks"] = np.where(grid.min(axis=1) > 0, grid.prod(axis=1), -1)
+            cols["block_threads"] = np.where(block.min(axis=1) > 0, block.prod(axis=1), -1)
+            cols["registers"] = _ints([a.get("registers per thread", -1) for a in args])
+            cols["shared_mem_bytes"] = _ints([a.get("shared memory", -1) for a in args])
+            cols["blocks_per_sm"] = _floats([a.get("blocks per SM") for a in args])
+            cols["warps_per_sm"] = _floats([a.get("warps per SM") for a in args])
+            cols["occupancy_pct"] = _floats([a.get("est. achieved occupancy %") for a in args])
+        return cols
+
+    def _memory(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+        cols = self._common(group, "memory")
+        args = [e.get("args") or _EMPTY for e in group]
+        cols["bytes"] = _ints([a.get("Bytes", 0) for a in args], missing=0)
+        cols["total_allocated"] = _ints([a.get("Total Allocated", -1) for a in args])
+        cols["total_reserved"] = _ints([a.get("Total Reserved", -1) for a in args])
+        cols["device_id"] = _ints([a.get("Device Id", -1) for a in args])
+        cols["device_type"] = _ints([a.get("Device Type", -1) for a in args])
+        return cols
+
+    def frames(self, base_ns: int) -> dict[str, pd.DataFrame]:
+        """One DataFrame per table, times shifted onto the epoch clock, sorted by start time."""
+        out = {}
+        for kind, parts in self.parts.items():
+            columns = _concat(parts, _SCHEMA[kind])
+            df = pd.DataFrame(columns)
+            df["name"] = self.names.categorical(columns["name"])
+            df["cat"] = self.cats.categorical(columns["cat"])
+            if "input_dims" in df:
+                df["input_dims"] = self.shapes.categorical(columns["input_dims"])
+                df["input_types"] = self.shapes.categorical(columns["input_types"])
+            df["ts_ns"] += base_ns
+            df.insert(df.columns.get_loc("dur_ns") + 1, "end_ns", df["ts_ns"] + df["dur_ns"])
+            out[kind] = df.sort_values("ts_ns", kind="stable", ignore_index=True)
+        return out
+
+
+_COMMON = ("name", "cat", "ts_ns", "dur_ns", "pid", "tid")
+_KERNEL_ONLY = {
+    "grid_blocks": -1,
+    "block_threads": -1,
+    "registers": -1,
+    "shared_mem_bytes": -1,
+    "blocks_per_sm": np.nan,
+    "warps_per_sm": np.nan,
+    "occupancy_pct": np.nan,
+}
+_SCHEMA: dict[str, tuple[str, ...]] = {
+    "cpu": (*_COMMON, "external_id", "input_dims", "input_types"),
+    "runtime": (*_COMMON, "correlation", "external_id"),
+    "gpu": (*_COMMON, "device", "stream", "correlation", "external_id", "bytes", *_KERNEL_ONLY),
+    "memory": (*_COMMON, "bytes", "total_allocated", "total_reserved", "device_id", "device_type"),
+}
+
+
+def _concat(parts: list[dict[str, np.ndarray]], schema: tuple[str, ...]) -> dict[str, np.ndarray]:
+    out = {}
+    for col in schema:
+        pieces = []
+        for p in parts:
+            if col in p:
+                pieces.append(p[col])
+            else:  # kernel-only columns on memcpy/memset chunks
+                fill = _KERNEL_ONLY.get(col, -1)
+                n = len(p["ts_ns"])
+                pieces.append(np.full(n, fill, dtype=np.float64 if fill is np.nan else np.int64))
+        if pieces:
+            out[col] = np.concatenate(pieces)
+        else:
+            dtype = np.int32 if col in ("name", "cat", "input_dims", "input_types") else np.int64
+            out[col] = np.empty(
+                0, dtype=np.float64 if _KERNEL_ONLY.get(col, -1) is np.nan else dtype
+            )
+    return out
+
+
+def _take(events: list[dict[str, Any]], idx: np.ndarray) -> list[dict[str, Any]]:
+    if len(idx) == 1:
+        return [events[int(idx[0])]]
+    return list(operator.itemgetter(*idx.tolist())(events))
+
+
+def _xyz(v: Any) -> Any:
+    return v if isinstance(v, list) and len(v) == 3 else _ZERO3
+
+
+def _dump(v: Any) -> bytes:
+    return orjson.dumps(v) if v else b""

@@ -1,0 +1,236 @@
+"""TraceFrames: one parsed Kineto trace as typed DataFrames, with the views analyzers use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from dsprof.core.errors import TraceError
+from dsprof.trace.columns import ColumnBuilder
+from dsprof.trace.reader import CHUNK_BYTES, TraceReader
+
+_STEP_RE = re.compile(r"^ProfilerStep#(\d+)$")
+DATALOADER_PREFIX = "enumerate(DataLoader)"
+# collectives: NCCL kernels, and non-NCCL ones (PyTorch symmetric memory, custom all-reduce, gloo)
+COMM_KERNEL_RE = re.compile(
+    r"nccl|all_?reduce|allgather|all_gather|reduce_?scatter|all_?to_?all|multimem|cross_device_reduce|"
+    r"sendrecv|broadcast",
+    re.IGNORECASE,
+)
+COMM_CPU_RE = re.compile(r"^(nccl:|gloo:|c10d::|record_param_comms)|ProcessGroup", re.IGNORECASE)
+
+
+@dataclass
+class TraceFrames:
+    """A parsed trace. See the package docstring (dsprof.trace) for the columns and views."""
+
+    path: Path
+    cpu: pd.DataFrame
+    runtime: pd.DataFrame
+    gpu: pd.DataFrame
+    memory: pd.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+    uncompressed_bytes: int = 0
+
+    # ---- metadata -------------------------------------------------------------------------
+    @property
+    def base_ns(self) -> int:
+        """baseTimeNanoseconds (0 for traces whose ts are already epoch microseconds)."""
+        return int(self.metadata.get("baseTimeNanoseconds") or 0)
+
+    @property
+    def device_properties(self) -> list[dict[str, Any]]:
+        """The trace's deviceProperties list (GPU name, numSms, computeMajor, ...)."""
+        props = self.metadata.get("deviceProperties") or []
+        return [p for p in props if isinstance(p, dict)]
+
+    @property
+    def distributed(self) -> dict[str, Any]:
+        """distributedInfo (backend, rank, world_size, ...) or {}."""
+        info = self.metadata.get("distributedInfo")
+        return info if isinstance(info, dict) else {}
+
+    @property
+    def rank(self) -> int | None:
+        """This trace's rank from distributedInfo, when recorded."""
+        r = self.distributed.get("rank")
+        return int(r) if isinstance(r, int) else None
+
+    @property
+    def has_gpu_activity(self) -> bool:
+        """True when the trace holds GPU kernels, copies or sets (not just deviceProperties)."""
+        return len(self.gpu) > 0
+
+    def device_name(self, device: int | None = None) -> str | None:
+        """The name of the GPU the kernels ran on (the most used device when not given)."""
+        if device is None and len(self.kernels):
+            device = int(self.kernels["device"].mode().iloc[0])
+        for p in self.device_properties:
+            if device is None or p.get("id") == device:
+                return str(p.get("name")) if p.get("name") else None
+        return None
+
+    # ---- views ----------------------------------------------------------------------------
+    @cached_property
+    def cpu_ops(self) -> pd.DataFrame:
+        """aten:: and other operator events (cat cpu_op / legacy Operator)."""
+        return self.cpu[self.cpu["cat"] == "cpu_op"].reset_index(drop=True)
+
+    @cached_property
+    def annotations(self) -> pd.DataFrame:
+        """record_function spans (cat user_annotation), plus legacy Operator-cat step/DataLoader spans."""
+        names = self.cpu["name"].astype(str)
+        legacy = (self.cpu["cat"] == "cpu_op") & (
+            names.str.startswith("ProfilerStep#") | names.str.startswith(DATALOADER_PREFIX)
+        )
+        return self.cpu[(self.cpu["cat"] == "user_annotation") | legacy].reset_index(drop=True)
+
+    @cached_property
+    def kernels(self) -> pd.DataFrame:
+        """GPU kernels."""
+        return self.gpu[self.gpu["cat"] == "kernel"].reset_index(drop=True)
+
+    @cached_property
+    def gpu_busy_events(self) -> pd.DataFrame:
+        """Kernels, memcpys and memsets: what occupies a GPU (cuda_sync events excluded)."""
+        return self.gpu[self.gpu["cat"].isin(["kernel", "gpu_memcpy", "gpu_memset"])].reset_index(
+            drop=True
+        )
+
+    @cached_property
+    def memcpy(self) -> pd.DataFrame:
+        """GPU copies; `direction` (HtoD, DtoH, DtoD, ...) and `pageable` columns added."""
+        df = self.gpu[self.gpu["cat"] == "gpu_memcpy"].reset_index(drop=True)
+        names = df["name"].astype(str)
+        return df.assign(
+            direction=names.str.extract(r"Memcpy (\w+)", expand=False).fillna(""),
+            pageable=names.str.contains("Pageable", regex=False),
+        )
+
+    @cached_property
+    def comm_kernels(self) -> pd.DataFrame:
+        """Collective kernels, NCCL or not (symmetric-memory all-reduce, custom all-reduce, ...)."""
+        k = self.kernels
+        return k[_match_per_unique(k["name"], COMM_KERNEL_RE)].reset_index(drop=True)
+
+    @cached_property
+    def comm_cpu(self) -> pd.DataFrame:
+        """Host-side collective spans (nccl:*, gloo:*, c10d::*): the CPU-only view of communication."""
+        return self.cpu[_match_per_unique(self.cpu["name"], COMM_CPU_RE)].reset_index(drop=True)
+
+    @cached_property
+    def launches(self) -> pd.DataFrame:
+        """Kernels joined to the runtime call that launched them (by correlation id).
+
+        Columns: the kernel's columns plus launch_ts_ns, launch_dur_ns, launch_name, launch_tid;
+        kernels without a matching runtime event keep NaN launch columns.
+        """
+        rt = self.runtime[self.runtime["correlation"] >= 0][
+            ["correlation", "ts_ns", "dur_ns", "name", "tid"]
+        ]
+        rt = rt.drop_duplicates("correlation").rename(
+            columns={
+                "ts_ns": "launch_ts_ns",
+                "dur_ns": "launch_dur_ns",
+                "name": "launch_name",
+                "tid": "launch_tid",
+            }
+        )
+        return self.kernels.merge(rt, on="correlation", how="left")
+
+    @cached_property
+    def steps(self) -> pd.DataFrame:
+        """ProfilerStep#N windows: step, start_ns, end_ns, dur_ns (empty when none were recorded)."""
+        a = self.annotations
+        names = a["name"].astype(str)
+        m = names.str.extract(_STEP_RE, expand=False)
+        s = a[m.notna()]
+        out = pd.DataFrame(
+            {
+                "step": m[m.notna()].astype(np.int64).to_numpy(),
+                "start_ns": s["ts_ns"].to_numpy(),
+                "end_ns": s["end_ns"].to_numpy(),
+            }
+        )
+        out = out.sort_values("start_ns", ignore_index=True).drop_duplicates("step")
+        out["dur_ns"] = out["end_ns"] - out["start_ns"]
+        return out.reset_index(drop=True)
+
+    @cached_property
+    def window(self) -> tuple[int, int]:
+        """The analysis window (start_ns, end_ns): the ProfilerStep span, else the whole trace."""
+        if len(self.steps):
+            return int(self.steps["start_ns"].min()), int(self.steps["end_ns"].max())
+        starts = [df["ts_ns"].min() for df in (self.cpu, self.runtime, self.gpu) if len(df)]
+        ends = [df["end_ns"].max() for df in (self.cpu, self.runtime, self.gpu) if len(df)]
+        return int(min(starts)), int(max(ends))
+
+    @property
+    def window_ns(self) -> int:
+        """Length of the analysis window."""
+        lo, hi = self.window
+        return max(hi - lo, 1)
+
+    @property
+    def window_label(self) -> str:
+        """How the window was chosen, for Evidence.window."""
+        if len(self.steps):
+            s = self.steps["step"]
+            return (
+                f"ProfilerStep#{s.min()}-#{s.max()}" if len(s) > 1 else f"ProfilerStep#{s.iloc[0]}"
+            )
+        return "whole trace"
+
+    def in_window(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Rows of df that overlap the analysis window."""
+        lo, hi = self.window
+        return df[(df["end_ns"] > lo) & (df["ts_ns"] < hi)]
+
+    def decoded_shapes(self, column: pd.Series) -> pd.Series:
+        """Input Dims / Input type categories decoded from JSON, once per unique value."""
+        cats = column.cat.categories
+        decoded = [orjson.loads(c) if c else None for c in cats]
+        return pd.Series(
+            pd.Categorical.from_codes(column.cat.codes, categories=range(len(cats))).map(
+                dict(enumerate(decoded))
+            ),
+            index=column.index,
+            dtype=object,
+        )
+
+
+def _match_per_unique(names: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
+    """Boolean mask: regex evaluated once per unique (categorical) name."""
+    cats = names.cat.categories
+    hits = np.fromiter((bool(pattern.search(str(c))) for c in cats), dtype=bool, count=len(cats))
+    codes = names.cat.codes.to_numpy()
+    return pd.Series(np.where(codes >= 0, hits[np.maximum(codes, 0)], False), index=names.index)
+
+
+def load_trace(path: str | Path, *, chunk_bytes: int = CHUNK_BYTES) -> TraceFrames:
+    """Parse a Kineto trace (.json or .json.gz, 2021 or current schema) into TraceFrames.
+
+    Raises TraceError naming the file for a truncated gzip, invalid JSON, a file without
+    traceEvents, or a trace with no CPU/GPU events.
+    """
+    path = Path(path)
+    reader = TraceReader(path, chunk_bytes=chunk_bytes)
+    builder = ColumnBuilder()
+    for chunk in reader.chunks():
+        builder.add(chunk)
+    meta = reader.metadata
+    base = meta.get("baseTimeNanoseconds")
+    frames = builder.frames(int(base) if isinstance(base, int) else 0)
+    if not any(len(df) for df in frames.values()):
+        what = "no events" if builder.events_seen == 0 else "no CPU or GPU events"
+        raise TraceError(f"the trace has {what} in traceEvents", path=path)
+    return TraceFrames(
+        path=path, metadata=meta, uncompressed_bytes=reader.uncompressed_bytes, **frames
+    )

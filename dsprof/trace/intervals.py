@@ -1,0 +1,82 @@
+"""Vectorised interval arithmetic on int64 ns (start, end) arrays: unions, gaps, overlaps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def union_intervals(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge overlapping [start, end) intervals; returns sorted disjoint (starts, ends)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    if not len(starts):
+        return starts, ends
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    reach = np.maximum.accumulate(e)
+    # a new merged interval begins where a start lies beyond everything before it
+    new = np.empty(len(s), dtype=bool)
+    new[0] = True
+    new[1:] = s[1:] > reach[:-1]
+    out_s = s[new]
+    out_e = np.maximum.reduceat(e, np.flatnonzero(new))
+    return out_s, out_e
+
+
+def clip(starts: np.ndarray, ends: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals cut to [lo, hi); empty ones dropped."""
+    s = np.clip(np.asarray(starts, dtype=np.int64), lo, hi)
+    e = np.clip(np.asarray(ends, dtype=np.int64), lo, hi)
+    keep = e > s
+    return s[keep], e[keep]
+
+
+def busy_ns(starts: np.ndarray, ends: np.ndarray, lo: int, hi: int) -> int:
+    """Length of the union of the intervals inside [lo, hi)."""
+    s, e = union_intervals(*clip(starts, ends, lo, hi))
+    return int((e - s).sum())
+
+
+def gaps(starts: np.ndarray, ends: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The idle intervals of [lo, hi) not covered by any interval."""
+    s, e = union_intervals(*clip(starts, ends, lo, hi))
+    gap_s = np.concatenate([[lo], e])
+    gap_e = np.concatenate([s, [hi]])
+    keep = gap_e > gap_s
+    return gap_s[keep], gap_e[keep]
+
+
+def overlap_ns(
+    a_starts: np.ndarray, a_ends: np.ndarray, b_starts: np.ndarray, b_ends: np.ndarray
+) -> int:
+    """Length of (union of a) ∩ (union of b)."""
+    a_s, a_e = union_intervals(a_starts, a_ends)
+    b_s, b_e = union_intervals(b_starts, b_ends)
+    if not len(a_s) or not len(b_s):
+        return 0
+    # |A ∩ B| = |A| + |B| - |A ∪ B|
+    u_s, u_e = union_intervals(np.concatenate([a_s, b_s]), np.concatenate([a_e, b_e]))
+    return int((a_e - a_s).sum() + (b_e - b_s).sum() - (u_e - u_s).sum())
+
+
+def covered_ns_each(
+    starts: np.ndarray, ends: np.ndarray, cover_starts: np.ndarray, cover_ends: np.ndarray
+) -> np.ndarray:
+    """For each interval, how many ns of it the union of the cover intervals overlaps."""
+    c_s, c_e = union_intervals(cover_starts, cover_ends)
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    if not len(c_s) or not len(starts):
+        return np.zeros(len(starts), dtype=np.int64)
+    # prefix sums of covered length let each query be answered with two searchsorted calls
+    cum = np.concatenate([[0], np.cumsum(c_e - c_s)])
+
+    def covered_before(t: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(c_s, t, side="right")  # covers starting at or before t
+        full = cum[np.maximum(i - 1, 0)]
+        partial = np.where(
+            i > 0, np.minimum(t, c_e[np.maximum(i - 1, 0)]) - c_s[np.maximum(i - 1, 0)], 0
+        )
+        return np.where(i > 0, full + partial, 0)
+
+    return covered_before(ends) - covered_before(starts)

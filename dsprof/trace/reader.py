@@ -1,0 +1,197 @@
+"""Stream a Kineto Chrome-trace file into chunks of event dicts, without holding the whole document.
+
+A multi-GB trace parsed in one `orjson.loads` costs several times its size in Python dicts. Here
+the (decompressed) bytes are read in CHUNK_BYTES pieces; a vectorised bracket scan (numpy over the
+bytes: quotes, then brackets outside strings, then a running depth) finds where each element of the
+`traceEvents` array ends, and only whole events are handed to orjson. Everything outside the array
+(deviceProperties, distributedInfo, baseTimeNanoseconds, which Kineto writes *after* the events)
+is kept as raw bytes and parsed once at the end.
+
+Both layouts are accepted: the usual `{"traceEvents": [...], ...}` object and a bare `[...]` array.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+
+from dsprof.core.errors import TraceError
+
+# 16 MiB of JSON per orjson call: large enough that numpy/orjson overheads vanish, small enough
+# that the transient dicts of one chunk (~6x its bytes) stay far below the frames being built.
+CHUNK_BYTES = 16 << 20
+_QUOTE, _BACKSLASH = 0x22, 0x5C
+_DEPTH_DELTA = np.zeros(256, dtype=np.int8)
+_DEPTH_DELTA[[ord("{"), ord("[")]] = 1
+_DEPTH_DELTA[[ord("}"), ord("]")]] = -1
+_KEY = b'"traceEvents"'
+
+
+def open_trace(path: Path) -> IO[bytes]:
+    """Open a .json or .json.gz trace for binary reading (gzip is detected from its magic bytes)."""
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise TraceError(f"cannot open the trace: {e.strerror}", path=path) from None
+    magic = f.read(2)
+    f.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    return f
+
+
+def _read(f: IO[bytes], n: int, path: Path) -> bytes:
+    try:
+        return f.read(n)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise TraceError(f"the gzip stream is truncated or corrupt ({e})", path=path) from None
+
+
+def _string_quotes(a: np.ndarray) -> np.ndarray:
+    """Positions of the quotes that open or close strings (escaped quotes removed)."""
+    q = np.flatnonzero(a == _QUOTE)
+    if not len(q):
+        return q
+    after_backslash = q[(q > 0) & (a[np.maximum(q - 1, 0)] == _BACKSLASH)]
+    if not len(after_backslash):
+        return q
+    # rare: count the run of backslashes; an odd run escapes the quote
+    escaped = []
+    for p in after_backslash.tolist():
+        run = 0
+        while p - run - 1 >= 0 and a[p - run - 1] == _BACKSLASH:
+            run += 1
+        if run % 2:
+            escaped.append(p)
+    return np.setdiff1d(q, np.asarray(escaped, dtype=q.dtype), assume_unique=True)
+
+
+def _depth_scan(buf: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Brackets outside strings in buf (positions) and the nesting depth after each one.
+
+    buf must start outside any string; depth is relative to its start.
+    """
+    a = np.frombuffer(buf, dtype=np.uint8)
+    quotes = _string_quotes(a)
+    delta = _DEPTH_DELTA[a]
+    pos = np.flatnonzero(delta)
+    if len(quotes):
+        pos = pos[(np.searchsorted(quotes, pos) & 1) == 0]
+    depth = np.cumsum(delta[pos], dtype=np.int64)
+    return pos, depth
+
+
+class TraceReader:
+    """Iterate `chunks()` for lists of event dicts; afterwards `metadata` holds the other keys."""
+
+    def __init__(self, path: Path, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.path = path
+        self.chunk_bytes = chunk_bytes
+        self.metadata: dict[str, Any] = {}
+        self.uncompressed_bytes = 0
+
+    def chunks(self) -> Iterator[list[dict[str, Any]]]:
+        """Lists of raw event dicts, in file order."""
+        with open_trace(self.path) as f:
+            head, rest = self._find_array(f)
+            tail = yield from self._events(f, rest)
+        self._parse_metadata(head, tail)
+
+    def _more(self, f: IO[bytes]) -> bytes:
+        data = _read(f, self.chunk_bytes, self.path)
+        self.uncompressed_bytes += len(data)
+        return data
+
+    def _find_array(self, f: IO[bytes]) -> tuple[bytes, bytes]:
+        """Read up to the '[' that opens the events; returns (bytes before the key, bytes after '[')."""
+        buf = b""
+        while True:
+            data = self._more(f)
+            buf += data
+            stripped = buf.lstrip()
+            if stripped[:1] == b"[":  # a bare array of events
+                return b"", stripped[1:]
+            if stripped and stripped[:1] != b"{":
+                raise TraceError(
+                    "not a JSON trace: it does not start with '{' or '['", path=self.path
+                )
+            start = 0
+            while (k := buf.find(_KEY, start)) >= 0:
+                _, depth = _depth_scan(buf[:k])
+                at_top = len(depth) and depth[-1] == 1 and _outside_string(buf[:k])
+                after = buf[k + len(_KEY) :].lstrip()
+                if at_top and after[:1] == b":":
+                    value = after[1:].lstrip()
+                    if value[:1] == b"[":
+                        return buf[:k], value[1:]
+                    if value:
+                        raise TraceError("traceEvents is not a JSON array", path=self.path)
+                    break  # the value is in the next read
+                start = k + 1
+            if not data:
+                if not buf.strip():
+                    raise TraceError("the file is empty", path=self.path)
+                raise TraceError("no traceEvents array in this JSON file", path=self.path)
+
+    def _events(self, f: IO[bytes], buf: bytes) -> Iterator[list[dict[str, Any]]]:
+        """Yield event chunks; return the bytes after the closing ']' of the array."""
+        while True:
+            data = self._more(f)
+            buf += data
+            pos, depth = _depth_scan(buf)
+            closed = np.flatnonzero(depth < 0)
+            limit = int(closed[0]) if len(closed) else len(pos)
+            ends = pos[:limit][depth[:limit] == 0]
+            if len(ends):
+                cut = int(ends[-1]) + 1
+                yield self._parse_events(buf[:cut])
+                buf, pos, closed = buf[cut:], pos - cut, closed
+            if len(closed):
+                array_end = int(pos[int(closed[0])])
+                if buf[:array_end].strip(b" \t\r\n,"):
+                    raise TraceError(
+                        "invalid JSON in traceEvents (a value that is not an object)",
+                        path=self.path,
+                    )
+                return buf[array_end + 1 :] + self._rest(f)
+            if not data:
+                raise TraceError(
+                    "the JSON ends inside the traceEvents array (the file is truncated)",
+                    path=self.path,
+                )
+
+    def _rest(self, f: IO[bytes]) -> bytes:
+        parts = []
+        while data := self._more(f):
+            parts.append(data)
+        return b"".join(parts)
+
+    def _parse_events(self, body: bytes) -> list[dict[str, Any]]:
+        start = body.find(b"{")
+        try:
+            events = orjson.loads(b"[" + body[start:] + b"]")
+        except orjson.JSONDecodeError as e:
+            raise TraceError(f"invalid JSON in traceEvents ({e})", path=self.path) from None
+        return [e for e in events if isinstance(e, dict)]
+
+    def _parse_metadata(self, head: bytes, tail: bytes) -> None:
+        if not head:  # bare array
+            return
+        try:
+            doc = orjson.loads(head + b'"traceEvents": []' + tail)
+        except orjson.JSONDecodeError as e:
+            raise TraceError(f"invalid JSON outside traceEvents ({e})", path=self.path) from None
+        if isinstance(doc, dict):
+            doc.pop("traceEvents", None)
+            self.metadata = doc
+
+
+def _outside_string(prefix: bytes) -> bool:
+    a = np.frombuffer(prefix, dtype=np.uint8)
+    return len(_string_quotes(a)) % 2 == 0
