@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsprof.report.figures import (
@@ -17,7 +18,7 @@ from dsprof.report.fix_view import load_fix_view
 from dsprof.report.view_model import ReportView, build_view
 
 if TYPE_CHECKING:
-    from dsprof.store.run_store import RunData
+    from dsprof.store.run_store import RunData, RunStore
 
 
 @dataclass
@@ -73,3 +74,54 @@ def build_report(run: RunData, *, trace: bool = True) -> Report:
     view = build_view(run, load_fix_view(run))
     figures, notes = run_figures(run, view, trace=trace)
     return Report(view=view, figures=figures, notes=notes)
+
+
+REPORT_FILE = "report.html"
+
+
+def write_report(
+    ref: str | Path,
+    out: Path | None = None,
+    *,
+    fmt: str = "html",
+    cdn: bool = False,
+    store: RunStore | None = None,
+) -> tuple[Path | None, str]:
+    """`dsprof report`: render a run (path or id) as html or md.
+
+    HTML goes to `out`, or report.html in the run folder; markdown goes to `out` when given,
+    else it is returned for printing. Returns (the file written or None, the markdown or "").
+    """
+    from dsprof.core.errors import UsageError
+    from dsprof.store.documents import write_text_atomic
+    from dsprof.store.run_store import load_run
+
+    if fmt not in ("html", "md"):
+        raise UsageError(f"unknown report format {fmt!r}: use html or md")
+    run = load_run(ref, store)
+    report = build_report(run)
+    if fmt == "md":
+        from dsprof.report.markdown import render_markdown
+
+        text = render_markdown(report)
+        if out is None:
+            return None, text
+        _check_out(out)
+        write_text_atomic(out, text)
+        return out, ""
+    from dsprof.report.html import render_html
+
+    target = out if out is not None else run.paths.root / REPORT_FILE
+    _check_out(target)
+    write_text_atomic(target, render_html(report, cdn=cdn))
+    return target, ""
+
+
+def _check_out(out: Path) -> None:
+    from dsprof.core.errors import UsageError
+
+    if out.is_dir():
+        raise UsageError("the output path is a directory; give a file name", path=out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError("the output file's folder does not exist", path=out)
