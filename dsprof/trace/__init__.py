@@ -16,10 +16,11 @@ Tables are sorted by ts_ns.
 
 Tables (attributes of TraceFrames):
     cpu       host spans. name, cat ("cpu_op" | "user_annotation" | "python_function"), ts_ns,
-              dur_ns, end_ns, pid, tid, external_id, input_dims, input_types
-              (input_dims / input_types: JSON text of the "Input Dims" / "Input type" args, ""
-              when not recorded; decode with tf.decoded_shapes(df["input_dims"]) -> lists, once
-              per unique value)
+              dur_ns, end_ns, pid, tid, external_id, seq, input_dims, input_types, concrete_inputs
+              (seq: autograd's "Sequence number", -1 when absent: present only on ops autograd
+              recorded. input_dims / input_types / concrete_inputs: JSON text of the "Input Dims"
+              / "Input type" / "Concrete Inputs" args, "" when not recorded; decode with
+              tf.decoded_shapes(df["input_dims"]) -> lists, once per unique value)
     runtime   CUDA runtime/driver calls. name, cat ("cuda_runtime" | "cuda_driver"), ts_ns, dur_ns,
               end_ns, pid, tid, correlation, external_id
     gpu       GPU activity. name, cat ("kernel" | "gpu_memcpy" | "gpu_memset" | "cuda_sync"),

@@ -64,8 +64,8 @@ class Interner:
         return remap[local]
 
     def categorical(self, codes: np.ndarray) -> pd.Categorical:
-        """A pandas Categorical over all strings seen so far."""
-        cats = list(self.codes)
+        """A pandas Categorical over all values seen so far (bytes decoded to str, per unique)."""
+        cats = [c.decode() if isinstance(c, bytes) else c for c in self.codes]
         return pd.Categorical.from_codes(
             codes, categories=pd.Index(cats, dtype=object), validate=False
         )
@@ -154,14 +154,20 @@ class ColumnBuilder:
         cols = self._common(group, cat)
         args = [e.get("args") or _EMPTY for e in group]
         cols["external_id"] = _ints([a.get("External id", a.get("external id", -1)) for a in args])
+        # autograd records a sequence number only for ops it builds a graph for
+        cols["seq"] = _ints([a.get("Sequence number", -1) for a in args])
         if cat in ("cpu_op", "user_annotation"):
-            # shapes and dtypes: interned JSON text, decoded per unique value by the roofline
+            # shapes, dtypes, scalar arguments: interned JSON text, decoded per unique value
             cols["input_dims"] = self.shapes.encode([_dump(a.get("Input Dims")) for a in args])
             cols["input_types"] = self.shapes.encode([_dump(a.get("Input type")) for a in args])
+            cols["concrete_inputs"] = self.shapes.encode(
+                [_dump(a.get("Concrete Inputs")) for a in args]
+            )
         else:
             empty = self.shapes.encode([b""])[0]
             cols["input_dims"] = np.full(len(group), empty, dtype=np.int32)
             cols["input_types"] = cols["input_dims"].copy()
+            cols["concrete_inputs"] = cols["input_dims"].copy()
         return cols
 
     def _runtime(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
@@ -208,16 +214,18 @@ class ColumnBuilder:
             columns = _concat(parts, _SCHEMA[kind])
             df = pd.DataFrame(columns)
             df["name"] = self.names.categorical(columns["name"])
-            df["cat"] = self.cats.categorical(columns["cat"])
+            df["cat"] = self.cats.categorical(columns["cat"]).remove_unused_categories()
             if "input_dims" in df:
                 df["input_dims"] = self.shapes.categorical(columns["input_dims"])
                 df["input_types"] = self.shapes.categorical(columns["input_types"])
+                df["concrete_inputs"] = self.shapes.categorical(columns["concrete_inputs"])
             df["ts_ns"] += base_ns
             df.insert(df.columns.get_loc("dur_ns") + 1, "end_ns", df["ts_ns"] + df["dur_ns"])
             out[kind] = df.sort_values("ts_ns", kind="stable", ignore_index=True)
         return out
 
 
+_CODED = ("name", "cat", "input_dims", "input_types", "concrete_inputs")
 _COMMON = ("name", "cat", "ts_ns", "dur_ns", "pid", "tid")
 _KERNEL_ONLY = {
     "grid_blocks": -1,
@@ -229,7 +237,7 @@ _KERNEL_ONLY = {
     "occupancy_pct": np.nan,
 }
 _SCHEMA: dict[str, tuple[str, ...]] = {
-    "cpu": (*_COMMON, "external_id", "input_dims", "input_types"),
+    "cpu": (*_COMMON, "external_id", "seq", "input_dims", "input_types", "concrete_inputs"),
     "runtime": (*_COMMON, "correlation", "external_id"),
     "gpu": (*_COMMON, "device", "stream", "correlation", "external_id", "bytes", *_KERNEL_ONLY),
     "memory": (*_COMMON, "bytes", "total_allocated", "total_reserved", "device_id", "device_type"),
@@ -250,7 +258,7 @@ def _concat(parts: list[dict[str, np.ndarray]], schema: tuple[str, ...]) -> dict
         if pieces:
             out[col] = np.concatenate(pieces)
         else:
-            dtype = np.int32 if col in ("name", "cat", "input_dims", "input_types") else np.int64
+            dtype = np.int32 if col in _CODED else np.int64
             out[col] = np.empty(
                 0, dtype=np.float64 if _KERNEL_ONLY.get(col, -1) is np.nan else dtype
             )

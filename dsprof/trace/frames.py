@@ -194,16 +194,11 @@ class TraceFrames:
         return df[(df["end_ns"] > lo) & (df["ts_ns"] < hi)]
 
     def decoded_shapes(self, column: pd.Series) -> pd.Series:
-        """Input Dims / Input type categories decoded from JSON, once per unique value."""
+        """Input Dims / Input type / Concrete Inputs decoded from JSON, once per unique value."""
         cats = column.cat.categories
-        decoded = [orjson.loads(c) if c else None for c in cats]
-        return pd.Series(
-            pd.Categorical.from_codes(column.cat.codes, categories=range(len(cats))).map(
-                dict(enumerate(decoded))
-            ),
-            index=column.index,
-            dtype=object,
-        )
+        decoded = np.empty(len(cats) + 1, dtype=object)  # last slot: NaN codes (-1)
+        decoded[: len(cats)] = [orjson.loads(c) if c else None for c in cats]
+        return pd.Series(decoded[column.cat.codes.to_numpy()], index=column.index, dtype=object)
 
 
 def _match_per_unique(names: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
