@@ -1,0 +1,119 @@
+"""The recipe contract: what a recipe addresses, whether it applies, how it runs, how it is written.
+
+A recipe class has:
+    name        registry id (kebab-case), e.g. "int8-dynamic"
+    risk        "exact" (outputs must be reproduced), "approximate" (drift within tolerance) or
+                "deterministic" (eval-mode: judged by outputs becoming deterministic)
+    addresses   finding categories it addresses (issue 3's ids)
+    order       first-call hooks of stacked recipes run in ascending order (eval before
+                quantization before kernel swaps before compilation)
+    conflicts   recipes it must not be stacked with
+    applicable(run) -> (applies, why)   read from the baseline run folder only; no torch needed
+    env(options) -> {name: value}       set by the parent before torch loads in the trial child
+    install(tracker, options, status) -> undo   in the trial child: flags, patches, hooks
+    codemod(run) -> CodeChange           what `dsprof fix --apply` writes into the script
+
+Its docstring has the sections Addresses / Change / Risks / Verification.
+Recipes are imported by the parent without torch; torch is imported inside install() only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from dsprof.core.fix import RiskClass
+    from dsprof.store.run_store import RunData
+
+Undo = Callable[[], None]
+
+
+def no_undo() -> None:
+    """For recipes whose whole effect lives on the script's own objects (nothing global)."""
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    """Plain PyTorch code that makes a recipe's change permanent (no dsprof at run time).
+
+    `model` statements use the placeholder `{model}` for the variable holding the network; they go
+    right after the statement that last assigns it before the call site. `top` statements go after
+    the imports; `before_imports` ones before the first import (environment variables that must
+    be set before torch loads). `dataloader_kwargs` are keyword arguments set on every
+    `DataLoader(...)` call. `manual`, when set, is a change that cannot be made safely by a
+    codemod: it is printed for the user instead.
+    """
+
+    imports: tuple[str, ...] = ()
+    before_imports: tuple[str, ...] = ()
+    top: tuple[str, ...] = ()
+    model: tuple[str, ...] = ()
+    dataloader_kwargs: dict[str, str] = field(default_factory=dict)
+    manual: str = ""
+
+
+class Recipe:
+    """Base class of the recipes; subclasses set the class attributes and override methods."""
+
+    name: ClassVar[str] = ""
+    risk: ClassVar[RiskClass] = "approximate"
+    addresses: ClassVar[tuple[str, ...]] = ()
+    order: ClassVar[int] = 50
+    conflicts: ClassVar[tuple[str, ...]] = ()
+    needs_gpu: ClassVar[bool] = False
+
+    def applicable(self, run: RunData) -> tuple[bool, str]:
+        """Whether this recipe can change this run, and why (not)."""
+        if self.needs_gpu and not uses_cuda(run):
+            return False, f"needs a CUDA GPU; this run used none ({cpu_reason(run)})"
+        return True, "applies"
+
+    def env(self, options: dict[str, Any]) -> dict[str, str]:
+        """Environment variables for the trial child, set before torch loads."""
+        return {}
+
+    def install(self, tracker: Any, options: dict[str, Any], status: dict[str, Any]) -> Undo:
+        """Apply the recipe in the trial child; returns the function that undoes global changes."""
+        raise NotImplementedError
+
+    def codemod(self, run: RunData | None = None) -> CodeChange:
+        """The code `--apply` writes into the script."""
+        raise NotImplementedError
+
+
+# -- facts about the baseline run, read from child.json ---------------------------------------
+
+
+def uses_cuda(run: RunData) -> bool:
+    """True when the run's step outputs lived on a CUDA device (or CUDA was in use)."""
+    info = run.child_info
+    return "cuda" in (info.get("device_types") or []) or bool(info.get("cuda_available"))
+
+
+def cpu_reason(run: RunData) -> str:
+    """Why the run counts as CPU-only, in words."""
+    devices = run.child_info.get("device_types") or ["cpu"]
+    return f"outputs on {', '.join(devices)}, torch.cuda not available"
+
+
+def finding_categories(run: RunData) -> set[str]:
+    """Categories of the run's stored findings (empty when it was not analysed)."""
+    doc = run.findings
+    return {f.category for f in doc.findings} if doc is not None else set()
+
+
+def float_param_dtypes(run: RunData) -> set[str]:
+    """Parameter dtypes of the root modules the script called."""
+    return {d for r in run.child_info.get("root_modules") or [] for d in r.get("param_dtypes", [])}
+
+
+def has_fp32_model(run: RunData) -> tuple[bool, str]:
+    """Whether a root module holds float32 parameters (the input of the precision recipes)."""
+    roots = run.child_info.get("root_modules") or []
+    if not roots:
+        return False, "no nn.Module was called as a step (dsprof.step() markers only)"
+    if "float32" not in float_param_dtypes(run):
+        return False, f"no float32 parameters (dtypes: {sorted(float_param_dtypes(run))})"
+    return True, "float32 parameters in " + ", ".join(r["class"] for r in roots)

@@ -1,0 +1,155 @@
+"""batching: serve requests in batches (a batch-size sweep and a DynamicBatcher under load).
+
+Addresses: small-batch (throughput left on the table at batch 1), idle-sm.
+Change: none to the step loop. At the root module's second call (the first after warm-up), its
+    inputs are replicated into batches of 1, 2, 4, ... (until memory or the latency limit) and
+    timed; then a simulated Poisson stream of single requests (priority classes real-time, batch,
+    background) is served one at a time and through `dsprof.serving.DynamicBatcher`, and both are
+    measured. Results go to batching.json in the trial's run folder. Its code change wraps the
+    model in the batcher: a serving-architecture change that needs dsprof.serving at run time, so
+    it is printed for the user, not written into the script.
+Risks: batching raises per-request latency for throughput; outputs of a batched call may differ
+    from single calls in the last bits (other GEMM blocking), checked with the drift metrics.
+Verification: throughput of the best batch size against batch 1 (bootstrap interval over calls),
+    row 0 of the batched output against the single-call output, and the stream's throughput and
+    p50/p99 per class against one-at-a-time serving.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dsprof.recipes.base import CodeChange, Recipe, Undo, finding_categories, no_undo
+
+RESULT_FILE = "batching.json"
+# requests arrive at this multiple of one-at-a-time capacity: above 1 that server saturates, so
+# the simulation shows what batching buys under load (a choice of this module)
+DEFAULT_RATE_FACTOR = 1.5
+DEFAULT_STREAM_REQUESTS = 48
+DEFAULT_MAX_WAIT_MS = 10.0
+
+
+def measure_batching(
+    module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+) -> dict[str, Any]:
+    """Sweep, drift of batched rows, and the simulated stream for one model and example input."""
+    import torch
+
+    from dsprof.runner.capture import flatten_tensors
+    from dsprof.serving.batcher import batch_size_of
+    from dsprof.serving.simulate import batch_of, batch_size_sweep, simulate_stream
+
+    if batch_size_of(args, kwargs) != 1:
+        example_args, example_kwargs = _first_row(args, kwargs)
+    else:
+        example_args, example_kwargs = args, kwargs
+    example = (example_args, example_kwargs)
+    with torch.inference_mode():
+        sweep = batch_size_sweep(module, example, repeats=int(options.get("repeats", 5)))
+        ok = [r for r in sweep if "p50_ms" in r]
+        best = max(ok, key=lambda r: r["throughput_per_s"] or 0)
+        single = flatten_tensors(module(*example_args, **example_kwargs))
+        bargs, bkwargs = batch_of(example, best["batch_size"])
+        batched = flatten_tensors(module(*bargs, **bkwargs))
+        rows = {k: (single[k], batched[k][:1]) for k in single if k in batched and batched[k].dim()}
+        drift = {
+            k: {
+                "max_abs": float((a.double() - b.double()).abs().max()),
+                "cosine": float(
+                    torch.nn.functional.cosine_similarity(
+                        a.double().flatten(), b.double().flatten(), dim=0, eps=1e-30
+                    )
+                ),
+            }
+            for k, (a, b) in rows.items()
+            if a.shape == b.shape and a.is_floating_point()
+        }
+        rate = (
+            DEFAULT_RATE_FACTOR * ok[0]["throughput_per_s"] * float(options.get("rate_factor", 1.0))
+        )
+        n = int(options.get("requests", DEFAULT_STREAM_REQUESTS))
+        wait = float(options.get("max_wait_ms", DEFAULT_MAX_WAIT_MS))
+        one = simulate_stream(
+            module, example, rate_per_s=rate, requests=n, max_batch_size=1, max_wait_ms=0
+        )
+        dyn = simulate_stream(
+            module,
+            example,
+            rate_per_s=rate,
+            requests=n,
+            max_batch_size=best["batch_size"],
+            max_wait_ms=wait,
+        )
+    return {
+        "sweep": sweep,
+        "best_batch_size": best["batch_size"],
+        "drift": drift,
+        "stream": {"one_at_a_time": one, "dynamic_batcher": dyn},
+    }
+
+
+def _first_row(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    import torch
+
+    def row(v: Any) -> Any:
+        return v[:1] if isinstance(v, torch.Tensor) and v.dim() > 0 else v
+
+    return tuple(row(a) for a in args), {k: row(v) for k, v in kwargs.items()}
+
+
+class BatchingRecipe(Recipe):
+    """Batch-size sweep and dynamic batching."""
+
+    name = "batching"
+    risk = "approximate"
+    addresses = ("small-batch", "idle-sm")
+    order = 95
+
+    def applicable(self, run: Any) -> tuple[bool, str]:
+        if not run.child_info.get("root_modules"):
+            return False, "no nn.Module was called as a step: nothing to batch"
+        if "small-batch" in finding_categories(run):
+            return True, "small-batch finding: throughput is left on the table"
+        return True, "measures throughput against batch size from the step's own inputs"
+
+    def install(self, tracker: Any, options: dict[str, Any], status: dict[str, Any]) -> Undo:
+        out = Path(options["out"]) if options.get("out") else None
+        at_call = int(options.get("at_call", 2))
+
+        def attach(module: Any) -> None:
+            calls = {"n": 0, "busy": False}
+
+            def pre(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                if calls["busy"]:
+                    return
+                calls["n"] += 1
+                if calls["n"] != at_call:
+                    return
+                calls["busy"] = True
+                try:
+                    result = measure_batching(mod, args, kwargs, options)
+                    status["best_batch_size"] = result["best_batch_size"]
+                    if out is not None:
+                        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+                finally:
+                    calls["busy"] = False
+                    handle.remove()
+
+            handle = module.register_forward_pre_hook(pre, with_kwargs=True)
+
+        tracker.first_call_hooks.append(attach)
+        return no_undo
+
+    def codemod(self, run: Any = None) -> CodeChange:
+        return CodeChange(
+            manual=(
+                "serve through the dynamic batcher: `from dsprof.serving import DynamicBatcher`; "
+                "`served = DynamicBatcher(model, max_batch_size=N, max_wait_ms=10)`; then call "
+                '`served(x, priority="real-time" | "batch" | "background")` from request '
+                "threads instead of `model(x)` (N: the best batch size of batching.json)"
+            )
+        )

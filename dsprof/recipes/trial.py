@@ -1,0 +1,40 @@
+"""The child side of a trial: install the named recipes before the user's script starts.
+
+Called by dsprof.runner.child as `install(names, options, tracker)`; the returned dict is stored
+as child.json["recipes"] (the child writes it at the end, so hooks that run later add to it).
+`options` maps a recipe name to its options. Recipes are installed in their `order`; a recipe
+that raises while installing is recorded and re-raised so the trial fails naming it.
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any
+
+from dsprof.recipes.base import Undo
+from dsprof.recipes.registry import get_recipe
+
+_UNDO: list[Undo] = []
+
+
+def install(names: list[str], options: dict[str, Any], tracker: Any) -> dict[str, Any]:
+    """Install recipes on the tracker and torch; returns {name: status} for child.json."""
+    recipes = sorted((get_recipe(n) for n in names), key=lambda r: r.order)
+    report: dict[str, Any] = {}
+    for recipe in recipes:
+        status: dict[str, Any] = {"status": "installed"}
+        report[recipe.name] = status
+        try:
+            _UNDO.append(recipe.install(tracker, dict(options.get(recipe.name) or {}), status))
+        except Exception as e:
+            status.update(status="failed", error=f"{type(e).__name__}: {e}")
+            raise RuntimeError(f"recipe {recipe.name} failed to install: {e}") from e
+    if _UNDO:
+        atexit.register(uninstall)
+    return report
+
+
+def uninstall() -> None:
+    """Undo the global changes of the installed recipes, last first."""
+    while _UNDO:
+        _UNDO.pop()()
