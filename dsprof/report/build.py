@@ -26,6 +26,7 @@ class Report:
     """What every renderer gets: the view-model and the figures that have data."""
 
     view: ReportView
+    root: Path
     figures: list[FigureSpec] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -71,9 +72,34 @@ def run_figures(
 
 def build_report(run: RunData, *, trace: bool = True) -> Report:
     """The view-model and figures of one run, ready for html.py, markdown.py or the dashboard."""
+    run = with_live_steps(run)
     view = build_view(run, load_fix_view(run))
     figures, notes = run_figures(run, view, trace=trace)
-    return Report(view=view, figures=figures, notes=notes)
+    return Report(view=view, root=run.paths.root, figures=figures, notes=notes)
+
+
+def with_live_steps(run: RunData) -> RunData:
+    """While a run is in progress steps.parquet does not exist yet: read the live steps.jsonl.
+
+    The child appends one JSON object per step; a last line caught half-written is skipped.
+    """
+    if run.steps is not None or not run.paths.steps_live.is_file():
+        return run
+    import dataclasses
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for line in run.paths.steps_live.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    rows = [r for r in rows if isinstance(r, dict) and "duration_ns" in r and "start_ns" in r]
+    if not rows:
+        return run
+    return dataclasses.replace(run, steps=pd.DataFrame(rows))
 
 
 REPORT_FILE = "report.html"

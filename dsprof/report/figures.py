@@ -157,15 +157,19 @@ def timeline_figure(run: RunData) -> go.Figure | None:
         x0 = (int(window["start_ns"].min()) - origin) / 1e9
         x1 = (int(window["end_ns"].max()) - origin) / 1e9
         fig.add_vrect(
-            x0=x0,
-            x1=x1,
-            fillcolor="orange",
-            opacity=0.12,
-            line_width=0,
-            annotation_text="traced window",
-            annotation_position="top left",
-            row="all",
-            col=1,
+            x0=x0, x1=x1, fillcolor="orange", opacity=0.12, line_width=0, row="all", col=1
+        )
+        # one label for the shaded window, on the top row (row="all" would repeat it per row)
+        fig.add_annotation(
+            x=x0,
+            y=1.0,
+            xref="x",
+            yref="paper",
+            text="traced window",
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font={"size": 10},
         )
     fig.update_xaxes(title_text="seconds since start", row=len(rows), col=1)
     return _layout(fig, "Timeline", height=170 * len(rows) + 120)

@@ -1,16 +1,99 @@
-"""Figures drawn from the Kineto trace: op and kernel time breakdown, roofline."""
+"""Figures drawn from the Kineto trace (dsprof.trace): op, annotation and kernel time, roofline.
+
+Host ops nest (aten::linear contains aten::addmm), so summing every op's duration counts time
+twice. The op breakdown sums only top-level ops: those that start after every earlier op on their
+thread has ended (a running maximum of end times per thread, vectorised). record_function spans
+are the user's own regions, shown with their inclusive time; ProfilerStep#N spans are left out
+because they are the steps themselves. GPU kernels do not nest on a stream, so they are summed.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dsprof.core.errors import DsprofError
+from dsprof.report.figures import FigureSpec, breakdown_figure
+
 if TYPE_CHECKING:
-    from dsprof.report.figures import FigureSpec
+    import pandas as pd
+
     from dsprof.store.run_store import RunData
+
+# kernel names are C++ template signatures hundreds of characters long; the label keeps the start
+MAX_LABEL_CHARS = 80
+
+
+def _label(name: str) -> str:
+    return name if len(name) <= MAX_LABEL_CHARS else name[: MAX_LABEL_CHARS - 1] + "…"
+
+
+def _totals(frame: pd.DataFrame, value: str = "dur_ns") -> pd.DataFrame:
+    """Total time per name, names shortened for labels (and merged when they then collide)."""
+    totals = frame.groupby(frame["name"].astype(str), sort=True, observed=True)[value].sum()
+    out = totals.rename_axis("name").reset_index()
+    out["name"] = out["name"].map(_label)
+    return out.groupby("name", sort=True, as_index=False)[value].sum()
+
+
+def top_level_ops(cpu_ops: pd.DataFrame) -> pd.DataFrame:
+    """Host ops not nested inside another op on the same thread."""
+    ops = cpu_ops.sort_values(["tid", "ts_ns", "dur_ns"], ascending=[True, True, False])
+    ends = ops["end_ns"].astype("int64")
+    # the latest end of any earlier op on this thread; the first op of a thread has none
+    prev_end = (
+        ends.groupby(ops["tid"], sort=False).cummax().groupby(ops["tid"], sort=False).shift(1)
+    )
+    return ops[prev_end.isna() | (ops["ts_ns"] >= prev_end)]
+
+
+def op_breakdown(tf: object) -> pd.DataFrame:
+    """Top-level host op time per name, inside the trace's step window."""
+    ops = tf.in_window(tf.cpu_ops)  # type: ignore[attr-defined]
+    return _totals(top_level_ops(ops)) if len(ops) else ops.iloc[0:0]
+
+
+def annotation_breakdown(tf: object) -> pd.DataFrame:
+    """record_function span time per name (steps and DataLoader iterations left out)."""
+    spans = tf.in_window(tf.annotations)  # type: ignore[attr-defined]
+    names = spans["name"].astype(str)
+    spans = spans[~names.str.startswith("ProfilerStep#")]
+    return _totals(spans) if len(spans) else spans.iloc[0:0]
+
+
+def kernel_breakdown(tf: object) -> pd.DataFrame:
+    """GPU kernel time per name inside the step window."""
+    kernels = tf.in_window(tf.kernels)  # type: ignore[attr-defined]
+    return _totals(kernels) if len(kernels) else kernels.iloc[0:0]
 
 
 def trace_figures(run: RunData) -> tuple[list[FigureSpec], list[str]]:
-    """Op and kernel breakdowns and the roofline of a run's traces; notes for what is missing."""
+    """Breakdowns and the roofline of the run's first trace; notes for what is missing."""
     if not run.trace_files:
-        return [], ["Op / kernel breakdown: no trace recorded (run without --no-trace)"]
-    return [], []
+        return [], ["Op / kernel breakdown: no trace recorded (the run used --no-trace)"]
+    try:
+        tf = run.traces[0]
+    except DsprofError as e:
+        return [], [f"Op / kernel breakdown: the trace could not be read: {e}"]
+    specs: list[FigureSpec] = []
+    notes: list[str] = []
+    where = run.trace_files[0].name
+    if len(run.trace_files) > 1:
+        notes.append(f"trace figures show {where}, the first of {len(run.trace_files)} traces")
+    for key, title, frame, why_not in (
+        ("ops", "Host op time (top-level ops)", op_breakdown(tf), "no host ops in the trace"),
+        ("annotations", "record_function regions", annotation_breakdown(tf), ""),
+        ("kernels", "GPU kernel time", kernel_breakdown(tf), "no GPU kernels (CPU run)"),
+    ):
+        fig = breakdown_figure(frame, "name", "dur_ns", title) if len(frame) else None
+        if fig is not None:
+            specs.append(FigureSpec(key, title, fig))
+        elif why_not:
+            notes.append(f"{title}: {why_not}")
+    from dsprof.report.roofline_figure import roofline_figure
+
+    roof, why = roofline_figure(tf)
+    if roof is not None:
+        specs.append(FigureSpec("roofline", "Roofline", roof))
+    else:
+        notes.append(f"Roofline: {why}")
+    return specs, notes

@@ -106,6 +106,7 @@ class ReportView(BaseModel):
     duration_text: str
     parent_run: str | None
     recipes: list[str]
+    modules: list[str] = Field(description="class names of the root modules the steps called")
     environment: list[tuple[str, str]]
     collectors: list[CollectorRow]
     kpis: list[Kpi]
@@ -291,6 +292,15 @@ def _environment_rows(run: RunData) -> list[tuple[str, str]]:
     return rows
 
 
+def root_modules(run: RunData) -> list[str]:
+    """Class names of the outermost modules: child.json's root_modules, else steps.parquet."""
+    roots = run.child_info.get("root_modules") or []
+    names = [str(r.get("class", "")) for r in roots if isinstance(r, dict)]
+    if not names and run.steps is not None and "module" in run.steps:
+        names = [str(m) for m in run.steps["module"].unique()]
+    return sorted({n for n in names if n})
+
+
 def _utc(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -329,6 +339,7 @@ def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
         duration_text=duration,
         parent_run=m.parent_run,
         recipes=list(m.recipes),
+        modules=root_modules(run),
         environment=_environment_rows(run),
         collectors=[
             CollectorRow(name=name, ok=c.ok, reason=c.reason)

@@ -1,0 +1,142 @@
+"""create_app(store) -> dash.Dash: the dashboard over a run store.
+
+Pages (client-side routes, rendered by one callback from the URL):
+    /                               runs list (sortable, filterable) and a comparison picker
+    /runs/<run-id>                  one run: KPIs, findings, figures; refreshes while it runs
+    /runs/<run-id>/fix              its fix session: trials, verdicts, applied diff
+    /runs/<run-id>/trials/<trial>   one trial run of that session
+    /compare/<run-a>/<run-b>        two runs: deltas and figures side by side
+
+It reads run folders only. Every run id in a URL is checked with dsprof.store.is_valid_run_id and
+must name an existing folder; a request for any other path (a traversal such as
+/runs/../../etc/passwd, an unknown page) gets an HTTP 404 before Dash sees it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dsprof.store.layout import TRIALS_DIR
+from dsprof.store.run_store import RunStore, is_valid_run_id
+
+if TYPE_CHECKING:
+    import dash
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+# how often a page of a run still in progress re-reads its folder
+REFRESH_MS = 2000
+# Dash's own routes (scripts, layout, callbacks); every other path must be a page below
+_DASH_PREFIXES = ("/_dash-", "/_reload-hash", "/_favicon.ico", "/assets/")
+_ID = r"[^/]+"
+_PAGE_RE = re.compile(
+    rf"^/(?:runs/(?P<run>{_ID})(?:/(?P<sub>fix|trials/(?P<trial>{_ID})))?"
+    rf"|compare/(?P<a>{_ID})/(?P<b>{_ID}))?/?$"
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A page URL resolved against the store: which page and which run folders."""
+
+    page: str  # "runs" | "run" | "fix" | "trial" | "compare"
+    run_dirs: tuple[Path, ...] = ()
+    run_ids: tuple[str, ...] = ()
+
+
+def resolve_route(store: RunStore, path: str) -> Route | None:
+    """The page a path names, or None when it is no page or names a run that is not there."""
+    m = _PAGE_RE.match(path or "/")
+    if m is None:
+        return None
+    if m["run"] is None and m["a"] is None:
+        return Route("runs")
+    ids = [i for i in (m["run"], m["trial"], m["a"], m["b"]) if i is not None]
+    if not all(is_valid_run_id(i) for i in ids):
+        return None
+    if m["a"] is not None:
+        dirs = (store.root / m["a"], store.root / m["b"])
+        page = "compare"
+    elif m["trial"] is not None:
+        dirs = (store.root / m["run"] / TRIALS_DIR / m["trial"],)
+        page = "trial"
+    else:
+        dirs = (store.root / m["run"],)
+        page = "fix" if m["sub"] == "fix" else "run"
+    if not all((d / "run.json").is_file() for d in dirs):
+        return None
+    return Route(page, dirs, tuple(ids))
+
+
+def create_app(store: RunStore, *, refresh_ms: int = REFRESH_MS) -> dash.Dash:
+    """The Dash app over `store`; serve it with app.run(host=DEFAULT_HOST) or its Flask server."""
+    import dash
+    from dash import Input, Output, dcc, html
+    from flask import abort, request
+
+    from dsprof.dashboard import pages
+
+    app = dash.Dash(
+        __name__,
+        title="dsprof",
+        update_title=None,
+        suppress_callback_exceptions=True,  # page components appear after routing
+        serve_locally=True,  # scripts from the installed package: works offline
+    )
+    app.layout = html.Div(
+        [
+            dcc.Location(id="url", refresh=False),
+            html.Header(
+                [
+                    dcc.Link("dsprof", href="/", className="brand"),
+                    html.Span(" runs in "),
+                    html.Code(str(store.root)),
+                ],
+                className="topbar",
+            ),
+            html.Main(id="page", className="page"),
+            dcc.Interval(id="refresh", interval=refresh_ms, disabled=True),
+        ]
+    )
+
+    @app.server.before_request
+    def guard() -> None:
+        path = request.path
+        if path.startswith(_DASH_PREFIXES):
+            return
+        if resolve_route(store, path) is None:
+            abort(404)
+
+    @app.callback(
+        Output("page", "children"),
+        Output("refresh", "disabled"),
+        Input("url", "pathname"),
+        Input("refresh", "n_intervals"),
+    )
+    def route(pathname: str | None, _ticks: int | None) -> tuple[object, bool]:
+        # the callback checks the path again: a client can post any pathname to it
+        resolved = resolve_route(store, pathname or "/")
+        if resolved is None:
+            return pages.not_found(pathname or ""), True
+        return pages.render(store, resolved)
+
+    @app.callback(
+        Output("compare-link", "href"),
+        Input("compare-a", "value"),
+        Input("compare-b", "value"),
+    )
+    def compare_link(a: str | None, b: str | None) -> str:
+        if a and b and is_valid_run_id(a) and is_valid_run_id(b):
+            return f"/compare/{a}/{b}"
+        return "/"
+
+    return app
+
+
+def serve(store: RunStore, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Run the dashboard until interrupted (Flask's threaded server, no debug, no reloader)."""
+    app = create_app(store)
+    app.run(host=host, port=port, debug=False, use_reloader=False)
