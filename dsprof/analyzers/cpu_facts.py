@@ -1,0 +1,198 @@
+"""Facts about a run that the CPU analyzers share: is it CPU-only, which cores it may use, which
+steps ran the model, and the GEMM-family ops of its traces with their rows, dtype and FLOPs.
+
+Severity scale of the CPU analyzers (impact = share of the traced iteration time at stake):
+    IMPACT_HIGH = 0.30    the seed documents' cut-off ("idle CUDA cores above 30 %"), used for
+                          every class whose impact is a share of time
+    IMPACT_MEDIUM = 0.10  dsprof's choice: below it a recipe's win is hard to tell from the
+                          run-to-run spread of a 5-step trial on a shared CPU (DESIGN.md, Verdict)
+    IMPACT_LOW = 0.02     below it nothing is reported
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dsprof.core.findings import Severity
+
+if TYPE_CHECKING:
+    from dsprof.store.run_store import RunData
+    from dsprof.trace import TraceFrames
+
+IMPACT_HIGH = 0.30
+IMPACT_MEDIUM = 0.10
+IMPACT_LOW = 0.02
+
+# GEMM-family aten ops; nested calls (linear -> addmm, matmul -> mm) are counted once, outermost
+GEMM_OPS = ("aten::linear", "aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::baddbmm")
+# GEMMs with fewer rows (left operand, all dims but the last) are batch-starved: the per-row cost
+# on this 2-core AVX512 CPU fell 3.5-7.5x from 1 to 64 rows and flattened from ~16 on
+# (bench/cpu_gemm_rows.py). small-batch owns them; cpu-fp32-linear counts the rest.
+SMALL_BATCH_ROWS = 16
+# "Input type" of a float32 tensor in Kineto traces
+FP32_TYPE = "float"
+
+
+def severity_for(impact: float) -> Severity | None:
+    """The severity of a share-of-time impact on the CPU analyzers' scale; None below IMPACT_LOW."""
+    if impact >= IMPACT_HIGH:
+        return "high"
+    if impact >= IMPACT_MEDIUM:
+        return "medium"
+    if impact >= IMPACT_LOW:
+        return "low"
+    return None
+
+
+def is_cpu_only(run: RunData) -> bool:
+    """True when nothing ran on a GPU: no GPU in run.json, no CUDA in the child, no GPU events."""
+    env = run.manifest.environment if run.manifest is not None else None
+    if env is not None and env.gpus:
+        return False
+    if run.child_info.get("cuda_available") or any(
+        str(d).startswith("cuda") for d in run.child_info.get("device_types", [])
+    ):
+        return False
+    return not any(tf.has_gpu_activity for tf in run_traces(run))
+
+
+def run_traces(run: RunData) -> list[TraceFrames]:
+    """The run's parsed traces ([] without trace files)."""
+    return list(run.traces) if run.trace_files else []
+
+
+def model_steps(run: RunData) -> pd.DataFrame:
+    """Steps that were module calls (markers carry no autograd/training facts); may be empty."""
+    steps = run.steps
+    if steps is None or len(steps) == 0:
+        return pd.DataFrame()
+    if "source" in steps.columns:
+        steps = steps[steps["source"] == "module"]
+    return steps.reset_index(drop=True)
+
+
+def usable_cpus(run: RunData) -> tuple[float | None, str]:
+    """Cores the run could use, and where that number comes from.
+
+    child.json `usable_cpus` (affinity mask and cgroup quota, recorded in the child) is preferred;
+    run.json's physical, then logical, core count is the fallback (it overstates the cores in a
+    container or under taskset, so findings built on it carry a lower confidence).
+    """
+    value = run.child_info.get("usable_cpus")
+    if isinstance(value, int | float) and value > 0:
+        return float(value), "child.json usable_cpus"
+    env = run.manifest.environment if run.manifest is not None else None
+    if env is not None:
+        if env.cpu_count_physical:
+            return float(env.cpu_count_physical), "run.json cpu_count_physical"
+        if env.cpu_count_logical:
+            return float(env.cpu_count_logical), "run.json cpu_count_logical"
+    return None, ""
+
+
+def outermost(ops: pd.DataFrame) -> pd.DataFrame:
+    """Rows not nested inside an earlier row of the same frame on the same thread.
+
+    Vectorised: within each thread, sorted by start, a row is nested when it starts before the
+    running maximum of the previous rows' ends.
+    """
+    if len(ops) == 0:
+        return ops
+    df = ops.sort_values(["tid", "ts_ns", "dur_ns"], ascending=[True, True, False])
+    prev_end = df.groupby("tid", sort=False, observed=True)["end_ns"].transform(
+        lambda s: s.cummax().shift(1)
+    )
+    keep = prev_end.isna() | (df["ts_ns"] >= prev_end)
+    return df[keep.to_numpy()]
+
+
+def _gemm_shape(name: str, dims: Any) -> tuple[int, int, int] | None:
+    """(rows, K, N) of one GEMM call from its "Input Dims"; rows = everything but the last dim of
+    the left operand (the dimension batching grows)."""
+    if not isinstance(dims, list):
+        return None
+    left, right = (1, 2) if name in ("aten::addmm", "aten::baddbmm") else (0, 1)
+    if len(dims) <= right or not dims[left] or not dims[right]:
+        return None
+    a, b = dims[left], dims[right]
+    k = int(a[-1])
+    rows = int(prod(a[:-1])) if len(a) > 1 else 1
+    # linear's weight is [N, K]; the other ops' right operand is [..., K, N]
+    n = int(b[0]) if name == "aten::linear" else (int(b[-1]) if len(b) > 1 else 1)
+    return rows, k, n
+
+
+def gemm_calls(tf: TraceFrames) -> pd.DataFrame:
+    """Outermost GEMM-family ops inside the trace's window.
+
+    Columns: name, tid, ts_ns, dur_ns, end_ns, dtype (the left operand's "Input type", "" when
+    shapes were not recorded), rows, k, n (-1 when unknown) and flops (2*rows*k*n, 0 when unknown).
+    """
+    ops = tf.cpu_ops
+    ops = ops[ops["name"].isin(GEMM_OPS)]
+    ops = outermost(tf.in_window(ops))
+    cols = ["name", "tid", "ts_ns", "dur_ns", "end_ns"]
+    if len(ops) == 0:
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype=t)
+                for c, t in zip(
+                    [*cols, "dtype", "rows", "k", "n", "flops"],
+                    [
+                        object,
+                        "int64",
+                        "int64",
+                        "int64",
+                        "int64",
+                        object,
+                        "int64",
+                        "int64",
+                        "int64",
+                        "float64",
+                    ],
+                    strict=True,
+                )
+            }
+        )
+    out = ops[cols].copy()
+    out["name"] = out["name"].astype(str)
+    dims = (
+        tf.decoded_shapes(ops["input_dims"])
+        if "input_dims" in ops
+        else pd.Series([None] * len(ops))
+    )
+    types = (
+        tf.decoded_shapes(ops["input_types"])
+        if "input_types" in ops
+        else pd.Series([None] * len(ops))
+    )
+    # per unique (name, dims) pair: a model repeats the same few shapes thousands of times
+    keys = list(zip(out["name"], dims.map(repr), strict=True))
+    cache: dict[tuple[str, str], tuple[int, int, int]] = {}
+    shapes = []
+    for key, d in zip(keys, dims, strict=True):
+        if key not in cache:
+            cache[key] = _gemm_shape(key[0], d) or (-1, -1, -1)
+        shapes.append(cache[key])
+    arr = np.array(shapes, dtype=np.int64).reshape(-1, 3)
+    out["rows"], out["k"], out["n"] = arr[:, 0], arr[:, 1], arr[:, 2]
+    out["flops"] = np.where(arr[:, 0] > 0, 2.0 * arr[:, 0] * arr[:, 1] * arr[:, 2], 0.0)
+    left = np.where(out["name"].isin(["aten::addmm", "aten::baddbmm"]), 1, 0)
+    out["dtype"] = [
+        t[i] if isinstance(t, list) and len(t) > i else "" for t, i in zip(types, left, strict=True)
+    ]
+    return out.reset_index(drop=True)
+
+
+def window_ns(traces: list[TraceFrames]) -> int:
+    """Summed analysis windows of the traces (ProfilerStep spans: iteration time, gaps included)."""
+    return int(sum(tf.window_ns for tf in traces))
+
+
+def window_label(traces: list[TraceFrames]) -> str:
+    """Evidence.window text for the traces' analysis windows."""
+    return ", ".join(sorted({tf.window_label for tf in traces}))
