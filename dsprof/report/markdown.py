@@ -55,7 +55,8 @@ def render_markdown(report: Report) -> str:
         f"### dsprof: {md_cell(v.run_id)}",
         "",
         f"**{md_cell(v.status)}** · started {md_cell(v.started_utc)} · {md_cell(v.duration_text)}"
-        f" · target {md_cell(v.target)}",
+        f" · target {md_cell(v.target)}"
+        + (f" · model {md_cell(', '.join(v.modules))}" if v.modules else ""),
         "",
     ]
     out += _table([k.label for k in v.kpis], [[k.value for k in v.kpis]])

@@ -1,0 +1,107 @@
+"""The HTML and markdown reports and `dsprof report`: determinism, escaping, sizes, errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from report_synthetic import EVIL_MODULE, EVIL_OP, RUN_ID, make_run
+
+from dsprof.cli.main import main
+from dsprof.report.build import build_report
+from dsprof.report.html import render_html, script_json
+from dsprof.report.markdown import md_cell, render_markdown
+from dsprof.store import load_run
+
+# plotly.js alone is ~4.6 MB (DESIGN.md measured ~4.8 MB for a self-contained page)
+MIN_INLINE_BYTES = 3_000_000
+MAX_CDN_BYTES = 300_000
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    make_run(root, fix=True, ranks=2)
+    return root
+
+
+def test_same_run_gives_same_bytes(runs: Path) -> None:
+    first = render_html(build_report(load_run(runs / RUN_ID)), cdn=True)
+    second = render_html(build_report(load_run(runs / RUN_ID)), cdn=True)
+    assert first == second
+
+
+def test_html_names_are_escaped(runs: Path) -> None:
+    page = render_html(build_report(load_run(runs / RUN_ID)), cdn=True)
+    # the raw names never reach the page: text is entity-escaped, figure JSON unicode-escaped
+    assert EVIL_OP not in page and EVIL_MODULE not in page
+    assert page.count("</script>") == page.count("<script")
+    assert "&lt;/script&gt;&lt;b&gt;x" in page
+    # a trial named after the op is a plotly label: entity-escaped for plotly, then & as \u0026
+    assert "\\u0026lt;/script\\u0026gt;\\u0026lt;b\\u0026gt;x" in page
+
+
+def test_script_json_cannot_close_the_script() -> None:
+    text = str(script_json({"name": "</script><script>alert(1)</script>", "x": "a\u2028b&"}))
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+
+
+def test_inline_and_cdn_sizes(runs: Path) -> None:
+    report = build_report(load_run(runs / RUN_ID))
+    inline, cdn = render_html(report), render_html(report, cdn=True)
+    assert len(inline.encode()) > MIN_INLINE_BYTES
+    assert len(cdn.encode()) < MAX_CDN_BYTES
+    assert re.search(r'src="https://cdn\.plot\.ly/plotly-[\d.]+\.min\.js" integrity="sha384-', cdn)
+    assert "cdn.plot.ly" not in inline[:2000]
+
+
+def test_markdown_has_tables_and_no_markup(runs: Path) -> None:
+    md = render_markdown(build_report(load_run(runs / RUN_ID)))
+    outside_fence = re.sub(r"```diff\n.*?\n```", "", md, flags=re.S)
+    assert "<script" not in outside_fence and "<b>" not in outside_fence
+    assert "| high | gpu-idle | 42% |" in md
+    assert "&lt;/script&gt;&lt;b&gt;x" in md
+    # the diff keeps its text, inside a fence where markdown shows it literally
+    assert "```diff\n" in md and "+model.compile()  # </script><b>x" in md
+
+
+def test_md_cell_escapes_table_syntax() -> None:
+    assert md_cell("a|b\n<i>c</i>") == "a\\|b &lt;i&gt;c&lt;/i&gt;"
+
+
+def test_cli_report_html_default_path(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(runs / RUN_ID), "--cdn"]) == 0
+    out = runs / RUN_ID / "report.html"
+    assert out.is_file() and "fig-timeline" in out.read_text(encoding="utf-8")
+    assert str(out) in capsys.readouterr().err
+
+
+def test_cli_report_md_by_id(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", RUN_ID, "--runs-dir", str(runs), "--format", "md"]) == 0
+    assert capsys.readouterr().out.startswith(f"### dsprof: {RUN_ID}")
+
+
+def test_cli_report_md_to_file(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.md"
+    assert main(["report", str(runs / RUN_ID), "--format", "md", "-o", str(out)]) == 0
+    assert "#### Findings (2)" in out.read_text(encoding="utf-8")
+
+
+def test_cli_report_errors(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "no run folder" in capsys.readouterr().err
+    assert main(["report", str(runs / RUN_ID), "-o", str(tmp_path / "missing" / "r.html")]) == 2
+    assert "folder does not exist" in capsys.readouterr().err
+    (runs / RUN_ID / "findings.json").write_text("{", encoding="utf-8")
+    try:
+        assert main(["report", str(runs / RUN_ID), "--format", "md"]) == 0
+        assert (
+            "not valid JSON" in capsys.readouterr().out
+        )  # a broken findings.json is shown, not fatal
+    finally:
+        from report_synthetic import findings_doc
+
+        from dsprof.store.documents import write_model
+
+        write_model(runs / RUN_ID / "findings.json", findings_doc())

@@ -1,0 +1,124 @@
+"""The report's view-model: golden files on a synthetic run, and the rules behind its numbers.
+
+Regenerate the golden files after an intended change with DSPROF_UPDATE_GOLDEN=1 and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_synthetic import EVIL_MODULE, EVIL_OP, make_run
+
+from dsprof.core.manifest import StepSummary
+from dsprof.report.build import build_report
+from dsprof.report.markdown import render_markdown
+from dsprof.report.view_model import (
+    format_bytes,
+    format_ns,
+    nearest_rank,
+    step_stats,
+    steps_table_stats,
+)
+from dsprof.store import load_run
+from dsprof.store.documents import write_model
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("DSPROF_UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert path.is_file(), f"missing golden file {path}: run with DSPROF_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"fix": True, "ranks": 2}, {"gpu": False, "findings": False}],
+    ids=["gpu-fix-ranks", "cpu-not-analysed"],
+)
+def test_view_model_matches_golden(tmp_path: Path, kwargs: dict) -> None:
+    run = load_run(make_run(tmp_path, **kwargs))
+    report = build_report(run)
+    view = report.view.model_dump(mode="json")
+    name = "-".join(f"{k}{v}" for k, v in sorted(kwargs.items()))
+    _check_golden(f"view_{name}.json", json.dumps(view, indent=1, sort_keys=True) + "\n")
+    _check_golden(f"report_{name}.md", render_markdown(report))
+
+
+def test_view_model_content(tmp_path: Path) -> None:
+    view = build_report(load_run(make_run(tmp_path, fix=True, ranks=2))).view
+    assert [f.category for f in view.findings] == ["gpu-idle", "small-batch"]  # by impact
+    assert view.findings[0].evidence[1].value == EVIL_OP
+    assert view.modules == [EVIL_MODULE]
+    assert view.steps.count == 20 and view.steps.source == "steps.parquet"
+    assert view.fix.available and view.fix.accepted == ["compile"]
+    assert [t["outcome"] for t in view.fix.trials] == ["win", "no-measurable-change", "win"]
+    assert view.ranks == [0, 1]
+
+
+def test_metric_not_collected_is_absent_not_zero(tmp_path: Path) -> None:
+    view = build_report(load_run(make_run(tmp_path, gpu=False))).view
+    keys = {k.key for k in view.kpis}
+    assert "gpu_util" not in keys and "peak_cuda" not in keys
+    assert {"p50", "p99", "peak_rss", "cpu"} <= keys
+
+
+def test_runner_summary_wins_over_steps_table(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path))
+    manifest = run.manifest.model_copy(
+        update={"summary": StepSummary(count=15, p50_ns=9_000_000, p99_ns=12_000_000)}
+    )
+    write_model(run.paths.manifest, manifest)
+    stats = step_stats(load_run(run.paths.root))
+    assert (stats.count, stats.p50_ns, stats.source) == (15, 9_000_000, "run.json summary")
+
+
+def test_steps_table_stats_nearest_rank() -> None:
+    steps = pd.DataFrame({"duration_ns": [5, 1, 4, 2, 3, 100, 6, 7, 8, 9]})
+    stats = steps_table_stats(steps)
+    assert (stats.count, stats.p50_ns, stats.p99_ns, stats.mean_ns) == (10, 5, 100, 14)
+    assert nearest_rank([1, 2, 3, 4], 50) == 2
+    assert steps_table_stats(None).count == 0
+
+
+def test_running_run_reads_live_steps(tmp_path: Path) -> None:
+    root = make_run(tmp_path, status="running")
+    run = load_run(root)
+    rows = run.steps.head(4).to_dict("records")
+    run.paths.steps.unlink()  # a run in progress has only the live file
+    lines = [
+        json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}) for r in rows
+    ]
+    run.paths.steps_live.write_text("\n".join(lines) + '\n{"step": 4, "start', encoding="utf-8")
+    view = build_report(load_run(root)).view
+    assert view.status == "running" and view.duration_text == "still running"
+    assert view.steps.count == 4
+
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [
+        (None, "n/a"),
+        (512, "512 ns"),
+        (812_000, "812 µs"),
+        (12_345_678, "12.3 ms"),
+        (4.56e9, "4.56 s"),
+    ],
+)
+def test_format_ns(ns: float | None, text: str) -> None:
+    assert format_ns(ns) == text
+
+
+def test_format_bytes() -> None:
+    assert [format_bytes(b) for b in (None, 512, 3 * 2**20, 1.5 * 2**30)] == [
+        "n/a",
+        "512 B",
+        "3 MiB",
+        "1.5 GiB",
+    ]
