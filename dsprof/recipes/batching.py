@@ -153,3 +153,42 @@ class BatchingRecipe(Recipe):
                 "threads instead of `model(x)` (N: the best batch size of batching.json)"
             )
         )
+
+
+def batching_verdict(result_file: Path, tolerance: dict[str, float], min_gain: float) -> Any:
+    """Verdict of a batching trial from its batching.json (see the module docstring)."""
+    import numpy as np
+
+    from dsprof.core.fix import Drift, Verdict
+    from dsprof.recipes import verdict as V
+
+    if not result_file.is_file():
+        return Verdict(
+            accepted=False,
+            outcome="failed",
+            reason=f"no {RESULT_FILE}: the model was called fewer than twice",
+        )
+    result = json.loads(result_file.read_text(encoding="utf-8"))
+    rows = {r["batch_size"]: r for r in result["sweep"] if "latency_ms" in r}
+    best = result["best_batch_size"]
+    drift = Drift(
+        tensors_compared=len(result["drift"]),
+        cosine=min((d["cosine"] for d in result["drift"].values()), default=None),
+        max_abs=max((d["max_abs"] for d in result["drift"].values()), default=None),
+    )
+    speed = V.bootstrap_speedup(
+        np.asarray(rows[1]["latency_ms"]), np.asarray(rows[best]["latency_ms"]) / best
+    )
+    v = V.judge("approximate", speed, drift, tolerance=tolerance, min_gain=min_gain)
+    one, dyn = result["stream"]["one_at_a_time"], result["stream"]["dynamic_batcher"]
+    per_class = ", ".join(
+        f"{c} p99 {one['classes'][c]['p99_ms']:.0f}->{dyn['classes'][c]['p99_ms']:.0f} ms"
+        for c in dyn["classes"]
+        if dyn["classes"][c]["count"] and one["classes"][c]["count"]
+    )
+    v.reason = (
+        f"batch {best} vs 1: {v.reason}; Poisson stream at {dyn['rate_per_s']:.1f} req/s: "
+        f"{one['throughput_per_s']:.1f} -> {dyn['throughput_per_s']:.1f} req/s with the "
+        f"DynamicBatcher (mean batch {dyn['mean_batch']:.1f}); {per_class}"
+    )
+    return v

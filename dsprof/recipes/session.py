@@ -1,0 +1,363 @@
+"""The fix loop: baseline, findings, matching recipes, trials, verdicts, greedy stacking, fix.json.
+
+baseline run (traced, analysed)  ->  candidates (registry x findings, or --recipe)
+reference run (untraced, no recipes): the step times every trial is compared with
+one trial run per recipe under <baseline>/trials/, untraced, outputs captured
+verdict per trial (bootstrap speedup vs the reference, drift vs the baseline's outputs)
+accepted recipes that stack: combined greedily, each combination measured again
+fix.json in the baseline folder; `apply.py` writes the winners into the script
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsprof.core.errors import UsageError
+from dsprof.core.fix import Applicability, FixSession, Trial, TrialMetrics, Verdict
+from dsprof.recipes import verdict as V
+from dsprof.recipes.base import finding_categories, uses_cuda
+from dsprof.recipes.batching import RESULT_FILE, batching_verdict
+from dsprof.recipes.registry import BY_NAME, RECIPES, get_recipe
+from dsprof.store.documents import write_model
+from dsprof.store.run_store import RunData, load_run
+
+Progress = Callable[[str, str], None]  # (event, label): "start"/"done" of each run
+
+
+@dataclass
+class FixOptions:
+    """What `dsprof fix` was asked to do (the CLI's options)."""
+
+    target: str
+    args: list[str] = field(default_factory=list)
+    module: bool = False
+    out: Path = Path(".dsprof/runs")
+    recipes: list[str] = field(default_factory=list)  # --recipe: exactly these are tried
+    tolerance: dict[str, float] = field(default_factory=dict)
+    min_gain: float = V.MIN_GAIN
+    warmup: int = 2
+    capture_steps: int = 3
+    max_steps: int | None = None
+    recipe_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _run(opts: FixOptions, **kw: Any) -> Any:
+    from dsprof.runner.launch import RunRequest, run_script
+
+    req = RunRequest(
+        target=opts.target,
+        args=list(opts.args),
+        module=opts.module,
+        out=opts.out,
+        capture_steps=opts.capture_steps,
+        echo=False,
+        progress=False,
+        max_steps=opts.max_steps,
+        **kw,
+    )
+    return run_script(req)
+
+
+def trial_dir(baseline: RunData, label: str) -> Path:
+    """A new run-folder path under <baseline>/trials/ named like any run folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:48]
+    return baseline.paths.trials_dir / f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def candidates(run: RunData, forced: list[str]) -> list[Applicability]:
+    """Every registered recipe with whether it applies here and why; forced ones flagged."""
+    for name in forced:
+        get_recipe(name)  # a UsageError naming the known ids
+    cats = finding_categories(run)
+    named = {r for f in (run.findings.findings if run.findings else []) for r in f.recipes}
+    out = []
+    for cls in RECIPES:
+        recipe = cls()
+        applies, why = recipe.applicable(run)
+        addressed = sorted(set(cls.addresses) & cats)
+        if applies and not forced and not addressed and cls.name not in named:
+            applies, why = False, f"no finding it addresses ({', '.join(cls.addresses)})"
+        out.append(
+            Applicability(
+                recipe=cls.name,
+                applies=applies,
+                reason=why,
+                risk=cls.risk,
+                findings=addressed,
+                forced=cls.name in forced,
+            )
+        )
+    return out
+
+
+def to_try(cands: list[Applicability], forced: list[str], run: RunData) -> list[str]:
+    """Forced recipes (unless they need a GPU the run lacks), else those that apply."""
+    if forced:
+        return [n for n in forced if not (BY_NAME[n].needs_gpu and not uses_cuda(run))]
+    return [c.recipe for c in cands if c.applies]
+
+
+class FixRunner:
+    """One fix session over a script; see the module docstring."""
+
+    def __init__(self, opts: FixOptions, progress: Progress | None = None) -> None:
+        self.opts = opts
+        self.progress = progress or (lambda event, label: None)
+        self.baseline: RunData | None = None
+        self.reference: RunData | None = None
+        self.session: FixSession | None = None
+
+    def run(self) -> FixSession:
+        """The whole session; fix.json is written to the baseline folder at the end."""
+        opts = self.opts
+        self.progress("start", "baseline")
+        result = _run(opts, trace=True, analyze=True)
+        self.progress("done", "baseline")
+        if result.exit_code != 0:
+            raise UsageError(
+                f"the script failed in the baseline run (exit {result.exit_code}); "
+                f"see {result.paths.stderr_log}",
+                path=opts.target,
+            )
+        base = self.baseline = load_run(result.paths.root)
+        session = self.session = FixSession(
+            baseline_run=str(result.paths.root),
+            script=opts.target,
+            argv=list(opts.args),
+            start_ns=time.time_ns(),
+            tolerance={"cosine": V.DEFAULT_COSINE, "top1": V.DEFAULT_TOP1, **opts.tolerance},
+        )
+        session.candidates = candidates(base, opts.recipes)
+        names = to_try(session.candidates, opts.recipes, base)
+        for c in session.candidates:
+            if c.forced and c.recipe not in names:
+                session.trials.append(
+                    Trial(trial_id=c.recipe, recipes=[c.recipe], status="skipped", error=c.reason)
+                )
+        if names:
+            self.reference = self._reference()
+            session.baseline = self._metrics(self.reference)
+            for name in names:
+                session.trials.append(self.trial([name]))
+            session.accepted = self.stack()
+        session.end_ns = time.time_ns()
+        write_model(base.paths.fix_session, session)
+        return session
+
+    def _reference(self) -> RunData:
+        assert self.baseline is not None
+        self.progress("start", "reference")
+        d = trial_dir(self.baseline, "reference")
+        result = _run(
+            self.opts,
+            trace=False,
+            analyze=False,
+            run_dir=d,
+            parent_run=self.baseline.paths.root.name,
+            name="reference",
+        )
+        self.progress("done", "reference")
+        if result.exit_code != 0:
+            raise UsageError(
+                f"the untraced reference run failed; see {result.paths.stderr_log}",
+                path=self.opts.target,
+            )
+        return load_run(result.paths.root)
+
+    def _metrics(self, run: RunData) -> TrialMetrics:
+        return V.run_metrics(
+            run.steps, run.manifest.summary if run.manifest else None, self.opts.warmup
+        )
+
+    def trial(self, names: list[str], combined: bool = False) -> Trial:
+        """Run the script with `names` applied and judge it against the reference."""
+        assert self.baseline is not None and self.reference is not None and self.session
+        label = "+".join(names)
+        d = trial_dir(self.baseline, label)
+        options = {n: dict(self.opts.recipe_options.get(n, {})) for n in names}
+        if "batching" in names:
+            options["batching"]["out"] = str(d / RESULT_FILE)
+        env: dict[str, str] = {}
+        for n in names:
+            env.update(get_recipe(n).env(options[n]))
+        self.progress("start", label)
+        result = _run(
+            self.opts,
+            trace=False,
+            analyze=False,
+            run_dir=d,
+            recipes=names,
+            recipe_options=options,
+            env=env,
+            parent_run=self.baseline.paths.root.name,
+            name=label,
+        )
+        self.progress("done", label)
+        rel = str(d.relative_to(self.baseline.paths.root))
+        run = load_run(result.paths.root)
+        trial = Trial(
+            trial_id=label,
+            recipes=names,
+            run_dir=rel,
+            run_id=d.name,
+            combined=combined,
+            recipe_status=dict(run.child_info.get("recipes") or {}),
+        )
+        trial.metrics = self._metrics(run)
+        if result.exit_code != 0 or (run.manifest and run.manifest.status == "failed"):
+            trial.status = "failed"
+            trial.error = _failure(run, result.exit_code)
+            trial.verdict = Verdict(
+                accepted=False, outcome="failed", reason=f"trial failed: {trial.error}"
+            )
+            return trial
+        trial.verdict = self._judge(names, run)
+        return trial
+
+    def _judge(self, names: list[str], run: RunData) -> Verdict:
+        assert self.baseline is not None and self.reference is not None and self.session
+        if names == ["batching"]:
+            return batching_verdict(
+                run.paths.root / RESULT_FILE, self.session.tolerance, self.opts.min_gain
+            )
+        risks = {get_recipe(n).risk for n in names}
+        risk = (
+            "approximate"
+            if "approximate" in risks
+            else "deterministic"
+            if "deterministic" in risks
+            else "exact"
+        )
+        base_d, _ = V.measured_durations(self.reference.steps, self.opts.warmup)
+        trial_d, _ = V.measured_durations(run.steps, self.opts.warmup)
+        speed = V.bootstrap_speedup(base_d, trial_d) if len(base_d) and len(trial_d) else None
+        drift = V.compare_outputs(self.baseline.paths.outputs_dir, run.paths.outputs_dir)
+        if risk == "deterministic":
+            drift.deterministic = V.outputs_deterministic(run.paths.outputs_dir)
+        ref_peak = (
+            self.reference.manifest.summary.peak_rss_bytes if self.reference.manifest else None
+        )
+        peak = run.manifest.summary.peak_rss_bytes if run.manifest else None
+        change = peak - ref_peak if peak is not None and ref_peak is not None else None
+        return V.judge(
+            risk,
+            speed,
+            drift,
+            tolerance=self.session.tolerance,
+            min_gain=self.opts.min_gain,
+            memory_change=change,
+        )
+
+    def stack(self) -> list[str]:
+        """Greedy: start from the fastest accepted recipe, add each next one that stays accepted
+        and is faster together; each combination is a trial of its own."""
+        assert self.session is not None
+        wins = sorted(
+            (
+                t
+                for t in self.session.trials
+                if t.verdict
+                and t.verdict.accepted
+                and len(t.recipes) == 1
+                and t.recipes != ["batching"]
+            ),
+            key=lambda t: -(t.verdict.speedup or 0.0) if t.verdict else 0.0,
+        )
+        if not wins:
+            return ["batching"] if self._accepted("batching") else []
+        stack = list(wins[0].recipes)
+        best = wins[0].verdict.speedup or 1.0 if wins[0].verdict else 1.0
+        for t in wins[1:]:
+            name = t.recipes[0]
+            if any(name in BY_NAME[s].conflicts or s in BY_NAME[name].conflicts for s in stack):
+                continue
+            combo = self.trial(
+                sorted([*stack, name], key=lambda n: BY_NAME[n].order), combined=True
+            )
+            self.session.trials.append(combo)
+            if combo.verdict and combo.verdict.accepted and (combo.verdict.speedup or 0) >= best:
+                stack, best = combo.recipes, combo.verdict.speedup or best
+        return stack + (["batching"] if self._accepted("batching") else [])
+
+    def _accepted(self, name: str) -> bool:
+        assert self.session is not None
+        return any(
+            t.recipes == [name] and t.verdict and t.verdict.accepted for t in self.session.trials
+        )
+
+
+def _failure(run: RunData, exit_code: int) -> str:
+    """The trial's error in one line: the recipe status, the manifest error, or stderr's tail."""
+    for name, st in (run.child_info.get("recipes") or {}).items():
+        if isinstance(st, dict) and st.get("status") == "failed":
+            return f"recipe {name}: {st.get('error')}"
+    if run.manifest and run.manifest.error:
+        return run.manifest.error.strip().splitlines()[-1][:300]
+    if run.paths.stderr_log.is_file():
+        lines = [
+            ln for ln in run.paths.stderr_log.read_text(errors="replace").splitlines() if ln.strip()
+        ]
+        if lines:
+            return lines[-1][:300]
+    return f"exit code {exit_code}"
+
+
+def session_json(session: FixSession) -> dict[str, Any]:
+    """The `dsprof fix --json` document."""
+    b = session.baseline
+    trials = []
+    for t in session.trials:
+        v = t.verdict
+        d = v.drift if v else None
+        trials.append(
+            {
+                "recipe": "+".join(t.recipes),
+                "recipes": t.recipes,
+                "combined": t.combined,
+                "status": t.status,
+                "accepted": bool(v and v.accepted),
+                "outcome": v.outcome if v else t.status,
+                "speedup": v.speedup if v else None,
+                "ci95": list(v.ci95) if v and v.ci95 else None,
+                "drift": {
+                    "cosine": d.cosine if d else None,
+                    "max_abs": d.max_abs if d else None,
+                    "top1_agreement": d.top1_agreement if d else None,
+                    "rel_l2": d.rel_l2 if d else None,
+                    "allclose": d.allclose if d else None,
+                    "deterministic": d.deterministic if d else None,
+                },
+                "peak_memory_change_bytes": v.peak_memory_change_bytes if v else None,
+                "p50_ms": t.metrics.p50_ns / 1e6 if t.metrics.p50_ns else None,
+                "p99_ms": t.metrics.p99_ns / 1e6 if t.metrics.p99_ns else None,
+                "reason": v.reason if v else (t.error or ""),
+                "run_dir": t.run_dir,
+            }
+        )
+    return {
+        "baseline": {
+            "run": session.baseline_run,
+            "p50_ms": b.p50_ns / 1e6 if b.p50_ns else None,
+            "p99_ms": b.p99_ns / 1e6 if b.p99_ns else None,
+            "throughput_per_s": b.throughput_per_s,
+            "peak_rss_bytes": b.peak_rss_bytes,
+            "steps_measured": b.steps_measured,
+        },
+        "candidates": [c.model_dump() for c in session.candidates],
+        "trials": trials,
+        "accepted": session.accepted,
+        "applied": [c.model_dump() for c in session.apply.changes] if session.apply else [],
+        "apply": session.apply.model_dump(exclude={"changes"}) if session.apply else None,
+    }
+
+
+def dumps(session: FixSession) -> str:
+    """session_json as indented JSON text."""
+    return json.dumps(session_json(session), indent=2)
