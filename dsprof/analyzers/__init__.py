@@ -20,7 +20,17 @@ from dsprof.core.findings import Finding, FindingsDocument
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
 
-ANALYZERS: tuple[Analyzer, ...] = ()
+from dsprof.analyzers.gpu_idle import GpuIdleAnalyzer
+from dsprof.analyzers.host_sync import HostSyncAnalyzer
+from dsprof.analyzers.io_stall import IoStallAnalyzer
+from dsprof.analyzers.launch_overhead import LaunchOverheadAnalyzer
+
+ANALYZERS: tuple[Analyzer, ...] = (
+    GpuIdleAnalyzer(),
+    LaunchOverheadAnalyzer(),
+    IoStallAnalyzer(),
+    HostSyncAnalyzer(),
+)
 
 TRACE_SUFFIXES = (".json", ".json.gz")
 

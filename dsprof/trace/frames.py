@@ -24,6 +24,12 @@ COMM_KERNEL_RE = re.compile(
     r"sendrecv|broadcast",
     re.IGNORECASE,
 )
+# runtime calls that block the host until the device catches up
+EXPLICIT_SYNC_CALLS = frozenset({"cudaDeviceSynchronize", "cuCtxSynchronize"})
+IMPLICIT_SYNC_CALLS = frozenset(
+    {"cudaStreamSynchronize", "cudaEventSynchronize", "cuStreamSynchronize", "cuEventSynchronize"}
+)
+COPY_CALLS = frozenset({"cudaMemcpyAsync", "cudaMemcpy", "cuMemcpyDtoHAsync_v2", "cuMemcpyAsync"})
 COMM_CPU_RE = re.compile(r"^(nccl:|gloo:|c10d::|record_param_comms)|ProcessGroup", re.IGNORECASE)
 
 
@@ -144,6 +150,26 @@ class TraceFrames:
             }
         )
         return self.kernels.merge(rt, on="correlation", how="left")
+
+    @cached_property
+    def host_syncs(self) -> pd.DataFrame:
+        """Runtime calls during which the host waits for the GPU, with a `kind` column:
+
+        "explicit" (cudaDeviceSynchronize: torch.cuda.synchronize()), "implicit" (stream/event
+        syncs: .item(), .cpu(), .tolist()), "copy" (cudaMemcpy(Async) of a device-to-host or
+        pageable copy, matched by correlation id: it returns only when the copy is done).
+        """
+        rt = self.runtime
+        mc = self.memcpy
+        blocking = mc[(mc["direction"] == "DtoH") | mc["pageable"]]["correlation"]
+        explicit = rt["name"].isin(EXPLICIT_SYNC_CALLS)
+        implicit = rt["name"].isin(IMPLICIT_SYNC_CALLS)
+        copy = rt["name"].isin(COPY_CALLS) & rt["correlation"].isin(blocking)
+        out = rt[explicit | implicit | copy]
+        kind = np.select(
+            [explicit[out.index], implicit[out.index]], ["explicit", "implicit"], default="copy"
+        )
+        return out.assign(kind=kind).reset_index(drop=True)
 
     @cached_property
     def steps(self) -> pd.DataFrame:

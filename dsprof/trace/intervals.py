@@ -80,3 +80,58 @@ def covered_ns_each(
         return np.where(i > 0, full + partial, 0)
 
     return covered_before(ends) - covered_before(starts)
+
+
+def clusters(
+    starts: np.ndarray, ends: np.ndarray, max_gap_ns: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group intervals whose gap to the previous one is at most max_gap_ns.
+
+    Returns (cluster starts, cluster ends, intervals per cluster): runs of back-to-back small
+    events, such as a Python loop of .item() calls or of tiny ops.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    if not len(starts):
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    reach = np.maximum.accumulate(e)
+    new = np.empty(len(s), dtype=bool)
+    new[0] = True
+    new[1:] = s[1:] - reach[:-1] > max_gap_ns
+    first = np.flatnonzero(new)
+    counts = np.diff(np.append(first, len(s)))
+    return s[first], np.maximum.reduceat(e, first), counts
+
+
+def outermost(groups: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Mask of intervals not nested inside an earlier interval of the same group (thread).
+
+    Inputs need not be sorted; the mask is in input order.
+    """
+    groups = np.asarray(groups)
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    n = len(starts)
+    if not n:
+        return np.zeros(0, dtype=bool)
+    # sort by (group, start, longest first) so a parent precedes the children it contains
+    order = np.lexsort((-ends, starts, groups))
+    g, s, e = groups[order], starts[order], ends[order]
+    first_of_group = np.empty(n, dtype=bool)
+    first_of_group[0] = True
+    first_of_group[1:] = g[1:] != g[:-1]
+    # running max of ends within each group: offset groups so one global accumulate suffices
+    big = np.int64(1) << np.int64(62)
+    gid = np.cumsum(first_of_group) - 1
+    shifted = e - s.min() + gid.astype(np.int64) * (big // max(int(gid.max()) + 1, 1))
+    reach = np.maximum.accumulate(shifted)
+    prev = np.empty(n, dtype=np.int64)
+    prev[0] = np.iinfo(np.int64).min
+    prev[1:] = reach[:-1]
+    top_sorted = first_of_group | (s - s.min() + gid * (big // max(int(gid.max()) + 1, 1)) >= prev)
+    mask = np.empty(n, dtype=bool)
+    mask[order] = top_sorted
+    return mask

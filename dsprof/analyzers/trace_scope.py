@@ -1,0 +1,116 @@
+"""What the trace analyzers share: which traces to read, severity bands, evidence shorthands.
+
+GPU analyzers read only traces with GPU activity (kernels, copies or sets). A CPU-only run, even
+on a machine whose deviceProperties list GPUs, yields no GPU trace, so no GPU category can fire.
+When several traces are given (the ranks of one job), single-trace analyzers look at each rank
+and keep the worst one, naming the rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from dsprof.core.findings import Evidence, Finding, Severity
+
+if TYPE_CHECKING:
+    from dsprof.store.run_store import RunData
+    from dsprof.trace.frames import TraceFrames
+
+NS_PER_MS = 1_000_000
+
+
+def run_is_cpu_only(run: RunData) -> bool:
+    """True when run.json says the machine had no GPU (traces are then not consulted)."""
+    env = run.manifest.environment if run.manifest is not None else None
+    return env is not None and not env.gpus and not env.cuda
+
+
+def gpu_traces(run: RunData) -> list[TraceFrames]:
+    """The run's traces that recorded GPU activity; [] on a CPU-only run."""
+    if run_is_cpu_only(run) or not run.trace_files:
+        return []
+    return [tf for tf in run.traces if tf.has_gpu_activity]
+
+
+def cpu_traces(run: RunData) -> list[TraceFrames]:
+    """The run's traces without GPU activity (CPU-only inference)."""
+    if not run.trace_files:
+        return []
+    return [tf for tf in run.traces if not tf.has_gpu_activity]
+
+
+def rank_label(tf: TraceFrames, index: int) -> str:
+    """'rank 3' from distributedInfo, else the trace's position among the files."""
+    return f"rank {tf.rank}" if tf.rank is not None else f"trace {index}"
+
+
+def worst_per_trace(
+    traces: list[TraceFrames], analyze_one: Callable[[TraceFrames], list[Finding]]
+) -> list[Finding]:
+    """Run a single-trace analysis on each trace; keep the highest-impact finding per category.
+
+    With several traces, the kept finding's title names the rank and how many ranks showed it.
+    """
+    per_category: dict[str, tuple[Finding, str, int]] = {}
+    for i, tf in enumerate(traces):
+        for f in analyze_one(tf):
+            best = per_category.get(f.category)
+            count = (best[2] if best else 0) + 1
+            if best is None or f.impact > best[0].impact:
+                per_category[f.category] = (f, rank_label(tf, i), count)
+            else:
+                per_category[f.category] = (best[0], best[1], count)
+    out = []
+    for f, label, count in per_category.values():
+        if len(traces) > 1:
+            f = f.model_copy(
+                update={"title": f"{label} (worst of {count}/{len(traces)} ranks): {f.title}"}
+            )
+        out.append(f)
+    return out
+
+
+def severity_for(
+    value: float, medium: float, high: float, low: float | None = None
+) -> Severity | None:
+    """'high' at or above high, 'medium' at or above medium, 'low' at or above low, else None."""
+    if value >= high:
+        return "high"
+    if value >= medium:
+        return "medium"
+    if low is not None and value >= low:
+        return "low"
+    return None
+
+
+_SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
+
+
+def worse_severity(*severities: Severity | None) -> Severity | None:
+    """The most severe of the given severities (None when all are None)."""
+    return max(severities, key=lambda s: _SEVERITY_RANK.get(s or "", 0), default=None)
+
+
+def ms(ns: float) -> float:
+    """Nanoseconds to milliseconds, rounded for evidence."""
+    return round(float(ns) / NS_PER_MS, 3)
+
+
+def share_evidence(
+    metric: str, value: float, threshold: float, tf: TraceFrames, source: str = "trace"
+) -> Evidence:
+    """A 0..1 share as an Evidence entry over the trace's analysis window."""
+    return Evidence(
+        metric=metric,
+        value=round(float(value), 4),
+        unit="fraction",
+        threshold=threshold,
+        window=tf.window_label,
+        source=f"{source}: {tf.path.name}",
+    )
+
+
+def clamp01(x: float) -> float:
+    """Impact must lie in 0..1."""
+    return float(min(max(x, 0.0), 1.0))
