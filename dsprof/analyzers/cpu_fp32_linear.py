@@ -6,7 +6,9 @@ Detects
     (quantized::linear_dynamic) and bf16 autocast (AMX / AVX512-BF16 GEMMs) make cheaper.
 Signal
     Outermost GEMM-family cpu_ops of the trace inside its ProfilerStep window whose left operand's
-    "Input type" is "float" (record_shapes), with at least SMALL_BATCH_ROWS rows; their summed
+    "Input type" is "float" (record_shapes), with at least SMALL_BATCH_ROWS rows and
+    MIN_GEMM_FLOPS (2e6) FLOPs per call (smaller ones are dispatch-bound, quantizing them gains
+    nothing; launch-overhead covers them); their summed
     duration over the window is the fp32 GEMM share. GEMMs with fewer rows are the small-batch
     analyzer's: batching them is the first fix.
 Thresholds
@@ -47,6 +49,10 @@ if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
 
 INT8_SPEEDUP = 2.3
+# smaller GEMMs are dispatch-bound: about 20 us at the ~100 GFLOP/s this CPU reaches on mid-size
+# GEMMs (bench/cpu_gemm_rows.py), where eager dispatch and int8's per-call activation
+# quantization (a few us each) stop dominating the call
+MIN_GEMM_FLOPS = 2e6
 # below this fp32 GEMM share there is nothing worth quantizing
 MIN_SHARE = 0.05
 RECIPES = ["int8-dynamic", "bf16", "compile"]
@@ -70,7 +76,11 @@ class CpuFp32LinearAnalyzer:
         confidence = 1.0
         known = calls["dtype"] != ""
         if known.any():
-            fp32 = calls[(calls["dtype"] == FP32_TYPE) & (calls["rows"] >= SMALL_BATCH_ROWS)]
+            fp32 = calls[
+                (calls["dtype"] == FP32_TYPE)
+                & (calls["rows"] >= SMALL_BATCH_ROWS)
+                & (calls["flops"] >= MIN_GEMM_FLOPS)
+            ]
         elif _params_fp32(run):
             # no record_shapes: trust the parameter dtypes, and say so through confidence
             fp32, confidence = calls, 0.6
@@ -164,7 +174,7 @@ class CpuFp32LinearAnalyzer:
 def _params_fp32(run: RunData) -> bool:
     """True when child.json says the root modules hold float32 parameters."""
     dtypes = {d for m in run.child_info.get("root_modules", []) for d in m.get("param_dtypes", [])}
-    return "torch.float32" in dtypes
+    return bool(dtypes & {"torch.float32", "float32"})
 
 
 def _confounders(run: RunData) -> list[str]:

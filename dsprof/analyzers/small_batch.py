@@ -3,8 +3,9 @@ matrix-vector products at a fraction of the machine's throughput: throughput lef
 
 Detects
     A CPU-only run whose traced iterations spend their time in GEMM-family ops (aten::linear,
-    addmm, mm, bmm, matmul, baddbmm) with fewer than SMALL_BATCH_ROWS rows, over several model
-    calls that could have been one batched call.
+    addmm, mm, bmm, matmul, baddbmm) with fewer than SMALL_BATCH_ROWS rows over weights of at
+    least MIN_WEIGHT_BYTES, over several model calls that could have been one batched call: each
+    call streams the whole weight matrix from memory to use it for one row.
 Signal
     Outermost GEMM-family cpu_ops in the trace window with their rows (the left operand's dims but
     the last: batch x tokens), from "Input Dims" (record_shapes); the batch dimension of the root
@@ -13,6 +14,8 @@ Thresholds
     SMALL_BATCH_ROWS = 16 (dsprof.analyzers.cpu_facts): per-row GEMM cost on this 2-core AVX512
     CPU fell 3.5-7.5x from 1 to 64 rows and flattened from ~16 rows on (bench/cpu_gemm_rows.py).
     BATCHING_ROW_GAIN = 4: the per-row speed-up batching brings, the low end of that measurement.
+    MIN_WEIGHT_BYTES = 1 MiB: one core's L2 here (lscpu); smaller weights stay cached between
+    calls, so those GEMMs are bound by dispatch (launch-overhead), not by the missing rows.
     impact = small-row GEMM share of the window * (1 - 1 / BATCHING_ROW_GAIN); severity on the CPU
     scale (IMPACT_MEDIUM 0.10, IMPACT_HIGH 0.30). MIN_STEPS = 2: one call cannot be batched.
     A recorded root-input batch larger than SMALL_BATCH_ROWS rules the finding out.
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
 
 BATCHING_ROW_GAIN = 4.0
+# weights smaller than one core's L2 (1 MiB on this AMD EPYC, lscpu) stay in cache between
+# calls: such GEMMs are dispatch-bound (launch-overhead's domain), not starved of rows
+MIN_WEIGHT_BYTES = 1 << 20
 MIN_STEPS = 2
 RECIPES = ["batching"]
 
@@ -66,7 +72,12 @@ class SmallBatchAnalyzer:
         if n_steps < MIN_STEPS:
             return []
         calls = pd.concat([cpu_facts.gemm_calls(tf) for tf in traces], ignore_index=True)
-        small = calls[(calls["rows"] > 0) & (calls["rows"] < SMALL_BATCH_ROWS)]
+        weight_bytes = calls["k"] * calls["n"] * 4
+        small = calls[
+            (calls["rows"] > 0)
+            & (calls["rows"] < SMALL_BATCH_ROWS)
+            & (weight_bytes >= MIN_WEIGHT_BYTES)
+        ]
         if len(small) == 0:
             return []
         window = cpu_facts.window_ns(traces)
