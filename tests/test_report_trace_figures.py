@@ -1,0 +1,84 @@
+"""Trace-derived figures: op nesting, kernel breakdown on a real H100 trace, the roofline."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_synthetic import make_run
+
+from dsprof.report.build import build_report
+from dsprof.report.trace_figures import top_level_ops
+from dsprof.store import load_run
+
+QWEN = (
+    Path(__file__).parent
+    / "data"
+    / "traces"
+    / "tracelens"
+    / "Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"
+)
+
+
+def test_top_level_ops_drop_nested_ops() -> None:
+    ops = pd.DataFrame(
+        {
+            "name": [
+                "aten::linear",
+                "aten::addmm",
+                "aten::t",
+                "aten::relu",
+                "aten::linear",
+                "aten::mm",
+            ],
+            "tid": [1, 1, 1, 1, 2, 2],
+            "ts_ns": [0, 10, 5, 100, 0, 1],
+            "dur_ns": [50, 30, 2, 10, 20, 20],
+        }
+    )
+    ops["end_ns"] = ops["ts_ns"] + ops["dur_ns"]
+    top = top_level_ops(ops)
+    assert sorted(zip(top["tid"], top["name"], strict=True)) == [
+        (1, "aten::linear"),
+        (1, "aten::relu"),
+        (2, "aten::linear"),
+    ]
+
+
+def _kernel_ms_in_step_window(path: Path) -> float:
+    """Kernel time overlapping the host-side ProfilerStep span, read straight from the JSON."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        events = json.load(f)["traceEvents"]
+    steps = [
+        e
+        for e in events
+        if e.get("cat") == "user_annotation" and str(e.get("name", "")).startswith("ProfilerStep#")
+    ]
+    lo = min(e["ts"] for e in steps)
+    hi = max(e["ts"] + e["dur"] for e in steps)
+    kernels = [e for e in events if e.get("cat") == "kernel"]
+    return sum(e["dur"] for e in kernels if e["ts"] < hi and e["ts"] + e["dur"] > lo) / 1e3
+
+
+@pytest.fixture(scope="module")
+def qwen_report(tmp_path_factory: pytest.TempPathFactory):
+    root = make_run(tmp_path_factory.mktemp("runs"))
+    shutil.copy(QWEN, root / "trace" / QWEN.name)
+    return build_report(load_run(root))
+
+
+def test_kernel_breakdown_on_a_real_h100_trace(qwen_report) -> None:
+    figures = {s.key: s.figure for s in qwen_report.figures}
+    assert {"ops", "kernels"} <= figures.keys()
+    bars = figures["kernels"].data[0]
+    assert sum(bars.x) == pytest.approx(_kernel_ms_in_step_window(QWEN), rel=1e-6)
+    # the largest bar is at the top: the last category of a horizontal bar chart
+    assert bars.x[-1] == max(bars.x[:-1]) or bars.y[0] == "(other)"
+    # template signatures are cut to 80 characters (before escaping for plotly)
+    assert all(len(html.unescape(label)) <= 80 for label in bars.y)
+    assert any("&lt;" in label for label in bars.y)
