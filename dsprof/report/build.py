@@ -134,13 +134,24 @@ def write_report(
             return None, text
         _check_out(out)
         write_text_atomic(out, text)
+        _shareable(out)
         return out, ""
     from dsprof.report.html import render_html
 
     target = out if out is not None else run.paths.root / REPORT_FILE
     _check_out(target)
     write_text_atomic(target, render_html(report, cdn=cdn))
+    _shareable(target)
     return target, ""
+
+
+def _shareable(path: Path) -> None:
+    """Give a report the permissions of a normally created file (atomic writes make it 0600)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
 
 
 def _check_out(out: Path) -> None:
