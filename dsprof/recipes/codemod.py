@@ -294,11 +294,13 @@ def _find_anchor(
 ) -> tuple[str | None, tuple[int, cst.CSTNode] | None, str]:
     if call_line is None or not call_file_matches:
         return None, None, "the model's call site is not in this script (or was not recorded)"
-    named = [(n, s) for n, s in survey.called if n and n in survey.assigns]
+    named = [(n, s) for n, s in survey.called if n]
+    # prefer a name the script assigns (the model) over builtins called on the same line
+    named.sort(key=lambda ns: ns[0] not in survey.assigns)
     if not named:
         return None, None, f"line {call_line} does not call the model through a plain variable"
     var, scope = named[0]
-    before = [a for a in survey.assigns[var] if a[1] == scope and a[0] < call_line]
+    before = [a for a in survey.assigns.get(var, []) if a[1] == scope and a[0] < call_line]
     if not before:
         return var, None, f"`{var}` is not assigned before line {call_line} in the same scope"
     line, _, node = max(before, key=lambda a: a[0])

@@ -1,0 +1,160 @@
+"""libcst codemod on sample scripts: placement, manual fallbacks, and the result runs with python."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dsprof.recipes.codemod import apply_changes, write_backup_and_script
+from dsprof.recipes.registry import get_recipe
+
+SCRIPT = textwrap.dedent(
+    '''\
+    """A small inference script."""
+    from __future__ import annotations
+
+    import sys
+
+    import torch
+    from torch.utils.data import DataLoader
+
+
+    def build():
+        return torch.nn.Linear(8, 4)
+
+
+    def main():
+        torch.manual_seed(0)
+        model = build()
+        model = model.train()
+        loader = DataLoader(torch.randn(8, 8), batch_size=4)
+        for x in loader:
+            y = model(x)
+        print(tuple(y.shape), model.training, torch.get_num_threads())
+
+
+    if __name__ == "__main__":
+        main()
+    '''
+)
+CALL_LINE = 20  # y = model(x)
+
+
+def _changes(*names):
+    return [(n, get_recipe(n).codemod(None)) for n in names]
+
+
+def _line_of(source, text):
+    return next(i for i, ln in enumerate(source.splitlines(), 1) if text in ln)
+
+
+def test_model_changes_go_right_after_the_last_assignment_before_the_call():
+    r = apply_changes(
+        SCRIPT, _changes("eval-mode", "int8-dynamic"), path="s.py", call_line=CALL_LINE
+    )
+    assert r.model_var == "model"
+    lines = r.source.splitlines()
+    at = _line_of(r.source, "model = model.train()")
+    assert lines[at].strip() == "model.eval()"
+    assert lines[at + 1].strip().startswith("model = torch.ao.quantization.quantize_dynamic(model")
+    assert lines[at].startswith("    ")  # same block as the assignment
+    assert not r.manual
+
+
+def test_flags_after_imports_env_before_imports_and_imports_added_once():
+    r = apply_changes(
+        SCRIPT, _changes("alloc-conf", "threads", "compile"), path="s.py", call_line=CALL_LINE
+    )
+    src = r.source
+    assert (
+        _line_of(src, "from __future__") < _line_of(src, "import os") < _line_of(src, "import sys")
+    )
+    assert _line_of(src, 'os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF"') < _line_of(
+        src, "import sys"
+    )
+    assert _line_of(src, "from torch.utils.data import DataLoader") < _line_of(
+        src, "torch.set_num_threads("
+    )
+    assert src.count("import torch\n") == 1  # already imported: not added again
+    assert "import torch._inductor.config" in src
+    assert "    model.compile()" in src
+
+
+def test_dataloader_keywords_are_set_on_the_call():
+    r = apply_changes(SCRIPT, _changes("dataloader"), path="s.py", call_line=CALL_LINE)
+    assert "DataLoader(torch.randn(8, 8), batch_size=4, num_workers=" in r.source
+    assert "persistent_workers=True, prefetch_factor=4)" in r.source
+
+
+def test_a_dataloader_with_chosen_workers_is_left_alone():
+    src = SCRIPT.replace("batch_size=4)", "batch_size=4, num_workers=3)")
+    r = apply_changes(src, _changes("dataloader"), path="s.py", call_line=CALL_LINE)
+    assert r.source == src
+    assert r.manual and "no DataLoader" in r.manual[0].reason
+
+
+@pytest.mark.parametrize(
+    ("source", "call_line", "same_file", "reason"),
+    [
+        (
+            SCRIPT.replace("y = model(x)", "y = self_model.net(x)"),
+            CALL_LINE,
+            True,
+            "plain variable",
+        ),
+        (SCRIPT, CALL_LINE, False, "not in this script"),
+        (SCRIPT, None, True, "not in this script"),
+        (
+            "import torch\n\ndef run(model, x):\n    return model(x)\n",
+            4,
+            True,
+            "not assigned before",
+        ),
+    ],
+    ids=["attribute-call", "other-file", "no-call-site", "model-is-a-parameter"],
+)
+def test_unsafe_places_become_manual_changes(source, call_line, same_file, reason):
+    r = apply_changes(
+        source, _changes("eval-mode"), path="s.py", call_line=call_line, call_file_matches=same_file
+    )
+    assert r.source == source
+    assert len(r.manual) == 1 and reason in r.manual[0].reason
+    assert r.manual[0].code.endswith(".eval()")
+
+
+def test_serving_and_fused_changes_are_printed_not_written():
+    r = apply_changes(
+        SCRIPT, _changes("batching", "fused-kernels"), path="s.py", call_line=CALL_LINE
+    )
+    assert r.source == SCRIPT
+    assert {c.recipe for c in r.manual} == {"batching", "fused-kernels"}
+
+
+def test_patched_script_runs_with_plain_python_and_keeps_a_backup(tmp_path):
+    script = tmp_path / "infer.py"
+    script.write_text(SCRIPT)
+    script.chmod(0o755)
+    r = apply_changes(
+        SCRIPT,
+        _changes("threads", "eval-mode", "inference-mode", "dataloader"),
+        path="infer.py",
+        call_line=CALL_LINE,
+    )
+    diff = r.diff(SCRIPT, "infer.py")
+    assert (
+        diff.startswith("--- a/infer.py\n+++ b/infer.py\n") and "+        model.eval()" not in diff
+    )
+    assert "+    model.eval()" in diff
+    backup = write_backup_and_script(script, r.source)
+    assert backup.read_text() == SCRIPT
+    assert script.stat().st_mode & 0o777 == 0o755
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    shape, training, _threads = out.stdout.split(")")[0] + ")", *out.stdout.split(")")[1].split()
+    assert shape == "(4, 4)" and training == "False"
+    # a second apply keeps the first backup (the true original)
+    write_backup_and_script(script, r.source + "\n")
+    assert backup.read_text() == SCRIPT
