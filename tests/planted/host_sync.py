@@ -1,26 +1,11 @@
-"""Planted: .item() inside the inference loop, once per layer (expects host-sync)."""
+"""Planted: results read back with one .item() per element inside the loop (expects host-sync)."""
 
 import torch
 
-
-class Checked(torch.nn.Module):
-    """Reads a scalar back after every layer: the host waits on each value."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = torch.nn.ModuleList(torch.nn.Linear(64, 64) for _ in range(16))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = torch.relu(layer(x))
-            if x.abs().max().item() > 1e6:  # the planted sync
-                break
-        return x
-
-
 torch.manual_seed(0)
-model = Checked().eval()
+model = torch.nn.Linear(64, 128).eval()
 x = torch.randn(16, 64)
 with torch.inference_mode():
     for _ in range(12):
-        model(x)
+        out = model(x)
+        scores = [v.item() for v in out.flatten()]  # the planted sync: 2048 scalar reads per step
