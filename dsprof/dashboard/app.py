@@ -57,6 +57,7 @@ def resolve_route(store: RunStore, path: str) -> Route | None:
     ids = [i for i in (m["run"], m["trial"], m["a"], m["b"]) if i is not None]
     if not all(is_valid_run_id(i) for i in ids):
         return None
+    dirs: tuple[Path, ...]
     if m["a"] is not None:
         dirs = (store.root / m["a"], store.root / m["b"])
         page = "compare"
@@ -82,7 +83,7 @@ def create_app(store: RunStore, *, refresh_ms: int = REFRESH_MS) -> dash.Dash:
     app = dash.Dash(
         __name__,
         title="dsprof",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # None turns the "Updating..." title off
         suppress_callback_exceptions=True,  # page components appear after routing
         serve_locally=True,  # scripts from the installed package: works offline
     )

@@ -132,7 +132,7 @@ def runs_page(store: RunStore) -> Any:
         {"name": "top finding", "id": "top_finding"},
         {"name": "note", "id": "note"},
     ]
-    table = dash_table.DataTable(
+    table = dash_table.DataTable(  # type: ignore[attr-defined]
         id="runs-table",
         data=rows,
         columns=columns,
@@ -160,13 +160,18 @@ def runs_page(store: RunStore) -> Any:
 # ---- one run -----------------------------------------------------------------------------------
 
 
+def _data(**values: str) -> dict[str, Any]:
+    """data-* attributes (hooks for tests and styles)."""
+    return {f"data-{k}": v for k, v in values.items()}
+
+
 def _kpis(view: ReportView) -> Any:
     return html.Div(
         [
             html.Div(
                 [html.Div(k.label, className="label"), html.Div(k.value, className="value")],
                 className="kpi",
-                **{"data-kpi": k.key},
+                **_data(kpi=k.key),
             )
             for k in view.kpis
         ],
@@ -208,7 +213,7 @@ def _finding(f: FindingView) -> Any:
             html.P(["recipes: ", html.Code(", ".join(f.recipes))]) if f.recipes else None,
         ],
         className=f"finding sev-{f.severity}",
-        **{"data-category": f.category},
+        **_data(category=f.category),
     )
 
 
