@@ -73,7 +73,7 @@ def test_capped_at_low_under_an_exact_fault(tmp_path):
 
 
 def test_without_shapes_parameter_dtypes_decide(tmp_path):
-    events = profiler_steps(5000, 1) + [op("aten::linear", 100, 3000), op("aten::addmm", 101, 2998)]
+    events = [*profiler_steps(5000, 1), op("aten::linear", 100, 3000), op("aten::addmm", 101, 2998)]
     fp32 = make_run(
         tmp_path, events=events, child_info={"root_modules": [{"param_dtypes": ["float32"]}]}
     )
