@@ -134,11 +134,26 @@ def test_live_refresh_of_a_running_run(server: str, browser, runs: Path) -> None
     steps_kpi.wait_for(timeout=TIMEOUT_MS)
     assert steps_kpi.inner_text() == "3"
     assert "running" in page.locator("#run-status").inner_text()
-    _write_live_steps(live, rows)
+    _write_live_steps(live, rows[:4])
     page.wait_for_function(
-        "document.querySelector('[data-kpi=steps] .value').textContent === '6'",
+        "document.querySelector('[data-kpi=steps] .value').textContent === '4'",
         timeout=TIMEOUT_MS,
     )
+    # the runs list refreshes its rows only: the user's filter stays
+    page.goto(server + "/")
+    filter_cell = page.locator("#runs-table input").first
+    filter_cell.wait_for(timeout=TIMEOUT_MS)
+    filter_cell.fill("live")
+    filter_cell.press("Enter")
+    page.wait_for_function(
+        "document.querySelectorAll('#runs-table a').length === 1", timeout=TIMEOUT_MS
+    )
+    _write_live_steps(live, rows)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#runs-table td')].some(td => td.textContent === '6')",
+        timeout=TIMEOUT_MS,
+    )
+    assert page.locator("#runs-table a").count() == 1
     page.close()
 
 

@@ -79,6 +79,7 @@ def create_app(store: RunStore, *, refresh_ms: int = REFRESH_MS) -> dash.Dash:
     from flask import abort, request
 
     from dsprof.dashboard import pages
+    from dsprof.dashboard.runs_list import runs_rows
 
     app = dash.Dash(
         __name__,
@@ -122,7 +123,17 @@ def create_app(store: RunStore, *, refresh_ms: int = REFRESH_MS) -> dash.Dash:
         resolved = resolve_route(store, pathname or "/")
         if resolved is None:
             return pages.not_found(pathname or ""), True
-        return pages.render(store, resolved)
+        return pages.render(store, resolved, refresh_ms)
+
+    @app.callback(
+        Output("runs-table", "data"),
+        Output("runs-refresh", "disabled"),
+        Input("runs-refresh", "n_intervals"),
+        prevent_initial_call=True,
+    )
+    def refresh_runs(_ticks: int | None) -> tuple[list[dict[str, object]], bool]:
+        rows = runs_rows(store)
+        return rows, not any(r["status"] == "running" for r in rows)
 
     @app.callback(
         Output("compare-link", "href"),

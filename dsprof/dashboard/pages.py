@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dash import dash_table, dcc, html
+from dash import dcc, html
 
-from dsprof.core.errors import RunFolderError
 from dsprof.dashboard.cache import cached_report
+from dsprof.dashboard.runs_list import runs_page
 from dsprof.report.figures import figure_json
-from dsprof.store.documents import read_findings
 from dsprof.store.run_store import is_valid_run_id
 
 if TYPE_CHECKING:
@@ -27,10 +26,10 @@ if TYPE_CHECKING:
 COMPARE_FIGURES = ("latency", "timeline", "ops", "kernels")
 
 
-def render(store: RunStore, route: Route) -> tuple[Any, bool]:
-    """The page for a resolved route, and whether live refresh stays off."""
+def render(store: RunStore, route: Route, refresh_ms: int) -> tuple[Any, bool]:
+    """The page for a resolved route, and whether the page's live refresh stays off."""
     if route.page == "runs":
-        return runs_page(store), True
+        return runs_page(store, refresh_ms), True
     if route.page == "compare":
         return compare_page(route.run_dirs[0], route.run_dirs[1]), True
     report = cached_report(route.run_dirs[0])
@@ -51,110 +50,6 @@ def not_found(path: str) -> Any:
         ],
         id="not-found",
     )
-
-
-# ---- runs list ---------------------------------------------------------------------------------
-
-
-def _list_row(run_dir: Path, manifest: Any) -> dict[str, Any]:
-    name = run_dir.name
-    link = f"[{name}](/runs/{name})" if is_valid_run_id(name) else name
-    if isinstance(manifest, RunFolderError):
-        return {
-            "run": link,
-            "status": "unreadable",
-            "target": "",
-            "started": "",
-            "note": str(manifest),
-        }
-    from dsprof.report.view_model import _utc, format_ns
-
-    row: dict[str, Any] = {
-        "run": link,
-        "status": manifest.status,
-        "target": manifest.target,
-        "started": _utc(manifest.start_ns),
-        "steps": manifest.summary.count or None,
-        "p50_ms": round(manifest.summary.p50_ns / 1e6, 3) if manifest.summary.p50_ns else None,
-        "findings": None,
-        "top_finding": "",
-        "note": "",
-    }
-    if row["p50_ms"] is None:
-        stats = _parquet_stats(run_dir)
-        if stats is not None:
-            row["steps"], row["p50_ms"] = stats.count, round((stats.p50_ns or 0) / 1e6, 3)
-    findings_path = run_dir / "findings.json"
-    if findings_path.is_file():
-        try:
-            doc = read_findings(findings_path).sorted()
-        except RunFolderError as e:
-            row["note"] = str(e)
-        else:
-            row["findings"] = len(doc.findings)
-            if doc.findings:
-                top = doc.findings[0]
-                row["top_finding"] = f"[{top.severity}] {top.title}"
-    if manifest.parent_run:
-        row["note"] = f"trial of {manifest.parent_run}"
-    row["duration"] = format_ns(manifest.end_ns - manifest.start_ns) if manifest.end_ns else ""
-    return row
-
-
-def _parquet_stats(run_dir: Path) -> Any:
-    from dsprof.report.view_model import steps_table_stats
-    from dsprof.store.layout import RunPaths
-
-    path = RunPaths(run_dir).steps
-    if not path.is_file():
-        return None
-    import pandas as pd
-
-    try:
-        return steps_table_stats(pd.read_parquet(path, columns=["duration_ns"]))
-    except Exception:  # a half-written table: the run page says why; the list just shows n/a
-        return None
-
-
-def runs_page(store: RunStore) -> Any:
-    """All runs in a sortable, filterable table, and a picker to compare two of them."""
-    rows = [_list_row(d, m) for d, m in store.manifests()]
-    ids = [d.name for d in store.run_dirs() if is_valid_run_id(d.name)]
-    columns = [
-        {"name": "run", "id": "run", "presentation": "markdown"},
-        {"name": "status", "id": "status"},
-        {"name": "target", "id": "target"},
-        {"name": "started", "id": "started"},
-        {"name": "duration", "id": "duration"},
-        {"name": "steps", "id": "steps", "type": "numeric"},
-        {"name": "p50 (ms)", "id": "p50_ms", "type": "numeric"},
-        {"name": "findings", "id": "findings", "type": "numeric"},
-        {"name": "top finding", "id": "top_finding"},
-        {"name": "note", "id": "note"},
-    ]
-    table = dash_table.DataTable(  # type: ignore[attr-defined]
-        id="runs-table",
-        data=rows,
-        columns=columns,
-        sort_action="native",
-        filter_action="native",
-        page_size=50,
-        markdown_options={"html": False, "link_target": "_self"},
-        style_cell={"textAlign": "left", "whiteSpace": "normal", "height": "auto"},
-        style_table={"overflowX": "auto"},
-    )
-    options = [{"label": i, "value": i} for i in ids]
-    picker = html.Div(
-        [
-            html.Span("compare "),
-            dcc.Dropdown(id="compare-a", options=options, placeholder="run A", className="pick"),
-            dcc.Dropdown(id="compare-b", options=options, placeholder="run B", className="pick"),
-            dcc.Link("compare", id="compare-link", href="/"),
-        ],
-        className="compare-picker",
-    )
-    empty = html.P(f"No runs under {store.root}: make one with `dsprof run script.py`.")
-    return html.Div([html.H1(f"Runs ({len(rows)})"), picker, table if rows else empty])
 
 
 # ---- one run -----------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from dsprof.report.fix_view import load_fix_view
 from dsprof.report.view_model import ReportView, build_view
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from dsprof.store.layout import RunPaths
     from dsprof.store.run_store import RunData, RunStore
 
 
@@ -79,27 +82,36 @@ def build_report(run: RunData, *, trace: bool = True) -> Report:
 
 
 def with_live_steps(run: RunData) -> RunData:
-    """While a run is in progress steps.parquet does not exist yet: read the live steps.jsonl.
-
-    The child appends one JSON object per step; a last line caught half-written is skipped.
-    """
-    if run.steps is not None or not run.paths.steps_live.is_file():
+    """While a run is in progress steps.parquet does not exist yet: use the live steps.jsonl."""
+    if run.steps is not None:
+        return run
+    steps = read_live_steps(run.paths)
+    if steps is None:
         return run
     import dataclasses
+
+    return dataclasses.replace(run, steps=steps)
+
+
+def read_live_steps(paths: RunPaths) -> pd.DataFrame | None:
+    """The steps the child has appended to metrics/steps.jsonl so far (None when there are none).
+
+    A last line caught half-written is skipped.
+    """
+    if not paths.steps_live.is_file():
+        return None
     import json
 
     import pandas as pd
 
     rows = []
-    for line in run.paths.steps_live.read_text(encoding="utf-8").splitlines():
+    for line in paths.steps_live.read_text(encoding="utf-8").splitlines():
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
             continue
     rows = [r for r in rows if isinstance(r, dict) and "duration_ns" in r and "start_ns" in r]
-    if not rows:
-        return run
-    return dataclasses.replace(run, steps=pd.DataFrame(rows))
+    return pd.DataFrame(rows) if rows else None
 
 
 REPORT_FILE = "report.html"
