@@ -37,6 +37,7 @@ class Environment(BaseModel):
     cpu_model: str
     cpu_count_logical: int
     cpu_count_physical: int | None = None
+    usable_cores: int | None = None
     memory_total_bytes: int | None = None
     torch: str | None = None
     cuda: str | None = None

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from rich.console import RenderableType
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from dsprof.core.findings import FindingsDocument
+from dsprof.core.manifest import RunManifest
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
 
@@ -42,3 +47,94 @@ def _fmt_value(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
+
+
+def _ms(ns: int | None) -> str:
+    return f"{ns / 1e6:.2f} ms" if ns is not None else "-"
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n = n / 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def next_commands(run_dir: Path, manifest: RunManifest) -> list[str]:
+    """The exact follow-up commands for this run."""
+    import shlex
+
+    argv = " ".join(shlex.quote(a) for a in manifest.argv)
+    target = f"-m {argv}" if manifest.kind == "module" else argv
+    rd = shlex.quote(str(run_dir))
+    return [
+        f"dsprof report {rd} -o report.html",
+        f"dsprof fix {target}",
+        f"dsprof analyze {rd}",
+        f"dsprof dashboard {shlex.quote(str(run_dir.parent))}",
+    ]
+
+
+def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
+    """What `dsprof run` prints at the end: numbers, findings, the folder and next commands."""
+    from dsprof.store.documents import read_findings
+
+    s = manifest.summary
+    status_style = {"ok": "green", "failed": "red", "interrupted": "yellow"}.get(
+        manifest.status, ""
+    )
+    kpis = Table.grid(padding=(0, 2))
+    kpis.add_column(style="bold")
+    kpis.add_column()
+    kpis.add_row(
+        "status", Text(f"{manifest.status} (exit {manifest.exit_code})", style=status_style)
+    )
+    kpis.add_row("steps", str(s.count))
+    kpis.add_row("step latency", f"p50 {_ms(s.p50_ns)} · p99 {_ms(s.p99_ns)}")
+    kpis.add_row("throughput", f"{s.throughput_per_s:.2f} steps/s" if s.throughput_per_s else "-")
+    kpis.add_row(
+        "peak memory",
+        f"RSS {_bytes(s.peak_rss_bytes)}"
+        + (
+            f" · CUDA allocated {_bytes(s.peak_cuda_allocated_bytes)}"
+            if s.peak_cuda_allocated_bytes
+            else ""
+        ),
+    )
+    kpis.add_row(
+        "utilization",
+        f"CPU {s.mean_cpu_pct:.0f}% (100% = one core)" if s.mean_cpu_pct is not None else "CPU -",
+    )
+    kpis.add_row(
+        "",
+        f"GPU {s.mean_gpu_util_pct:.0f}%" if s.mean_gpu_util_pct is not None else "GPU - (no NVML)",
+    )
+    off = [f"{k}: {v.reason}" for k, v in manifest.collectors.items() if not v.ok]
+    if off:
+        kpis.add_row("not collected", Text("\n".join(off), style="dim"))
+    out: list[RenderableType] = [Panel(kpis, title=f"dsprof run · {manifest.run_id}", expand=False)]
+    findings_path = run_dir / "findings.json"
+    doc = read_findings(findings_path) if findings_path.is_file() else FindingsDocument()
+    if doc.findings:
+        out.append(findings_table(doc, limit=8))
+    else:
+        out.append(
+            Text(
+                "No findings."
+                + (
+                    " (analyzers failed: " + ", ".join(doc.analyzers_failed) + ")"
+                    if doc.analyzers_failed
+                    else ""
+                ),
+                style="dim",
+            )
+        )
+    out.append(Text(f"Run folder: {run_dir}", style="bold"))
+    nxt = Text("Next:\n", style="bold")
+    for cmd in next_commands(run_dir, manifest):
+        nxt.append(f"  {cmd}\n", style="cyan")
+    out.append(nxt)
+    return out

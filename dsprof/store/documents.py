@@ -40,9 +40,13 @@ def _read_versioned(path: Path, model: type[M], known_version: int) -> M:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RunFolderError("file is missing (the run folder may be half written)", path=path) from None
+        raise RunFolderError(
+            "file is missing (the run folder may be half written)", path=path
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunFolderError(f"not valid JSON ({e}); the file may be half written", path=path) from None
+        raise RunFolderError(
+            f"not valid JSON ({e}); the file may be half written", path=path
+        ) from None
     if not isinstance(raw, dict):
         raise RunFolderError("expected a JSON object", path=path)
     version = raw.get("schema_version")

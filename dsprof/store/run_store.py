@@ -54,7 +54,9 @@ def check_writable_dir(out: Path) -> None:
 def create_run_folder(out: Path, stem: str, now_s: float | None = None) -> RunPaths:
     """Create `<out>/<YYYYmmdd-HHMMSS>-<stem>-<4 hex>`; mkdir is exclusive, so runs never collide."""
     check_writable_dir(out)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now_s if now_s is not None else time.time()))
+    stamp = time.strftime(
+        "%Y%m%d-%H%M%S", time.localtime(now_s if now_s is not None else time.time())
+    )
     slug = slugify(stem)
     for _ in range(64):
         run_id = f"{stamp}-{slug}-{secrets.token_hex(2)}"
@@ -113,7 +115,9 @@ def _read_parquet(path: Path) -> pd.DataFrame | None:
     try:
         return pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several types for a truncated file
-        raise RunFolderError(f"cannot read the table ({e}); the file may be half written", path=path) from None
+        raise RunFolderError(
+            f"cannot read the table ({e}); the file may be half written", path=path
+        ) from None
 
 
 @dataclass

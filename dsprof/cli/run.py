@@ -1,0 +1,111 @@
+"""`dsprof run`: profile a script or module into a run folder and print its summary."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from dsprof.core.errors import UsageError
+
+_STEPS_RE = re.compile(r"^(\d+):(\d+)$")
+
+
+def parse_steps(value: str) -> tuple[int, int]:
+    """--steps W:A -> (warm-up steps skipped, steps traced)."""
+    m = _STEPS_RE.match(value.strip())
+    if not m or int(m.group(2)) < 1:
+        raise UsageError(f"--steps wants WARMUP:ACTIVE like 1:5, not {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+@click.command(
+    "run",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option(
+    "-m", "module", metavar="MODULE", help="Run a library module as a script, like python -m."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path(".dsprof/runs"),
+    show_default=True,
+    help="Directory that receives the run folder.",
+)
+@click.option("--name", help="Name used in the run folder instead of the script's stem.")
+@click.option(
+    "--steps",
+    "steps",
+    default="1:5",
+    show_default=True,
+    help="WARMUP:ACTIVE steps for the trace window.",
+)
+@click.option("--no-trace", is_flag=True, help="Sample only: no torch.profiler trace.")
+@click.option(
+    "--sample-hz", type=float, default=10.0, show_default=True, help="Host/GPU sampling rate."
+)
+@click.option(
+    "--capture",
+    "capture_steps",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Save outputs of the first N steps.",
+)
+@click.option("--max-steps", type=int, default=None, help="End the script after this many steps.")
+@click.option("--no-analyze", is_flag=True, help="Skip the analyzers (findings.json stays empty).")
+@click.option("--quiet", "-q", is_flag=True, help="No live progress line and no summary.")
+@click.argument("script_and_args", nargs=-1, type=click.UNPROCESSED)
+def command(
+    module: str | None,
+    out: Path,
+    name: str | None,
+    steps: str,
+    no_trace: bool,
+    sample_hz: float,
+    capture_steps: int,
+    max_steps: int | None,
+    no_analyze: bool,
+    quiet: bool,
+    script_and_args: tuple[str, ...],
+) -> int:
+    """Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) under dsprof's collectors.
+
+    The script runs as `python SCRIPT ARGS` would; dsprof exits with its exit status.
+    """
+    from rich.console import Console
+
+    from dsprof.report.text import run_summary
+    from dsprof.runner.launch import RunRequest, run_script
+
+    warmup, active = parse_steps(steps)
+    if module:
+        target, args = module, list(script_and_args)
+    elif script_and_args:
+        target, args = script_and_args[0], list(script_and_args[1:])
+    else:
+        raise UsageError("dsprof run needs a script (dsprof run script.py [args]) or -m module")
+    result = run_script(
+        RunRequest(
+            target=target,
+            args=args,
+            module=bool(module),
+            out=out,
+            name=name,
+            warmup_steps=warmup,
+            active_steps=active,
+            trace=not no_trace,
+            sample_hz=sample_hz,
+            capture_steps=capture_steps,
+            max_steps=max_steps,
+            analyze=not no_analyze,
+            progress=not quiet,
+        )
+    )
+    if not quiet:
+        console = Console(stderr=True)
+        for part in run_summary(result.paths.root, result.manifest):
+            console.print(part)
+    return result.exit_code

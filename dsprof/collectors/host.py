@@ -1,0 +1,87 @@
+"""Host metrics with psutil for the child's whole process tree and the system (in the parent)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import psutil
+
+
+def available() -> tuple[bool, str]:
+    """psutil is a hard dependency; host sampling is always possible."""
+    return True, ""
+
+
+class HostSampler:
+    """One sample: the process tree rooted at `pid` summed, plus per-CPU and iowait."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self._procs: dict[int, psutil.Process] = {pid: self.root}
+        # cpu_percent(None) measures since the previous call: prime the counters
+        self.root.cpu_percent(None)
+        psutil.cpu_percent(percpu=True)
+        psutil.cpu_times_percent(percpu=False)
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            children = self.root.children(recursive=True)
+        except psutil.Error:
+            children = []
+        procs = [self.root]
+        for c in children:
+            known = self._procs.get(c.pid)
+            if known is None:
+                with contextlib.suppress(psutil.Error):
+                    c.cpu_percent(None)
+                self._procs[c.pid] = c
+                known = c
+            procs.append(known)
+        return procs
+
+    def sample(self) -> list[dict[str, Any]]:
+        now = time.time_ns()
+        row: dict[str, Any] = {"ts_ns": now}
+        cpu = rss = threads = count = 0
+        io_r = io_w = vol = invol = 0
+        io_ok = True
+        for p in self._tree():
+            try:
+                with p.oneshot():
+                    cpu += p.cpu_percent(None)
+                    rss += p.memory_info().rss
+                    threads += p.num_threads()
+                    cs = p.num_ctx_switches()
+                    vol += cs.voluntary
+                    invol += cs.involuntary
+                    try:
+                        io = p.io_counters()
+                        io_r += io.read_bytes
+                        io_w += io.write_bytes
+                    except (psutil.AccessDenied, AttributeError):
+                        io_ok = False
+                count += 1
+            except psutil.Error:
+                continue  # exited between listing and reading
+        if count == 0:
+            return []
+        row.update(
+            proc_cpu_pct=cpu,
+            proc_rss_bytes=rss,
+            proc_threads=threads,
+            proc_count=count,
+            proc_ctx_switches_voluntary=vol,
+            proc_ctx_switches_involuntary=invol,
+        )
+        if io_ok:
+            row.update(proc_io_read_bytes=io_r, proc_io_write_bytes=io_w)
+        per_cpu = psutil.cpu_percent(percpu=True)
+        row["sys_cpu_pct"] = sum(per_cpu) / len(per_cpu) if per_cpu else None
+        times = psutil.cpu_times_percent(percpu=False)
+        if hasattr(times, "iowait"):
+            row["sys_iowait_pct"] = times.iowait
+        for i, v in enumerate(per_cpu):
+            row[f"cpu{i}_pct"] = v
+        return [row]

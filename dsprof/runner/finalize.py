@@ -1,0 +1,208 @@
+"""Turning what a run left on disk into the finished run folder, whatever way the child ended."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from typing import Any
+
+from dsprof.core.findings import FindingsDocument
+from dsprof.core.manifest import CollectorStatus, RunManifest, StepSummary
+from dsprof.store.documents import write_model
+from dsprof.store.layout import RunPaths
+
+EXIT_INTERRUPTED = 130
+
+
+def _jsonl_rows(path: Any) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a last line cut off by a killed writer is dropped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _write_parquet(rows: list[dict[str, Any]], path: Any, int_cols: tuple[str, ...] = ()) -> None:
+    import pandas as pd
+
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    for c in int_cols:
+        if c in df.columns:
+            df[c] = df[c].astype("int64")
+    df.to_parquet(path, index=False)
+
+
+STEP_COLUMNS = ("step", "start_ns", "end_ns", "duration_ns", "training_modules")
+
+
+def summarize(paths: RunPaths, warmup_steps: int) -> StepSummary:
+    """Key numbers for run.json: steady-state step latency, throughput, peaks, utilisation."""
+    import numpy as np
+    import pandas as pd
+
+    summary = StepSummary()
+    if paths.steps.is_file():
+        steps = pd.read_parquet(paths.steps)
+        summary.count = len(steps)
+        steady = steps[steps["step"] >= warmup_steps] if len(steps) > warmup_steps else steps
+        d = steady["duration_ns"].to_numpy()
+        if len(d):
+            summary.p50_ns = int(np.percentile(d, 50))
+            summary.p99_ns = int(np.percentile(d, 99))
+            summary.mean_ns = int(d.mean())
+            if d.sum() > 0:
+                summary.throughput_per_s = float(len(d) / (d.sum() / 1e9))
+    if paths.host.is_file():
+        host = pd.read_parquet(paths.host)
+        if len(host):
+            summary.peak_rss_bytes = int(host["proc_rss_bytes"].max())
+            # the first sample has no interval to measure CPU over
+            summary.mean_cpu_pct = (
+                float(host["proc_cpu_pct"].iloc[1:].mean()) if len(host) > 1 else None
+            )
+    if paths.cuda_memory.is_file():
+        mem = pd.read_parquet(paths.cuda_memory)
+        if "allocated_peak_bytes" in mem:
+            summary.peak_cuda_allocated_bytes = int(mem["allocated_peak_bytes"].max())
+    if paths.gpu.is_file():
+        gpu = pd.read_parquet(paths.gpu)
+        if "util_gpu_pct" in gpu and gpu["util_gpu_pct"].notna().any():
+            summary.mean_gpu_util_pct = float(gpu["util_gpu_pct"].mean())
+    return summary
+
+
+def finish_run(
+    paths: RunPaths,
+    manifest: RunManifest,
+    returncode: int,
+    *,
+    interrupted: bool,
+    samplers: dict[str, Any],
+    collector_status: dict[str, CollectorStatus],
+    analyze: bool,
+) -> Any:
+    """Write the parquet tables, child facts, summary, findings and the final run.json."""
+    from dsprof.runner.launch import RunResult
+
+    _write_parquet(_jsonl_rows(paths.steps_live), paths.steps, STEP_COLUMNS)
+    mem_live = paths.metrics_dir / "cuda_memory.jsonl"
+    _write_parquet(_jsonl_rows(mem_live), paths.cuda_memory, ("step", "ts_ns"))
+    if "host" in samplers:
+        _write_parquet(samplers["host"].rows, paths.host, ("ts_ns",))
+    if "nvml" in samplers:
+        _write_parquet(samplers["nvml"].rows, paths.gpu, ("ts_ns", "gpu_index"))
+
+    child: dict[str, Any] = {}
+    if paths.child_info.is_file():
+        try:
+            child = json.loads(paths.child_info.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            child = {}
+
+    status, exit_code, error = _outcome(returncode, interrupted, child)
+    manifest.status = status
+    manifest.exit_code = exit_code
+    manifest.error = error
+    manifest.end_ns = time.time_ns()
+    manifest.collectors = _collector_statuses(paths, child, samplers, collector_status)
+    if manifest.environment is not None and child:
+        manifest.environment.torch = child.get("torch")
+        manifest.environment.cuda = child.get("cuda")
+        manifest.environment.cudnn = child.get("cudnn")
+        manifest.environment.torch_num_threads = child.get("torch_num_threads")
+    manifest.summary = summarize(paths, int(manifest.options.get("warmup_steps", 1) or 0))
+    findings = FindingsDocument()
+    if analyze:
+        findings = _analyze(paths, manifest)
+    write_model(paths.findings, findings)
+    write_model(paths.manifest, manifest)
+    return RunResult(paths=paths, manifest=manifest, exit_code=exit_code)
+
+
+def _outcome(
+    returncode: int, interrupted: bool, child: dict[str, Any]
+) -> tuple[str, int, str | None]:
+    if interrupted or child.get("status") == "interrupted":
+        return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)"
+    if child:
+        code = int(child.get("exit_code", returncode))
+        return str(child.get("status", "ok" if code == 0 else "failed")), code, child.get("error")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return "failed", 128 - returncode, f"the script's process was killed by {name}"
+    return (
+        ("ok", 0, None)
+        if returncode == 0
+        else (
+            "failed",
+            returncode,
+            f"the script's process exited with status {returncode} before dsprof could record its end",
+        )
+    )
+
+
+def _collector_statuses(
+    paths: RunPaths,
+    child: dict[str, Any],
+    samplers: dict[str, Any],
+    early: dict[str, CollectorStatus],
+) -> dict[str, CollectorStatus]:
+    out = dict(early)
+    for name, s in samplers.items():
+        rows = len(s.rows)
+        out[name] = CollectorStatus(
+            ok=rows > 0,
+            reason=""
+            if rows
+            else f"no samples ({s.last_error or 'the script ended before the first sample'})",
+            detail={"samples": rows, "errors": s.errors},
+        )
+    prof = child.get("profiler") if child else None
+    if prof is None:
+        reason = (
+            "--no-trace" if child else "the child did not report (it was killed before its end)"
+        )
+        out["torch_profiler"] = CollectorStatus(ok=False, reason=reason)
+    elif prof.get("trace_file"):
+        out["torch_profiler"] = CollectorStatus(ok=True, detail=prof)
+    else:
+        why = prof.get("error") or (
+            f"no trace: the script ran {child.get('steps_seen', 0)} steps; the window needs "
+            f"more than {prof.get('wait', 1)} (warm-up) to trace any"
+        )
+        out["torch_profiler"] = CollectorStatus(ok=False, reason=why, detail=prof)
+    if child.get("cuda_available"):
+        out["cuda_memory"] = CollectorStatus(
+            ok=paths.cuda_memory.is_file(),
+            reason=""
+            if paths.cuda_memory.is_file()
+            else "the script did not use CUDA during steps",
+        )
+    else:
+        out["cuda_memory"] = CollectorStatus(
+            ok=False,
+            reason="torch.cuda.is_available() is False (no CUDA GPU or a CPU build of torch)",
+        )
+    return out
+
+
+def _analyze(paths: RunPaths, manifest: RunManifest) -> FindingsDocument:
+    """Run the analyzers over the finished folder; a failure is recorded, not raised."""
+    try:
+        from dsprof.analyzers import analyze_run
+        from dsprof.store.run_store import _load_paths
+    except ImportError as e:
+        return FindingsDocument(analyzers_failed={"registry": f"analyzers unavailable: {e}"})
+    try:
+        write_model(paths.manifest, manifest)
+        return analyze_run(_load_paths(paths, manifest))
+    except Exception as e:
+        return FindingsDocument(analyzers_failed={"registry": repr(e)})

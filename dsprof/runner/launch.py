@@ -1,0 +1,224 @@
+"""The parent side of `dsprof run`: start the child, sample the host and GPUs, write the run folder.
+
+Samplers live in this process so they never compete for the script's GIL. Everything the child
+produces streams to disk as it goes (steps.jsonl, outputs, the trace), and this process converts
+and finalises the run folder whatever way the child ends: exit, crash, Ctrl-C or a kill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsprof.core.errors import UsageError
+from dsprof.core.manifest import CollectorStatus, RunManifest
+from dsprof.runner import finalize
+from dsprof.runner.output import Tee
+from dsprof.runner.progress import Progress
+from dsprof.runner.target import check_target
+from dsprof.store.documents import write_model
+from dsprof.store.layout import RunPaths
+from dsprof.store.run_store import DEFAULT_RUNS_DIR, check_writable_dir, create_run_folder
+
+EXIT_INTERRUPTED = 130
+# after Ctrl-C, how long the child gets to finish its cleanup before SIGINT is forwarded
+# (covers a SIGINT sent to this process alone), then SIGTERM, then SIGKILL
+FORWARD_AFTER_S = 1.0
+TERMINATE_AFTER_S = 30.0
+KILL_AFTER_S = 40.0
+
+
+@dataclass
+class RunRequest:
+    """Everything `dsprof run` (and `dsprof fix` for its trials) asks of one run."""
+
+    target: str
+    args: list[str] = field(default_factory=list)
+    module: bool = False
+    out: Path = DEFAULT_RUNS_DIR
+    run_dir: Path | None = None
+    name: str | None = None
+    warmup_steps: int = 1
+    active_steps: int = 5
+    trace: bool = True
+    sample_hz: float = 10.0
+    capture_steps: int = 3
+    recipes: list[str] = field(default_factory=list)
+    recipe_options: dict[str, object] = field(default_factory=dict)
+    parent_run: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    echo: bool = True
+    progress: bool = True
+    analyze: bool = True
+    max_steps: int | None = None
+
+
+@dataclass
+class RunResult:
+    """The finished run folder, its manifest and the exit code to pass on."""
+
+    paths: RunPaths
+    manifest: RunManifest
+    exit_code: int
+
+
+def _prepare_folder(req: RunRequest) -> RunPaths:
+    if req.run_dir is not None:
+        check_writable_dir(req.run_dir.parent)
+        try:
+            req.run_dir.mkdir(parents=False, exist_ok=False)
+        except FileExistsError:
+            raise UsageError("the run folder already exists", path=req.run_dir) from None
+        paths = RunPaths(req.run_dir)
+        paths.make_dirs()
+        return paths
+    stem = req.name or (req.target.rsplit(".", 1)[-1] if req.module else Path(req.target).stem)
+    return create_run_folder(req.out, stem)
+
+
+def _start_samplers(pid: int, hz: float) -> tuple[dict[str, Any], dict[str, CollectorStatus]]:
+    from dsprof.collectors import host, nvml
+    from dsprof.collectors.sampler import PeriodicSampler
+
+    samplers: dict[str, Any] = {}
+    status: dict[str, CollectorStatus] = {}
+    try:
+        hs = host.HostSampler(pid)
+        samplers["host"] = PeriodicSampler("host", hs.sample, hz)
+    except Exception as e:  # the child may already be gone
+        status["host"] = CollectorStatus(ok=False, reason=f"psutil could not attach: {e!r}")
+    ok, reason = nvml.available()
+    if ok:
+        try:
+            ns = nvml.NvmlSampler()
+            samplers["nvml"] = PeriodicSampler("nvml", ns.sample, hz)
+            samplers["_nvml_handle"] = ns
+        except Exception as e:
+            status["nvml"] = CollectorStatus(ok=False, reason=f"NVML failed to open: {e!r}")
+    else:
+        status["nvml"] = CollectorStatus(ok=False, reason=reason)
+    for name, s in samplers.items():
+        if not name.startswith("_"):
+            s.start()
+    return samplers, status
+
+
+def run_script(req: RunRequest) -> RunResult:
+    """Run the target under dsprof and return the finished run folder."""
+    check_target(req.target, req.module)
+    paths = _prepare_folder(req)
+    from dsprof.collectors.environment import collect_environment
+
+    manifest = RunManifest(
+        run_id=paths.root.name,
+        kind="module" if req.module else "script",
+        argv=[req.target, *req.args],
+        target=req.target,
+        cwd=os.getcwd(),
+        start_ns=time.time_ns(),
+        environment=collect_environment(),
+        options={
+            "warmup_steps": req.warmup_steps,
+            "active_steps": req.active_steps,
+            "trace": req.trace,
+            "sample_hz": req.sample_hz,
+            "capture_steps": req.capture_steps,
+            "max_steps": req.max_steps,
+        },
+        parent_run=req.parent_run,
+        recipes=list(req.recipes),
+    )
+    write_model(paths.manifest, manifest)
+    config = {
+        "run_dir": str(paths.root.resolve()),
+        "target": req.target,
+        "args": req.args,
+        "module": req.module,
+        "warmup_steps": req.warmup_steps,
+        "active_steps": req.active_steps,
+        "trace": req.trace,
+        "capture_steps": req.capture_steps,
+        "recipes": req.recipes,
+        "recipe_options": req.recipe_options,
+        "max_steps": req.max_steps,
+    }
+    config_path = paths.logs_dir / "child-config.json"
+    config_path.write_text(json.dumps(config, default=str), encoding="utf-8")
+    env = {
+        **os.environ,
+        **req.env,
+        "PYTHONUNBUFFERED": "1",
+        "DSPROF_CHILD_CONFIG": str(config_path.resolve()),
+    }
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dsprof.runner.child"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    tee = Tee(proc, paths.stdout_log, paths.stderr_log, echo=req.echo)
+    samplers, collector_status = _start_samplers(proc.pid, req.sample_hz)
+    progress = Progress(paths.steps_live, enabled=req.progress)
+    interrupted = _wait(proc, progress)
+    tee.join()
+    for name, s in samplers.items():
+        if not name.startswith("_"):
+            s.stop()
+    if "_nvml_handle" in samplers:
+        samplers["_nvml_handle"].close()
+    progress.close()
+    return finalize.finish_run(
+        paths,
+        manifest,
+        proc.returncode,
+        interrupted=interrupted,
+        samplers={k: v for k, v in samplers.items() if not k.startswith("_")},
+        collector_status=collector_status,
+        analyze=req.analyze,
+    )
+
+
+def _wait(proc: subprocess.Popen[bytes], progress: Progress) -> bool:
+    """Wait for the child; on Ctrl-C let it clean up, forwarding and escalating if it must."""
+    interrupted_at: list[float] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if not interrupted_at:
+            interrupted_at.append(time.monotonic())
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    forwarded = terminated = False
+    try:
+        while proc.poll() is None:
+            progress.refresh()
+            time.sleep(0.05)
+            if not interrupted_at:
+                continue
+            waited = time.monotonic() - interrupted_at[0]
+            with contextlib.suppress(ProcessLookupError):
+                if waited > FORWARD_AFTER_S and not forwarded:
+                    proc.send_signal(signal.SIGINT)
+                    forwarded = True
+                elif waited > TERMINATE_AFTER_S and not terminated:
+                    proc.terminate()
+                    terminated = True
+                elif waited > KILL_AFTER_S:
+                    proc.kill()
+        progress.refresh()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return bool(interrupted_at) or proc.returncode == -signal.SIGINT
