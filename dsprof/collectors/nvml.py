@@ -6,6 +6,7 @@ on a GPU is left out of the row (absent, never 0).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -123,7 +124,5 @@ class NvmlSampler:
         return rows
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(self.nvml.NVMLError):
             self.nvml.nvmlShutdown()
-        except self.nvml.NVMLError:
-            pass

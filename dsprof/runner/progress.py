@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -65,10 +66,8 @@ class Progress:
         self._offset += len(complete.encode("utf-8")) + 1
         lines = complete.splitlines()
         self.steps += len(lines)
-        try:
+        with contextlib.suppress(ValueError, KeyError):
             self.last_ms = json.loads(lines[-1])["duration_ns"] / 1e6
-        except (ValueError, KeyError):
-            pass
 
     def close(self) -> None:
         if self._live is not None:
