@@ -154,6 +154,45 @@ def _run_case(case_id: str, device: str, backend: str) -> dict[str, Any]:
     return {"error": None, "excess": excess, "max_abs": max_abs}
 
 
+def _swapped_models(device: str) -> dict[str, Any]:
+    """Models whose blocks swap_fused_modules replaces with backend="triton", against eager."""
+    from transformers import BertConfig, BertModel
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    from dsprof.kernels import swap_fused_modules
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=120,
+        hidden_size=100,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=250,
+        max_position_embeddings=64,
+    )
+    bert = BertModel(config).eval().to(device)
+    mlp = torch.nn.Sequential(
+        LlamaRMSNorm(1000), torch.nn.Linear(1000, 1000), torch.nn.LayerNorm(1000), torch.nn.GELU()
+    ).to(device)
+    ids = torch.randint(0, 120, (3, 17), device=device)
+    x = torch.randn(3, 5, 1000, device=device)
+    results = {}
+    for name, model, run in (
+        ("bert", bert, lambda: bert(ids).last_hidden_state),
+        ("mlp", mlp, lambda: mlp(x)),
+    ):
+        with torch.inference_mode():
+            before = run()
+            swapped = swap_fused_modules(model, backend="triton")
+            after = run()
+        results[f"swap-{name}"] = {
+            "error": None,
+            "swapped": swapped,
+            "max_abs": (after - before).abs().max().item(),
+        }
+    return results
+
+
 def _run_all(device: str) -> dict[str, dict[str, Any]]:
     results = {}
     for case_id in CASES:
@@ -161,7 +200,7 @@ def _run_all(device: str) -> dict[str, dict[str, Any]]:
             results[case_id] = _run_case(case_id, device, "triton")
         except Exception as exc:  # reported per case by the parent
             results[case_id] = {"error": f"{type(exc).__name__}: {exc}"}
-    return results
+    return results | _swapped_models(device)
 
 
 def _child_results(device: str, interpret: bool) -> dict[str, dict[str, Any]]:
@@ -210,6 +249,39 @@ def test_triton_compiled_on_gpu_matches_torch(
     case_id: str, compiled_on_gpu: dict[str, Any]
 ) -> None:
     _check(compiled_on_gpu[case_id])
+
+
+# Largest |swapped - eager| accepted for the fp32 models: fp32 rounding through two encoder
+# layers (about 1e-6 observed), with margin.
+MODEL_ATOL = 1e-4
+SWAPPED = {
+    "swap-bert": [
+        f"{pattern}: encoder.layer.{layer}.{path}"
+        for layer in (0, 1)
+        for pattern, path in (
+            ("add-layernorm", "attention.output"),
+            ("bias-gelu", "intermediate.dense"),
+            ("add-layernorm", "output"),
+        )
+    ],
+    "swap-mlp": ["rms-norm: 0", "layernorm-gelu: 2"],
+}
+
+
+@pytest.mark.parametrize("model", list(SWAPPED))
+def test_swapped_model_on_interpreted_triton_matches_eager(
+    model: str, interpreted: dict[str, Any]
+) -> None:
+    assert interpreted[model]["swapped"] == SWAPPED[model]
+    assert interpreted[model]["max_abs"] <= MODEL_ATOL
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", list(SWAPPED))
+def test_swapped_model_on_gpu_matches_eager(model: str, compiled_on_gpu: dict[str, Any]) -> None:
+    assert compiled_on_gpu[model]["swapped"] == SWAPPED[model]
+    assert compiled_on_gpu[model]["max_abs"] <= MODEL_ATOL
 
 
 @pytest.mark.parametrize("case_id", list(CASES))

@@ -35,9 +35,12 @@ from dsprof.kernels.rms_norm import rms_norm_reference
 
 PATTERNS = ("layernorm-gelu", "bias-gelu", "add-layernorm", "rms-norm")
 
-# A probed GELU must match torch's within this absolute error on [-6, 6]: fp32 rounding of the
-# two formulas' implementations differs by ~1e-7, QuickGELU differs from GELU by ~2e-2.
+# A probed GELU must match torch's within this absolute error on the probe grid: fp32 rounding of
+# the two formulas' implementations differs by ~1e-7, the tanh form from the exact one by up to
+# ~5e-4, QuickGELU from GELU by ~2e-2. The grid reaches past +-10 so that a clipped GELU
+# (transformers' ClippedGELUActivation, "gelu_10") is told apart from a plain one.
 GELU_PROBE_ATOL = 1e-5
+GELU_PROBE_GRID = (-20.0, 20.0, 801)
 # A probed RMSNorm must match the reference within this relative error (fp32 probe rows).
 RMS_PROBE_RTOL = 1e-4
 
@@ -49,7 +52,9 @@ Rule = Callable[[nn.Module, str, str], list[str]]
 def swap_fused_modules(
     model: nn.Module, patterns: Iterable[str] | None = None, backend: str = "auto"
 ) -> list[str]:
-    """Replace fusable submodules of `model` in place; return "<pattern>: <module path>" for each.
+    """Replace fusable submodules of `model` in place and say what was replaced.
+
+    Returns one "<pattern>: <module path>" per replacement, in the model's module order.
 
     `patterns` picks among PATTERNS (None: all of them); `backend` is given to every new module.
     The model object itself is never replaced, so references the caller holds stay valid.
@@ -59,10 +64,12 @@ def swap_fused_modules(
     if unknown:
         raise ValueError(f"unknown fused-kernel patterns {unknown}; known: {list(PATTERNS)}")
     rules = [_RULES[p] for p in PATTERNS if p in chosen]
+    position = {name: i for i, (name, _) in enumerate(model.named_modules())}
     swapped: list[str] = []
     with torch.no_grad():
         _swap_below(model, "", rules, backend, swapped)
-    return swapped
+    # Report in the model's own module order, whatever order the rules ran in.
+    return sorted(swapped, key=lambda item: position[item.split(": ", 1)[1]])
 
 
 def _swap_below(
@@ -204,7 +211,7 @@ def _gelu_approximation(module: nn.Module) -> str | None:
         return module.approximate
     if "gelu" not in type(module).__name__.lower() or any(True for _ in module.parameters()):
         return None
-    grid = torch.linspace(-6.0, 6.0, 241)
+    grid = torch.linspace(*GELU_PROBE_GRID)
     try:
         got = module(grid)
     except (RuntimeError, TypeError):
