@@ -80,15 +80,21 @@ def usable_cpus(run: RunData) -> tuple[float | None, str]:
 
     child.json `usable_cpus` (affinity mask and cgroup quota, recorded in the child) is preferred;
     run.json's physical, then logical, core count is the fallback (it overstates the cores in a
-    container or under taskset, so findings built on it carry a lower confidence).
+    container or under taskset, so findings built on it carry a lower confidence). Either way the
+    number is capped at the physical cores, torch's default intra-op pool size.
     """
+    env = run.manifest.environment if run.manifest is not None else None
+    physical = env.cpu_count_physical if env is not None else None
     value = run.child_info.get("usable_cpus")
     if isinstance(value, int | float) and value > 0:
+        # hyperthreads add little to GEMM/conv throughput, and torch's default pool is the
+        # physical core count: more logical CPUs than cores must not read as idle cores
+        if physical and physical < value:
+            return float(physical), "child.json usable_cpus, capped at run.json cpu_count_physical"
         return float(value), "child.json usable_cpus"
-    env = run.manifest.environment if run.manifest is not None else None
     if env is not None:
-        if env.cpu_count_physical:
-            return float(env.cpu_count_physical), "run.json cpu_count_physical"
+        if physical:
+            return float(physical), "run.json cpu_count_physical"
         if env.cpu_count_logical:
             return float(env.cpu_count_logical), "run.json cpu_count_logical"
     return None, ""
