@@ -138,3 +138,46 @@ def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
         nxt.append(f"  {cmd}\n", style="cyan")
     out.append(nxt)
     return out
+
+
+def runs_table(rows: list[tuple[Path, RunManifest | Exception]]) -> Table:
+    """`dsprof ls`: one row per run folder, unreadable ones with their error."""
+    table = Table(title="Runs (newest first)")
+    table.add_column("run id", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for col, just in (
+        ("steps", "right"),
+        ("p50", "right"),
+        ("p99", "right"),
+        ("steps/s", "right"),
+        ("peak RSS", "right"),
+        ("recipes", "left"),
+    ):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for path, m in rows:
+        if isinstance(m, Exception):
+            table.add_row(path.name, Text("unreadable", style="red"), "", "", "", "", "", str(m)[:60])
+            continue
+        s = m.summary
+        table.add_row(
+            m.run_id,
+            Text(m.status, style={"ok": "green", "failed": "red", "interrupted": "yellow"}.get(m.status, "")),
+            str(s.count),
+            _ms(s.p50_ns),
+            _ms(s.p99_ns),
+            f"{s.throughput_per_s:.1f}" if s.throughput_per_s else "-",
+            _bytes(s.peak_rss_bytes),
+            ", ".join(m.recipes),
+        )
+    return table
+
+
+def env_table(rows: list) -> Table:  # type: ignore[type-arg]
+    """`dsprof env`: each collector, available or not, and why."""
+    table = Table(title="What dsprof can collect here")
+    table.add_column("collector")
+    table.add_column("available")
+    table.add_column("detail / reason")
+    for r in rows:
+        table.add_row(r.name, Text("yes", style="green") if r.ok else Text("no", style="yellow"), r.detail)
+    return table

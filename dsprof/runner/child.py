@@ -45,6 +45,7 @@ class ChildSession:
         self.cuda_memory = cuda_memory
         self.tracker = steps.StepTracker()
         steps.TRACKER = self.tracker
+        self._steps_module = steps
         self.capture = OutputCapture(self.paths.outputs_dir, int(config.get("capture_steps", 3)))
         self.window = (
             ProfilerWindow(
@@ -64,6 +65,7 @@ class ChildSession:
         )
         self.restore_dataloader = dataloaders.install()
         self.dataloaders = dataloaders.RECORDED
+        dataloaders.RECORDED.clear()
         self.recipes: dict[str, Any] = {}
         self.tracker.listeners.append(self.on_step)
 
@@ -97,6 +99,7 @@ class ChildSession:
         """Stop collectors and write child.json; never raises."""
         try:
             self.tracker.uninstall()
+            self.tracker.listeners.clear()
             if self.window is not None:
                 self.window.stop()
             self.restore_dataloader()

@@ -92,7 +92,12 @@ def finish_run(
     """Write the parquet tables, child facts, summary, findings and the final run.json."""
     from dsprof.runner.launch import RunResult
 
-    _write_parquet(_jsonl_rows(paths.steps_live), paths.steps, STEP_COLUMNS)
+    step_rows = _jsonl_rows(paths.steps_live)
+    if any(r.get("source") == "marker" for r in step_rows):
+        # once the script marks steps with dsprof.step(), its markers define the steps; module
+        # calls recorded before the first marker were provisional
+        step_rows = [r for r in step_rows if r.get("source") == "marker"]
+    _write_parquet(step_rows, paths.steps, STEP_COLUMNS)
     mem_live = paths.metrics_dir / "cuda_memory.jsonl"
     _write_parquet(_jsonl_rows(mem_live), paths.cuda_memory, ("step", "ts_ns"))
     if "host" in samplers:
@@ -199,9 +204,7 @@ def _analyze(paths: RunPaths, manifest: RunManifest) -> FindingsDocument:
     try:
         from dsprof.analyzers import analyze_run
         from dsprof.store.run_store import _load_paths
-    except ImportError as e:
-        return FindingsDocument(analyzers_failed={"registry": f"analyzers unavailable: {e}"})
-    try:
+
         write_model(paths.manifest, manifest)
         return analyze_run(_load_paths(paths, manifest))
     except Exception as e:

@@ -1,0 +1,135 @@
+"""`with dsprof.profile(out=...) as run:` — profile a block of code in this very process.
+
+The same collectors as `dsprof run`, but in-process: steps are outermost module calls or
+`dsprof.step()` markers, torch.profiler traces its window, a sampler thread records host (and
+NVML) metrics for this process. On exit every hook is removed and torch is left as it was.
+Inside a script already running under `dsprof run`, it does nothing: that run collects.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dsprof.core.manifest import RunManifest
+from dsprof.store.layout import RunPaths
+
+
+class ProfileSession:
+    """The context manager behind dsprof.profile()."""
+
+    def __init__(
+        self,
+        out: str | Path = ".dsprof/runs",
+        name: str | None = None,
+        steps: tuple[int, int] = (1, 5),
+        trace: bool = True,
+        sample_hz: float = 10.0,
+        capture_steps: int = 3,
+        analyze: bool = True,
+    ) -> None:
+        self.out = Path(out)
+        self.name = name
+        self.warmup, self.active = steps
+        self.trace = trace
+        self.sample_hz = sample_hz
+        self.capture_steps = capture_steps
+        self.analyze = analyze
+        self.path: Path | None = None
+        self.manifest: RunManifest | None = None
+        self._inactive = False
+        self._child: Any = None
+        self._samplers: dict[str, Any] = {}
+        self._status: dict[str, Any] = {}
+        self._nvml: Any = None
+
+    def __enter__(self) -> ProfileSession:
+        from dsprof.collectors.environment import collect_environment
+        from dsprof.runner import steps
+        from dsprof.runner.child import ChildSession
+        from dsprof.runner.launch import _start_samplers
+        from dsprof.store.documents import write_model
+        from dsprof.store.run_store import create_run_folder
+
+        if steps.TRACKER is not None:
+            self._inactive = True  # already profiled (dsprof run, or a nested profile())
+            return self
+        stem = self.name or Path(sys.argv[0] or "python").stem or "python"
+        paths = create_run_folder(self.out, stem)
+        self.path = paths.root
+        self.manifest = RunManifest(
+            run_id=paths.root.name,
+            kind="api",
+            argv=list(sys.argv),
+            target=sys.argv[0] if sys.argv else "",
+            cwd=os.getcwd(),
+            start_ns=time.time_ns(),
+            environment=collect_environment(),
+            options={
+                "warmup_steps": self.warmup,
+                "active_steps": self.active,
+                "trace": self.trace,
+                "sample_hz": self.sample_hz,
+                "capture_steps": self.capture_steps,
+            },
+        )
+        write_model(paths.manifest, self.manifest)
+        self._child = ChildSession(
+            {
+                "run_dir": str(paths.root.resolve()),
+                "warmup_steps": self.warmup,
+                "active_steps": self.active,
+                "trace": self.trace,
+                "capture_steps": self.capture_steps,
+            }
+        )
+        self._child.start()
+        samplers, self._status = _start_samplers(os.getpid(), self.sample_hz)
+        self._nvml = samplers.pop("_nvml_handle", None)
+        self._samplers = samplers
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._inactive or self._child is None:
+            return
+        from dsprof.runner import finalize, steps
+
+        if exc_type is None:
+            status, code, error = "ok", 0, None
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status, code, error = "interrupted", 130, "interrupted (SIGINT)"
+        else:
+            status, code, error = "failed", 1, f"{exc_type.__name__}: {exc}"
+        try:
+            self._child.finish(status, code, error)
+        finally:
+            steps.TRACKER = None
+            for s in self._samplers.values():
+                s.stop()
+            if self._nvml is not None:
+                self._nvml.close()
+        assert self.manifest is not None and self.path is not None
+        result = finalize.finish_run(
+            RunPaths(self.path),
+            self.manifest,
+            code,
+            interrupted=status == "interrupted",
+            samplers=self._samplers,
+            collector_status=self._status,
+            analyze=self.analyze,
+        )
+        self.manifest = result.manifest
+
+
+def profile(**kwargs: Any) -> ProfileSession:
+    """See ProfileSession: out, name, steps=(warmup, active), trace, sample_hz, capture_steps."""
+    return ProfileSession(**kwargs)
