@@ -142,28 +142,31 @@ def _bias_gelu(parent: nn.Module, prefix: str, backend: str) -> list[str]:
 def _add_layernorm(parent: nn.Module, prefix: str, backend: str) -> list[str]:
     done = []
     for name, child in list(parent.named_children()):
-        if _is_dense_add_norm(child):
-            fused = FusedDenseAddLayerNorm(child.dense, child.dropout, child.LayerNorm, backend)
-            setattr(parent, name, fused)
+        parts = _dense_add_norm_parts(child)
+        if parts is not None:
+            setattr(parent, name, FusedDenseAddLayerNorm(*parts, backend=backend))
             done.append(f"add-layernorm: {prefix}{name}")
     return done
 
 
-def _is_dense_add_norm(module: nn.Module) -> bool:
+def _dense_add_norm_parts(module: nn.Module) -> tuple[nn.Linear, nn.Dropout, nn.LayerNorm] | None:
     # Hugging Face BertSelfOutput / BertOutput and their copies (RoBERTa, ELECTRA, ...):
     # forward(hidden_states, input_tensor) = LayerNorm(dropout(dense(hidden_states)) + input_tensor)
     if isinstance(module, _FUSED) or not type(module).__name__.endswith("Output"):
-        return False
+        return None
+    dense = getattr(module, "dense", None)
+    dropout = getattr(module, "dropout", None)
     norm = getattr(module, "LayerNorm", None)
     if not (
-        isinstance(getattr(module, "dense", None), nn.Linear)
-        and isinstance(getattr(module, "dropout", None), nn.Dropout)
+        isinstance(dense, nn.Linear)
+        and isinstance(dropout, nn.Dropout)
         and isinstance(norm, nn.LayerNorm)
         and len(norm.normalized_shape) == 1
     ):
-        return False
-    params = list(inspect.signature(module.forward).parameters)
-    return params == ["hidden_states", "input_tensor"]
+        return None
+    if list(inspect.signature(module.forward).parameters) != ["hidden_states", "input_tensor"]:
+        return None
+    return dense, dropout, norm
 
 
 def _rms_norm(parent: nn.Module, prefix: str, backend: str) -> list[str]:
