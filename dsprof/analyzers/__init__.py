@@ -20,16 +20,39 @@ from dsprof.core.findings import Finding, FindingsDocument
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
 
+from dsprof.analyzers.autograd_in_inference import AutogradInInferenceAnalyzer
+from dsprof.analyzers.communication_bound import CommunicationBoundAnalyzer
+from dsprof.analyzers.cpu_fp32_linear import CpuFp32LinearAnalyzer
+from dsprof.analyzers.cpu_threads import CpuThreadsAnalyzer
 from dsprof.analyzers.gpu_idle import GpuIdleAnalyzer
 from dsprof.analyzers.host_sync import HostSyncAnalyzer
+from dsprof.analyzers.idle_sm import IdleSmAnalyzer
 from dsprof.analyzers.io_stall import IoStallAnalyzer
 from dsprof.analyzers.launch_overhead import LaunchOverheadAnalyzer
+from dsprof.analyzers.memory_bandwidth import MemoryBandwidthAnalyzer
+from dsprof.analyzers.memory_fragmentation import MemoryFragmentationAnalyzer
+from dsprof.analyzers.no_tensor_cores import NoTensorCoresAnalyzer
+from dsprof.analyzers.small_batch import SmallBatchAnalyzer
+from dsprof.analyzers.straggler import StragglerAnalyzer
+from dsprof.analyzers.train_mode_in_inference import TrainModeInInferenceAnalyzer
 
 ANALYZERS: tuple[Analyzer, ...] = (
     GpuIdleAnalyzer(),
     LaunchOverheadAnalyzer(),
+    MemoryBandwidthAnalyzer(),
+    NoTensorCoresAnalyzer(),
+    IdleSmAnalyzer(),
     IoStallAnalyzer(),
+    MemoryFragmentationAnalyzer(),
     HostSyncAnalyzer(),
+    StragglerAnalyzer(),
+    CommunicationBoundAnalyzer(),
+    # run-based CPU analyzers (child.json, steps, CPU traces)
+    AutogradInInferenceAnalyzer(),
+    TrainModeInInferenceAnalyzer(),
+    CpuThreadsAnalyzer(),
+    CpuFp32LinearAnalyzer(),
+    SmallBatchAnalyzer(),
 )
 
 TRACE_SUFFIXES = (".json", ".json.gz")

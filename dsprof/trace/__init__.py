@@ -41,6 +41,10 @@ Views (cached properties):
     comm_cpu         host-side collective spans (nccl:*, gloo:*, c10d::*)
     launches         kernels joined to their launching runtime call by correlation:
                      + launch_ts_ns, launch_dur_ns, launch_name, launch_tid
+    kernel_ops       launches plus op_index (row of cpu_ops around the launch call, -1 if none)
+                     and op_name: which aten op launched each kernel (matched by time)
+    host_syncs       runtime calls that block the host: kind "explicit" (cudaDeviceSynchronize),
+                     "implicit" (stream/event syncs), "copy" (blocking DtoH or pageable copies)
     steps            ProfilerStep windows: step, start_ns, end_ns, dur_ns (may be empty)
     window           (start_ns, end_ns): the ProfilerStep span, else the whole trace;
                      window_ns, window_label, in_window(df)

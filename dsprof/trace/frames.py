@@ -14,6 +14,7 @@ import pandas as pd
 
 from dsprof.core.errors import TraceError
 from dsprof.trace.columns import ColumnBuilder
+from dsprof.trace.intervals import innermost_containing
 from dsprof.trace.reader import CHUNK_BYTES, TraceReader
 
 _STEP_RE = re.compile(r"^ProfilerStep#(\d+)$")
@@ -152,6 +153,34 @@ class TraceFrames:
         return self.kernels.merge(rt, on="correlation", how="left")
 
     @cached_property
+    def kernel_ops(self) -> pd.DataFrame:
+        """launches plus `op_index` (row in cpu_ops of the innermost operator around the launch
+        call, -1 when none) and `op_name`. Matched by time on the launching thread, which works
+        for every schema (External id conventions differ between torch versions)."""
+        k = self.launches
+        ops = self.cpu_ops
+        has = k["launch_ts_ns"].notna()
+        idx = np.full(len(k), -1, dtype=np.int64)
+        idx[has.to_numpy()] = innermost_containing(
+            ops["tid"].to_numpy(),
+            ops["ts_ns"].to_numpy(),
+            ops["end_ns"].to_numpy(),
+            k.loc[has, "launch_tid"].to_numpy(dtype=np.int64),
+            k.loc[has, "launch_ts_ns"].to_numpy(dtype=np.int64),
+        )
+        # kernels whose launch call was not recorded (launched before the trace began): fall back
+        # to the kernel's own External id, which current torch versions set to the op's id
+        ext = k["external_id"].to_numpy()
+        missing = (idx < 0) & (ext >= 0)
+        if missing.any() and len(ops):
+            by_ext = pd.Series(np.arange(len(ops)), index=ops["external_id"].to_numpy())
+            by_ext = by_ext[~by_ext.index.duplicated()]
+            idx[missing] = by_ext.reindex(ext[missing]).fillna(-1).to_numpy(dtype=np.int64)
+        names = ops["name"].astype(str).to_numpy()
+        op_name = np.where(idx >= 0, names[np.maximum(idx, 0)] if len(names) else "", "")
+        return k.assign(op_index=idx, op_name=op_name)
+
+    @cached_property
     def host_syncs(self) -> pd.DataFrame:
         """Runtime calls during which the host waits for the GPU, with a `kind` column:
 
@@ -225,6 +254,17 @@ class TraceFrames:
         decoded = np.empty(len(cats) + 1, dtype=object)  # last slot: NaN codes (-1)
         decoded[: len(cats)] = [orjson.loads(c) if c else None for c in cats]
         return pd.Series(decoded[column.cat.codes.to_numpy()], index=column.index, dtype=object)
+
+
+_ANON = re.compile(r"\(anonymous namespace\)::")
+
+
+def short_kernel_name(name: str) -> str:
+    """'void (anonymous namespace)::multimem_all_reduce_kernel<...>(...)' -> 'multimem_all_reduce_kernel'."""
+    text = _ANON.sub("", name)
+    text = re.sub(r"^(void|std::enable_if<.*?>::type)\s+", "", text)
+    head = re.split(r"[<(]", text, maxsplit=1)[0].strip()
+    return head.rsplit("::", 1)[-1] or name[:60]
 
 
 def _match_per_unique(names: pd.Series, pattern: re.Pattern[str]) -> pd.Series:

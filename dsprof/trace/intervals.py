@@ -135,3 +135,64 @@ def outermost(groups: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
     mask = np.empty(n, dtype=bool)
     mask[order] = top_sorted
     return mask
+
+
+def innermost_containing(
+    groups: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    q_groups: np.ndarray,
+    q_times: np.ndarray,
+) -> np.ndarray:
+    """For each query (group, time), the index of the innermost interval of that group containing
+    the time, or -1. Intervals must nest properly within a group (as profiler op spans do).
+
+    Vectorised: parents are found by pointer jumping (O(n log depth)), then each query climbs
+    from the last interval starting before it; Python loops run per group (thread), not per event.
+    """
+    groups = np.asarray(groups)
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    q_groups = np.asarray(q_groups)
+    q_times = np.asarray(q_times, dtype=np.int64)
+    out = np.full(len(q_times), -1, dtype=np.int64)
+    n = len(starts)
+    if not n or not len(q_times):
+        return out
+    order = np.lexsort((-ends, starts, groups))
+    g, s, e = groups[order], starts[order], ends[order]
+    parent = _parents(g, e)
+    cand = np.full(len(q_times), -1, dtype=np.int64)
+    bounds = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=False):
+        sel = q_groups == g[lo]
+        if sel.any():
+            cand[sel] = lo + np.searchsorted(s[lo:hi], q_times[sel], side="right") - 1
+            cand[sel & (cand < lo)] = -1
+    while True:  # climb to the first ancestor that is still open at the query time
+        valid = cand >= 0
+        bad = valid & (e[np.maximum(cand, 0)] <= q_times)
+        if not bad.any():
+            break
+        cand[bad] = parent[cand[bad]]
+    out[cand >= 0] = order[cand[cand >= 0]]
+    return out
+
+
+def _parents(g: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Parent of each interval (sorted by group, start, longest first) by pointer jumping.
+
+    The parent of i is the first interval on the chain (i-1, parent(i-1), ...) that ends at or
+    after i. Jumping through estimates never overshoots: an interval skipped for j (it ends before
+    j) also ends before any later i whose chain passes through j with end(j) < end(i).
+    """
+    n = len(e)
+    p = np.arange(n) - 1
+    p[0] = -1
+    p[1:][g[1:] != g[:-1]] = -1
+    while True:
+        valid = p >= 0
+        bad = valid & (e[np.maximum(p, 0)] < e)
+        if not bad.any():
+            return p
+        p[bad] = p[p[bad]]

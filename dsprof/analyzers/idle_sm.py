@@ -1,0 +1,116 @@
+"""idle-sm: kernels launch too few blocks to fill the GPU's streaming multiprocessors.
+
+Detects: kernel time during which part of the SMs has no block to run: grids smaller than the SM
+    count ("blocks per SM" below 1), and low achieved occupancy.
+Signal: Kineto records per kernel `blocks per SM` (grid blocks / SM count) and `est. achieved
+    occupancy %`. Idle-SM time of a kernel = duration x (1 - min(blocks per SM, 1)); summed over
+    the window's kernels (collectives excluded: they use few blocks by design). The idle fraction
+    is that sum over the kernels' summed duration; impact is the sum over the window.
+Thresholds: IDLE_SM_FRACTION 30 % (the seed documents' "idle CUDA cores above 30 %");
+    IDLE_SM_MEDIUM 5 % and IDLE_SM_HIGH 25 % of the window lost to idle SMs. Nsight Compute's
+    launch-statistics rule warns likewise when a grid has fewer blocks than SMs ("tail effect" /
+    "the grid is too small to fill the available resources").
+Evidence: idle-SM fraction of kernel time, its share of the window, time-weighted achieved
+    occupancy, the kernels with the most idle-SM time, the SM count.
+False positives: small kernels overlapping on several streams (SMs are then shared, not idle).
+References: Nsight Compute Kernel Profiling Guide, "Launch Statistics" and "Occupancy" sections.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from dsprof.analyzers.trace_scope import (
+    clamp01,
+    gpu_traces,
+    ms,
+    severity_for,
+    share_evidence,
+    worst_per_trace,
+)
+from dsprof.core.findings import Evidence, Finding
+from dsprof.trace.frames import COMM_KERNEL_RE, short_kernel_name
+
+if TYPE_CHECKING:
+    from dsprof.store.run_store import RunData
+    from dsprof.trace.frames import TraceFrames
+
+IDLE_SM_FRACTION = 0.30
+IDLE_SM_MEDIUM = 0.05
+IDLE_SM_HIGH = 0.25
+
+
+def _analyze_trace(tf: TraceFrames) -> list[Finding]:
+    k = tf.in_window(tf.kernels)
+    k = k[k["blocks_per_sm"].notna() & ~k["name"].astype(str).str.contains(COMM_KERNEL_RE)]
+    if not len(k):
+        return []
+    lo, hi = tf.window
+    dur = (np.minimum(k["end_ns"], hi) - np.maximum(k["ts_ns"], lo)).clip(lower=0).to_numpy()
+    idle = dur * (1.0 - np.minimum(k["blocks_per_sm"].to_numpy(), 1.0))
+    fraction = float(idle.sum() / max(dur.sum(), 1))
+    impact = float(idle.sum() / tf.window_ns)
+    if fraction < IDLE_SM_FRACTION:
+        return []
+    severity = severity_for(impact, IDLE_SM_MEDIUM, IDLE_SM_HIGH)
+    if severity is None:
+        return []
+    occ = k["occupancy_pct"].to_numpy()
+    has_occ = ~np.isnan(occ)
+    mean_occ = float((dur[has_occ] * occ[has_occ]).sum() / max(dur[has_occ].sum(), 1))
+    top = (
+        k.assign(idle=idle, short=k["name"].astype(str).map(short_kernel_name))
+        .groupby("short")["idle"]
+        .sum()
+        .sort_values(ascending=False)
+        .head(3)
+    )
+    top_text = ", ".join(f"{n} {v / 1e6:.1f} ms" for n, v in top.items())
+    sms = next(
+        (p.get("numSms") for p in tf.device_properties if p.get("name") == tf.device_name()), None
+    )
+    w = tf.window_label
+    evidence = [
+        Evidence(
+            metric="idle_sm_fraction_of_kernel_time",
+            value=round(fraction, 4),
+            unit="fraction",
+            threshold=IDLE_SM_FRACTION,
+            window=w,
+            source="trace",
+        ),
+        share_evidence("idle_sm_share", impact, IDLE_SM_MEDIUM, tf),
+        Evidence(metric="idle_sm_ms", value=ms(idle.sum()), unit="ms", window=w),
+        Evidence(metric="achieved_occupancy_pct", value=round(mean_occ, 1), unit="%", window=w),
+        Evidence(metric="top_kernels", value=top_text, source="trace"),
+    ]
+    if sms:
+        evidence.append(Evidence(metric="sm_count", value=int(sms), source="deviceProperties"))
+    return [
+        Finding(
+            category="idle-sm",
+            severity=severity,
+            title=(
+                f"SMs idle {fraction:.0%} of kernel time (grids smaller than the GPU); "
+                f"{impact:.0%} of {w} at stake"
+            ),
+            impact=clamp01(impact),
+            evidence=evidence,
+            recipes=["batching", "compile", "cuda-graphs"],
+            analyzer=IdleSmAnalyzer.name,
+        )
+    ]
+
+
+class IdleSmAnalyzer:
+    """See the module docstring."""
+
+    name: ClassVar[str] = "idle-sm"
+    version: ClassVar[int] = 1
+    requires: ClassVar[tuple[str, ...]] = ("trace",)
+
+    def analyze(self, run: RunData) -> list[Finding]:
+        """Idle-SM time of each GPU trace's kernels."""
+        return worst_per_trace(gpu_traces(run), _analyze_trace)
