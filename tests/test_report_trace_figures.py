@@ -82,3 +82,35 @@ def test_kernel_breakdown_on_a_real_h100_trace(qwen_report) -> None:
     # template signatures are cut to 80 characters (before escaping for plotly)
     assert all(len(html.unescape(label)) <= 80 for label in bars.y)
     assert any("&lt;" in label for label in bars.y)
+
+
+def _mm_intensities(path: Path) -> set[float]:
+    """FLOP/byte of every bf16 aten::mm in the trace, computed here from its Input Dims."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        events = json.load(f)["traceEvents"]
+    out = set()
+    for e in events:
+        args = e.get("args", {})
+        if e.get("name") == "aten::mm" and args.get("Input type", [None])[0] == "c10::BFloat16":
+            (m, k), (_, n) = args["Input Dims"][:2]
+            out.add(round(2 * m * k * n / (2 * (m * k + k * n + m * n)), 6))
+    return out
+
+
+def test_roofline_on_a_real_h100_trace(qwen_report) -> None:
+    from dsprof.trace.devices import match_gpu
+
+    figures = {s.key: s.figure for s in qwen_report.figures}
+    assert "roofline" in figures, qwen_report.notes
+    fig = figures["roofline"]
+    assert "NVIDIA H100 80GB HBM3" in fig.layout.title.text
+    spec = match_gpu("NVIDIA H100 80GB HBM3")
+    roofs = [t for t in fig.data if t.mode == "lines"]
+    assert roofs, "no roof drawn"
+    for roof in roofs:  # the roof is min(peak, bandwidth x intensity) of the peak table's row
+        slope = [y / x for x, y in zip(roof.x, roof.y, strict=True)]
+        assert slope[0] == pytest.approx(spec.mem_bw_gbs * 1e9 / 1e12)
+    assert max(roofs[0].y) == pytest.approx(spec.peak_tflops("c10::BFloat16"))
+    mm = next(t for t in fig.data if t.name == "aten::mm")
+    drawn = {round(x, 6) for x in mm.x}
+    assert drawn and drawn <= _mm_intensities(QWEN)
