@@ -123,4 +123,45 @@ def analyze_traces(paths: list[Path]) -> FindingsDocument:
     return analyze_run(run)
 
 
-__all__ = ["ANALYZERS", "analyze_run", "analyze_traces", "expand_trace_paths"]
+def is_run_folder(path: Path) -> bool:
+    """True for a folder with a run.json (a dsprof run), as opposed to trace files."""
+    from dsprof.store.layout import MANIFEST
+
+    return path.is_dir() and (path / MANIFEST).is_file()
+
+
+def analyze_targets(
+    targets: list[Path], runs_dir: Path | None = None
+) -> tuple[FindingsDocument, Path | None]:
+    """`dsprof analyze`: one run folder (path or id: findings.json is rewritten) or trace files.
+
+    Returns the findings and the run folder whose findings.json was written (None for traces).
+    """
+    from dsprof.store.documents import write_model
+    from dsprof.store.layout import RunPaths
+    from dsprof.store.run_store import RunStore, is_valid_run_id, load_run
+
+    store = RunStore(runs_dir) if runs_dir is not None else RunStore()
+    if len(targets) == 1:
+        t = targets[0]
+        is_id = not t.exists() and is_valid_run_id(str(t))
+        if is_run_folder(t) or is_id or str(t) == "latest":
+            run = load_run(t, store)
+            doc = analyze_run(run)
+            paths: RunPaths = run.paths
+            write_model(paths.findings, doc)
+            return doc, paths.root
+    for t in targets:
+        if is_run_folder(t):
+            raise UsageError("give one run folder, or trace files; not a mix", path=t)
+    return analyze_traces(targets), None
+
+
+__all__ = [
+    "ANALYZERS",
+    "analyze_run",
+    "analyze_targets",
+    "analyze_traces",
+    "expand_trace_paths",
+    "is_run_folder",
+]

@@ -113,4 +113,4 @@ def share_evidence(
 
 def clamp01(x: float) -> float:
     """Impact must lie in 0..1."""
-    return float(min(max(x, 0.0), 1.0))
+    return round(float(min(max(x, 0.0), 1.0)), 4)

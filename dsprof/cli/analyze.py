@@ -1,0 +1,50 @@
+"""`dsprof analyze`: diagnose a run folder (rewrites its findings.json) or Kineto traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("analyze")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the findings document as JSON on stdout."
+)
+@click.option(
+    "--runs",
+    "runs_dir",
+    type=click.Path(path_type=Path),
+    default=Path(".dsprof/runs"),
+    show_default=True,
+    help="Where run ids are looked up.",
+)
+def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
+    """Diagnose RUN_DIR (a run folder or id; rewrites its findings.json) or TRACE files.
+
+    Several traces (or a directory of them) are read as the ranks of one job.
+    """
+    from dsprof.analyzers import analyze_targets
+
+    doc, run_dir = analyze_targets(list(targets), runs_dir)
+    if as_json:
+        click.echo(doc.model_dump_json(indent=2))
+        return 0
+    from rich.console import Console
+
+    from dsprof.report.text import findings_table
+
+    console = Console()
+    if doc.findings:
+        console.print(findings_table(doc))
+    else:
+        console.print("No bottleneck found above the analyzers' thresholds.")
+    for name, why in doc.analyzers_failed.items():
+        console.print(f"[yellow]analyzer {name} failed:[/yellow] {why}")
+    if run_dir is not None:
+        console.print(f"Wrote {run_dir / 'findings.json'}")
+        console.print(
+            f"Next: dsprof fix (for the script), or dsprof report {run_dir} -o report.html"
+        )
+    return 0
