@@ -152,8 +152,9 @@ def fix_session(baseline: str) -> FixSession:
         accepted: bool,
         combined: bool = False,
     ) -> Trial:
+        # as `dsprof fix` writes them: the trial id names the recipes, the folder is a run id
         return Trial(
-            trial_id=tid,
+            trial_id="+".join(recipes),
             recipes=recipes,
             run_dir=f"trials/{tid}",
             run_id=tid,

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.browser
 
 SLOWER = "20260101-120000-slower-abcd"
 LIVE = "20260101-120000-live-abcd"
+TRIAL = "20260101-120100-compile-0001"  # the first trial's run folder in report_synthetic
 REFRESH_MS = 400
 TIMEOUT_MS = 20_000
 
@@ -32,6 +33,7 @@ def _write_live_steps(root: Path, rows: list[dict]) -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     make_run(root, fix=True, ranks=2)
+    make_run(root / RUN_ID / "trials", TRIAL, base_ms=5.5, findings=False)
     make_run(root, SLOWER, base_ms=11.0, gpu=False)
     live = make_run(root, LIVE, status="running", findings=False, gpu=False)
     (live / "metrics" / "steps.parquet").unlink()  # in progress: only the live file exists
@@ -103,6 +105,10 @@ def test_fix_and_compare_pages(server: str, browser, tmp_path: Path) -> None:
     page.wait_for_selector("#trials tbody tr", timeout=TIMEOUT_MS)
     cells = page.locator("#trials tbody tr td:first-child").all_inner_texts()
     assert cells == ["compile", EVIL_OP, "compile (combined)"]
+    page.click("#trials a:text('compile')")  # only the trial whose run folder exists is a link
+    page.wait_for_url(f"**/runs/{RUN_ID}/trials/{TRIAL}")
+    page.wait_for_selector("#fig-latency .main-svg", timeout=TIMEOUT_MS)
+    assert page.locator("#run-title").inner_text() == TRIAL
     page.goto(f"{server}/compare/{RUN_ID}/{SLOWER}")
     page.wait_for_selector("#fig-latency-b .main-svg", timeout=TIMEOUT_MS)
     rows = {r.split("\t")[0]: r for r in page.locator("#deltas tbody tr").all_inner_texts()}

@@ -179,14 +179,15 @@ def fix_page(report: Report) -> Any:
     head = ["trial", "outcome", "speed-up [95% CI]", "p50", "p99", "peak memory Δ", "drift", "why"]
     rows = []
     for t in fix.trials:
-        trial_dir = report.root / t["run_dir"] if t["run_dir"] else None
+        # the trial's run folder is <baseline>/trials/<its run id>; link it when it is there
+        folder = Path(t["run_dir"]).name if t["run_dir"] else ""
         name: Any = t["name"]
         if (
-            trial_dir is not None
-            and is_valid_run_id(t["trial_id"])
-            and (trial_dir / "run.json").is_file()
+            is_valid_run_id(folder)
+            and Path(t["run_dir"]).parent.name == "trials"
+            and (report.root / "trials" / folder / "run.json").is_file()
         ):
-            name = dcc.Link(t["name"], href=f"/runs/{v.run_id}/trials/{t['trial_id']}")
+            name = dcc.Link(t["name"], href=f"/runs/{v.run_id}/trials/{folder}")
         cells = [
             name,
             t["outcome"],
