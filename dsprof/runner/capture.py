@@ -62,7 +62,11 @@ class OutputCapture:
     def save(self, step: int, output: Any, inputs: Any = None) -> None:
         """Write outputs/step-NNNN.pt; problems are recorded, never raised into the script."""
         out = flatten_tensors(output)
-        inp = flatten_tensors(inputs) if inputs is not None else {}
+        inp: dict[str, torch.Tensor] = {}
+        if inputs is not None:
+            args, kwargs = inputs
+            inp.update(flatten_tensors(args, "args"))
+            inp.update(flatten_tensors(kwargs or {}, "kwargs"))
         self.device_types.update(t.device.type for t in out.values())
         name = f"step-{step:04d}.pt"
         try:
