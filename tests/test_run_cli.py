@@ -66,7 +66,7 @@ def steady_run(
 def test_script_runs_as_python_would_and_exit_status_passes_through(steady_run):
     proc, run, work = steady_run
     assert proc.returncode == 3, proc.stderr
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("argv"))
+    line = next(s for s in proc.stdout.splitlines() if s.startswith("argv"))
     assert "argv ['12', '3']" in line
     assert f"path0 {work / 'sub'}" in line
     assert "name __main__" in line
