@@ -22,26 +22,37 @@ def check_all() -> list[Availability]:
 
     env = environment.collect_environment()
     rows = [
-        Availability("python", True, f"{platform.python_version()} ({platform.python_implementation()})"),
+        Availability(
+            "python", True, f"{platform.python_version()} ({platform.python_implementation()})"
+        ),
         Availability(
             "cpu",
             True,
             f"{env.cpu_model}; {env.cpu_count_logical} logical / {env.cpu_count_physical} physical, "
             f"{env.usable_cores} usable by this process",
         ),
-        Availability("host (psutil)", True, "process tree CPU/RSS/threads/IO/context switches; per-CPU and iowait"),
+        Availability(
+            "host (psutil)",
+            True,
+            "process tree CPU/RSS/threads/IO/context switches; per-CPU and iowait",
+        ),
     ]
     try:
         import torch
 
-        rows.append(Availability("torch", True, f"{torch.__version__}, {torch.get_num_threads()} intra-op threads"))
+        rows.append(
+            Availability(
+                "torch", True, f"{torch.__version__}, {torch.get_num_threads()} intra-op threads"
+            )
+        )
         prof_ok = True
         cuda = torch.cuda.is_available()
         rows.append(
             Availability(
                 "torch.profiler",
                 prof_ok,
-                "CPU activity" + (" + CUDA activity" if cuda else " (CUDA activity: no CUDA device)"),
+                "CPU activity"
+                + (" + CUDA activity" if cuda else " (CUDA activity: no CUDA device)"),
             )
         )
         rows.append(
@@ -65,7 +76,17 @@ def check_all() -> list[Availability]:
     try:
         import triton
 
-        rows.append(Availability("triton", True, f"{triton.__version__} (kernels; on CPU under TRITON_INTERPRET=1)"))
+        rows.append(
+            Availability(
+                "triton", True, f"{triton.__version__} (kernels; on CPU under TRITON_INTERPRET=1)"
+            )
+        )
     except ImportError:
-        rows.append(Availability("triton", False, "not installed (pip install triton): fused kernels use the torch reference"))
+        rows.append(
+            Availability(
+                "triton",
+                False,
+                "not installed (pip install triton): fused kernels use the torch reference",
+            )
+        )
     return rows

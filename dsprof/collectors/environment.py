@@ -38,19 +38,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cgroup_cpu_quota() -> float | None:
+    """The cgroup CPU quota in cores (v2 cpu.max, else v1 cfs quota/period); None if unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        q = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        p = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if q <= 0 or p <= 0 else q / p
+    except (OSError, ValueError):
+        return None
+
+
 def usable_cores() -> int:
     """Cores this process may run on: the affinity mask, bounded by a cgroup CPU quota."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:
         n = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            n = min(n, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return n
+    quota = cgroup_cpu_quota()
+    return n if quota is None else min(n, max(1, int(quota)))
 
 
 def collect_environment() -> Environment:

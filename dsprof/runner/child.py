@@ -110,6 +110,7 @@ class ChildSession:
             self.mem_file.close()
         self.capture.write_index(self.paths.outputs_index)
         torch = self.torch
+        roots = self.tracker.roots_info()
         info = {
             "status": status,
             "exit_code": exit_code,
@@ -133,10 +134,11 @@ class ChildSession:
             "step_mode": self.tracker.mode,
             "autograd_enabled_steps": self.tracker.autograd_steps,
             "training_modules": self.tracker.training_names,
-            "root_modules": self.tracker.roots_info(),
-            "call_site": next(
-                (r["call_site"] for r in self.tracker.roots_info() if r["call_site"]), None
-            ),
+            "root_modules": roots,
+            "root_inputs": {r["qualname"]: r["inputs"] for r in roots},
+            "training_module_classes": _merge_counts(r["training_module_classes"] for r in roots),
+            **cpu_facts(),
+            "call_site": next((r["call_site"] for r in roots if r["call_site"]), None),
             "dataloaders": self.dataloaders,
             "profiler": self.window.status() if self.window is not None else None,
             "recipes": self.recipes,
@@ -144,6 +146,27 @@ class ChildSession:
         tmp = self.paths.child_info.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=1, default=str), encoding="utf-8")
         os.replace(tmp, self.paths.child_info)
+
+
+def _merge_counts(dicts: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def cpu_facts() -> dict[str, Any]:
+    """The cores this process may really use (affinity and cgroup quota), for cpu-threads."""
+    from dsprof.collectors.environment import cgroup_cpu_quota
+
+    try:
+        affinity = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = list(range(os.cpu_count() or 1))
+    quota = cgroup_cpu_quota()
+    usable = float(len(affinity)) if quota is None else min(float(len(affinity)), quota)
+    return {"usable_cpus": usable, "cpu_affinity": affinity, "cgroup_cpu_quota": quota}
 
 
 def _exit_code(code: object) -> int:

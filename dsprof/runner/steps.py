@@ -63,6 +63,9 @@ class _RootInfo:
     param_dtypes: list[str] = field(default_factory=list)
     modules: list[torch.nn.Module] = field(default_factory=list)
     call_site: tuple[str, int, str] | None = None
+    params_requiring_grad: int = 0
+    training_classes: dict[str, int] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] | None = None
 
 
 class StepTracker:
@@ -136,6 +139,11 @@ class StepTracker:
         self._call_root = module
         self._call_autograd = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
         self._call_training = sum(1 for m in info.modules if m.training)
+        if self._call_training and not info.training_classes:
+            for m in info.modules:
+                if m.training:
+                    name = type(m).__name__
+                    info.training_classes[name] = info.training_classes.get(name, 0) + 1
         if self._call_training and not self.training_names:
             self.training_names = [
                 f"{info.qualname}.{n}" if n else info.qualname
@@ -162,6 +170,9 @@ class StepTracker:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             stack.close()
+        info = self.roots.get(id(module))
+        if info is not None and info.inputs is None:
+            info.inputs = _tensor_specs(args, kwargs)
         if self.mode != "module":
             return
         record = StepRecord(
@@ -184,6 +195,7 @@ class StepTracker:
             param_dtypes=sorted({str(p.dtype).replace("torch.", "") for p in params}),
             modules=list(module.modules()),
             call_site=user_frame(sys._getframe(2)),
+            params_requiring_grad=sum(1 for p in params if p.requires_grad),
         )
         self.roots[id(module)] = info
         return info
@@ -197,6 +209,9 @@ class StepTracker:
                 "calls": r.calls,
                 "params": r.params,
                 "param_dtypes": r.param_dtypes,
+                "params_requiring_grad": r.params_requiring_grad,
+                "training_module_classes": r.training_classes,
+                "inputs": r.inputs or [],
                 "call_site": (
                     {"file": r.call_site[0], "line": r.call_site[1], "function": r.call_site[2]}
                     if r.call_site
@@ -239,6 +254,16 @@ class StepTracker:
         self.step_count += 1
         for listener in self.listeners:
             listener(record, output, inputs)
+
+
+def _tensor_specs(args: Any, kwargs: Any) -> list[dict[str, Any]]:
+    from dsprof.runner.capture import flatten_tensors
+
+    found = {**flatten_tensors(args, "args"), **flatten_tensors(kwargs or {}, "kwargs")}
+    return [
+        {"name": k, "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
+        for k, t in found.items()
+    ]
 
 
 def mark_step() -> None:
