@@ -105,3 +105,35 @@ def test_cli_report_errors(runs: Path, tmp_path: Path, capsys: pytest.CaptureFix
         from dsprof.store.documents import write_model
 
         write_model(runs / RUN_ID / "findings.json", findings_doc())
+
+
+def test_failed_run_with_nothing_collected(tmp_path: Path) -> None:
+    """A run that died at start: run.json only, and a trace file that is not JSON."""
+    from dsprof.core.manifest import RunManifest
+    from dsprof.store.documents import write_model
+    from dsprof.store.layout import RunPaths
+
+    paths = RunPaths(tmp_path / "20260101-120000-failed-0000")
+    paths.make_dirs()
+    (paths.trace_dir / "host_1.pt.trace.json").write_text("not json", encoding="utf-8")
+    write_model(
+        paths.manifest,
+        RunManifest(
+            run_id=paths.root.name,
+            argv=["x.py"],
+            target="x.py",
+            cwd="/",
+            start_ns=0,
+            status="failed",
+            exit_code=1,
+            error="RuntimeError: <b>boom</b>",
+        ),
+    )
+    report = build_report(load_run(paths.root))
+    assert report.figures == []
+    assert any("could not be read" in n for n in report.notes)
+    assert report.view.duration_text == "duration unknown"
+    md = render_markdown(report)
+    assert "```\nRuntimeError: <b>boom</b>\n```" in md
+    page = render_html(report, cdn=True)
+    assert "RuntimeError: &lt;b&gt;boom&lt;/b&gt;" in page

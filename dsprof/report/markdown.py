@@ -59,6 +59,9 @@ def render_markdown(report: Report) -> str:
         + (f" · model {md_cell(', '.join(v.modules))}" if v.modules else ""),
         "",
     ]
+    if v.error:
+        out += _fence(v.error)
+        out.append("")
     out += _table([k.label for k in v.kpis], [[k.value for k in v.kpis]])
     out.append("")
     if v.findings_state != "analysed":

@@ -326,7 +326,10 @@ def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
             state = "analysed"
             findings = finding_views(doc)
             failed = sorted(doc.analyzers_failed.items())
-    duration = format_ns(m.end_ns - m.start_ns) if m.end_ns is not None else "still running"
+    if m.end_ns is not None:
+        duration = format_ns(m.end_ns - m.start_ns)
+    else:
+        duration = "still running" if m.status == "running" else "duration unknown"
     return ReportView(
         run_id=m.run_id,
         title=f"dsprof report: {m.run_id}",
