@@ -4,7 +4,9 @@ The Triton path (backend=backend) runs in a child process: under TRITON_INTERPRE
 (every CI run), and compiled on CUDA for the tests marked gpu. A child, because Triton fixes
 compile-or-interpret once per process when triton is first imported (dsprof.kernels.runtime),
 and this keeps the choice away from other tests in the pytest process in both directions. The
-child is this file run as a script; the parent asserts one parametrized test per case.
+child is this file run as a script (`python tests/test_kernels.py cases cpu` with
+TRITON_INTERPRET=1 prints every case's result as JSON); the parent asserts one parametrized test
+per case.
 
 Expected values are written here independently of dsprof, in float64 from the same (rounded)
 inputs, the way a user would compose the unfused ops. Tolerances, per output dtype: the kernels
@@ -193,22 +195,23 @@ def _swapped_models(device: str) -> dict[str, Any]:
     return results
 
 
-def _run_all(device: str) -> dict[str, dict[str, Any]]:
+def _run_cases(device: str) -> dict[str, dict[str, Any]]:
     results = {}
     for case_id in CASES:
         try:
             results[case_id] = _run_case(case_id, device, "triton")
         except Exception as exc:  # reported per case by the parent
             results[case_id] = {"error": f"{type(exc).__name__}: {exc}"}
-    return results | _swapped_models(device)
+    return results
 
 
-def _child_results(device: str, interpret: bool) -> dict[str, dict[str, Any]]:
+def _child_results(part: str, device: str, interpret: bool) -> dict[str, dict[str, Any]]:
+    """Run `part` ("cases" or "models") of this file in a child on `device`."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     if interpret:
         env["TRITON_INTERPRET"] = "1"
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), device],
+        [sys.executable, str(Path(__file__).resolve()), part, device],
         env=env,
         capture_output=True,
         text=True,
@@ -221,13 +224,20 @@ def _child_results(device: str, interpret: bool) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def interpreted() -> dict[str, dict[str, Any]]:
     """Every case's result from one child under TRITON_INTERPRET=1 on the CPU."""
-    return _child_results("cpu", interpret=True)
+    return _child_results("cases", "cpu", interpret=True)
+
+
+@pytest.fixture(scope="module")
+def interpreted_models() -> dict[str, dict[str, Any]]:
+    """The swapped models' results from one child under TRITON_INTERPRET=1 on the CPU."""
+    return _child_results("models", "cpu", interpret=True)
 
 
 @pytest.fixture(scope="module")
 def compiled_on_gpu() -> dict[str, dict[str, Any]]:
-    """Every case's result from one child running the compiled kernels on CUDA."""
-    return _child_results("cuda", interpret=False)
+    """Every case's and swapped model's result from one child running compiled on CUDA."""
+    cases = _child_results("cases", "cuda", interpret=False)
+    return cases | _child_results("models", "cuda", interpret=False)
 
 
 def _check(result: dict[str, Any]) -> None:
@@ -270,10 +280,10 @@ SWAPPED = {
 
 @pytest.mark.parametrize("model", list(SWAPPED))
 def test_swapped_model_on_interpreted_triton_matches_eager(
-    model: str, interpreted: dict[str, Any]
+    model: str, interpreted_models: dict[str, Any]
 ) -> None:
-    assert interpreted[model]["swapped"] == SWAPPED[model]
-    assert interpreted[model]["max_abs"] <= MODEL_ATOL
+    assert interpreted_models[model]["swapped"] == SWAPPED[model]
+    assert interpreted_models[model]["max_abs"] <= MODEL_ATOL
 
 
 @pytest.mark.gpu
@@ -291,4 +301,5 @@ def test_torch_reference_matches_independent_composition(case_id: str) -> None:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_run_all(sys.argv[1])))
+    part, device = sys.argv[1:3]
+    print(json.dumps(_run_cases(device) if part == "cases" else _swapped_models(device)))
