@@ -114,3 +114,13 @@ def test_roofline_on_a_real_h100_trace(qwen_report) -> None:
     mm = next(t for t in fig.data if t.name == "aten::mm")
     drawn = {round(x, 6) for x in mm.x}
     assert drawn and drawn <= _mm_intensities(QWEN)
+
+
+def test_multi_rank_run_shows_the_lowest_traced_rank(tmp_path: Path) -> None:
+    root = make_run(tmp_path, ranks=2)
+    rank1 = root / "ranks" / "1" / "trace"
+    rank1.mkdir(parents=True, exist_ok=True)
+    shutil.copy(QWEN, rank1 / QWEN.name)
+    report = build_report(load_run(root))
+    assert "kernels" in {s.key for s in report.figures}
+    assert any(n.startswith(f"trace figures show rank 1: {QWEN.name}") for n in report.notes)

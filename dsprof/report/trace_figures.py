@@ -68,17 +68,22 @@ def kernel_breakdown(tf: object) -> pd.DataFrame:
 
 def trace_figures(run: RunData) -> tuple[list[FigureSpec], list[str]]:
     """Breakdowns and the roofline of the run's first trace; notes for what is missing."""
+    source, label = run, ""
     if not run.trace_files:
-        return [], ["Op / kernel breakdown: no trace recorded (the run used --no-trace)"]
+        # a multi-rank run keeps each rank's trace in ranks/<rank>/trace: show the lowest rank's
+        traced = [r for r, data in sorted(run.ranks.items()) if data.trace_files]
+        if not traced:
+            return [], ["Op / kernel breakdown: no trace recorded (the run used --no-trace)"]
+        source, label = run.ranks[traced[0]], f"rank {traced[0]}: "
     try:
-        tf = run.traces[0]
+        tf = source.traces[0]
     except DsprofError as e:
         return [], [f"Op / kernel breakdown: the trace could not be read: {e}"]
     specs: list[FigureSpec] = []
     notes: list[str] = []
-    where = run.trace_files[0].name
-    if len(run.trace_files) > 1:
-        notes.append(f"trace figures show {where}, the first of {len(run.trace_files)} traces")
+    where = label + source.trace_files[0].name
+    if len(source.trace_files) > 1 or label:
+        notes.append(f"trace figures show {where} ({len(source.trace_files)} trace files there)")
     for key, title, frame, why_not in (
         ("ops", "Host op time (top-level ops)", op_breakdown(tf), "no host ops in the trace"),
         ("annotations", "record_function regions", annotation_breakdown(tf), ""),
