@@ -113,6 +113,13 @@ def command(
         warmup=warmup,
         max_steps=max_steps,
     )
+    if apply_ and not dry_run and not force and not module:
+        from dsprof.recipes.apply import uncommitted
+
+        if uncommitted(Path(target)):  # refuse before spending minutes on trials
+            raise UsageError(
+                "has uncommitted git changes; commit them or pass --force", path=target
+            )
     console = Console(stderr=True)
     with _progress(console, quiet=False) as progress:
         runner = FixRunner(opts, progress)

