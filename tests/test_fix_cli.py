@@ -56,9 +56,9 @@ def test_bert_base_int8_is_accepted_with_a_measured_win(tmp_path):
         "int8-dynamic",
         "--",
         "--steps",
-        "12",
+        "10",
         "--seq",
-        "64",
+        "32",
     )
     t = trial(doc, "int8-dynamic")
     assert t["accepted"], t["reason"]
@@ -83,7 +83,7 @@ def test_trained_minilm_refuses_int8_on_accuracy(tmp_path):
         "inference-mode",
         "--",
         "--steps",
-        "10",
+        "8",
     )
     int8 = trial(doc, "int8-dynamic")
     assert not int8["accepted"] and int8["outcome"] == "drift"
