@@ -106,13 +106,18 @@ def write_trace(root: Path, events: list[dict[str, Any]]) -> Path:
 
 
 def steps_frame(
-    durations_ms: list[float], *, autograd: bool = False, training: int = 0, source: str = "module"
+    durations_ms: list[float],
+    *,
+    autograd: bool = False,
+    training: int = 0,
+    source: str = "module",
+    gap_ms: float = 0.0,
 ) -> pd.DataFrame:
-    """steps.parquet rows: back-to-back steps of the given durations."""
+    """steps.parquet rows: steps of the given durations, gap_ms apart."""
     starts, t = [], BASE_NS
     for d in durations_ms:
         starts.append(t)
-        t += int(d * 1e6)
+        t += int((d + gap_ms) * 1e6)
     dur = [int(d * 1e6) for d in durations_ms]
     n = len(dur)
     return pd.DataFrame(

@@ -18,12 +18,15 @@ def _events(rows: int = 1, k: int = 2048, n: int = 2048, dur_us: float = 3000) -
 
 
 @pytest.mark.parametrize(
-    ("dur_us", "severity", "impact"),
-    [(3000, "high", 0.45), (1000, "medium", 0.15)],
-    ids=["share-0.6", "share-0.2"],
+    ("step_ms", "gap_ms", "severity", "impact"),
+    [(4.0, 1.0, "high", 0.6), (1.0, 4.0, "medium", 0.15)],
+    ids=["model-0.8", "model-0.2"],
 )
-def test_impact_is_the_batching_gain_on_the_small_row_share(tmp_path, dur_us, severity, impact):
-    run = make_run(tmp_path, events=_events(dur_us=dur_us), steps=steps_frame([5.0] * 3))
+def test_impact_is_the_batching_gain_on_the_model_share(
+    tmp_path, step_ms, gap_ms, severity, impact
+):
+    steps = steps_frame([step_ms] * 3, gap_ms=gap_ms)
+    run = make_run(tmp_path, events=_events(dur_us=800), steps=steps)
     (f,) = SmallBatchAnalyzer().analyze(run)
     assert (f.category, f.severity, f.impact, f.confidence) == (
         "small-batch",
@@ -32,27 +35,28 @@ def test_impact_is_the_batching_gain_on_the_small_row_share(tmp_path, dur_us, se
         0.8,
     )
     ev = {e.metric: e.value for e in f.evidence}
-    assert ev["gemm_rows"] == 1
-    assert ev["model_steps"] == 3
-    assert ev["small_row_gemm_share"] == pytest.approx(2 * dur_us / 10_000)
-    assert ev["small_row_gemm_gflops"] == pytest.approx(
-        2 * 2048 * 2048 / (dur_us * 1000), abs=0.005
-    )
+    assert (ev["gemm_rows"], ev["model_steps"], ev["starved_gemm_share"]) == (1, 3, 1.0)
+    assert ev["model_share"] == step_ms / (step_ms + gap_ms)
+    assert ev["starved_gemm_gflops"] == pytest.approx(2 * 2048 * 2048 / 800_000, abs=0.005)
     assert f.recipes == ["batching"]
 
 
 @pytest.mark.parametrize(
     "events",
-    [_events(rows=16), _events(k=256, n=256)],
-    ids=["16-rows", "weights-fit-in-l2"],
+    [
+        _events(rows=8),
+        _events(k=128, n=256),  # 32768-element weight: dispatch-bound, launch-overhead's
+        [
+            *_events(dur_us=1500),
+            *linear(1700, 3200, 64, 2048, 2048),
+            *linear(6700, 3200, 64, 2048, 2048),
+        ],
+    ],
+    ids=["8-rows", "tiny-weights", "mostly-full-gemms"],
 )
-def test_full_or_cache_resident_gemms_are_not_small_batch(tmp_path, events):
-    assert (
-        SmallBatchAnalyzer().analyze(
-            make_run(tmp_path, events=events, steps=steps_frame([5.0] * 3))
-        )
-        == []
-    )
+def test_not_batch_starved(tmp_path, events):
+    run = make_run(tmp_path, events=events, steps=steps_frame([4.0] * 2))
+    assert SmallBatchAnalyzer().analyze(run) == []
 
 
 def test_recorded_input_batch_decides(tmp_path):
@@ -61,7 +65,7 @@ def test_recorded_input_batch_decides(tmp_path):
     }
     assert (
         SmallBatchAnalyzer().analyze(
-            make_run(tmp_path, events=_events(), steps=steps_frame([5.0] * 3), child_info=big)
+            make_run(tmp_path, events=_events(), steps=steps_frame([4.0] * 2), child_info=big)
         )
         == []
     )
@@ -69,7 +73,7 @@ def test_recorded_input_batch_decides(tmp_path):
         "root_inputs": {"Net": [{"name": "args.0", "shape": [1, 2048], "dtype": "torch.float32"}]}
     }
     (f,) = SmallBatchAnalyzer().analyze(
-        make_run(tmp_path, events=_events(), steps=steps_frame([5.0] * 3), child_info=one)
+        make_run(tmp_path, events=_events(), steps=steps_frame([4.0] * 2), child_info=one)
     )
     assert f.confidence == 1.0
     assert {e.metric: e.value for e in f.evidence}["input_batch"] == 1
@@ -77,10 +81,10 @@ def test_recorded_input_batch_decides(tmp_path):
 
 def test_one_call_or_a_gpu_run_is_not_flagged(tmp_path):
     assert (
-        SmallBatchAnalyzer().analyze(make_run(tmp_path, events=_events(), steps=steps_frame([5.0])))
+        SmallBatchAnalyzer().analyze(make_run(tmp_path, events=_events(), steps=steps_frame([4.0])))
         == []
     )
-    gpu = make_run(tmp_path, events=_events(), steps=steps_frame([5.0] * 3), gpus=1)
+    gpu = make_run(tmp_path, events=_events(), steps=steps_frame([4.0] * 2), gpus=1)
     assert SmallBatchAnalyzer().analyze(gpu) == []
 
 

@@ -29,10 +29,10 @@ IMPACT_LOW = 0.02
 
 # GEMM-family aten ops; nested calls (linear -> addmm, matmul -> mm) are counted once, outermost
 GEMM_OPS = ("aten::linear", "aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::baddbmm")
-# GEMMs with fewer rows (left operand, all dims but the last) are batch-starved: the per-row cost
-# on this 2-core AVX512 CPU fell 3.5-7.5x from 1 to 64 rows and flattened from ~16 on
+# GEMMs with fewer rows (left operand, all dims but the last) are batch-starved: on this 2-core
+# AVX512 CPU a row cost 4-14x more at 1-4 rows than at 64, and within ~2-3x of it from 8 rows on
 # (bench/cpu_gemm_rows.py). small-batch owns them; cpu-fp32-linear counts the rest.
-SMALL_BATCH_ROWS = 16
+SMALL_BATCH_ROWS = 8
 # "Input type" of a float32 tensor in Kineto traces
 FP32_TYPE = "float"
 

@@ -1,34 +1,40 @@
 """small-batch: the model is called with a batch of one (or a few) rows, so its GEMMs run as
-matrix-vector products at a fraction of the machine's throughput: throughput left on the table.
+matrix-vector products and every call pays the fixed costs (dispatch, streaming the weights) for
+one sample: throughput left on the table.
 
 Detects
-    A CPU-only run whose traced iterations spend their time in GEMM-family ops (aten::linear,
-    addmm, mm, bmm, matmul, baddbmm) with fewer than SMALL_BATCH_ROWS rows over weights of at
-    least MIN_WEIGHT_BYTES, over several model calls that could have been one batched call: each
-    call streams the whole weight matrix from memory to use it for one row.
+    A CPU-only run whose model calls are batch-starved: most of their GEMM time (aten::linear,
+    addmm, mm, bmm, matmul, baddbmm) is spent on calls with fewer than SMALL_BATCH_ROWS rows over
+    weights of at least MIN_WEIGHT_ELEMENTS, repeated over several calls that one batched call
+    could replace.
 Signal
-    Outermost GEMM-family cpu_ops in the trace window with their rows (the left operand's dims but
-    the last: batch x tokens), from "Input Dims" (record_shapes); the batch dimension of the root
-    module's first tensor input (child.json root_inputs) when recorded; the number of module steps.
+    Outermost GEMM-family cpu_ops in the trace window with their rows (the left operand's dims
+    but the last: batch x tokens) and weight size, from "Input Dims" (record_shapes); the time
+    model calls take within the loop (steps.parquet: median call over median start-to-start
+    interval, robust to the profiler's and output capture's overhead); the batch dimension of
+    the root module's first tensor input (child.json root_inputs) when recorded.
 Thresholds
-    SMALL_BATCH_ROWS = 16 (dsprof.analyzers.cpu_facts): per-row GEMM cost on this 2-core AVX512
-    CPU fell 3.5-7.5x from 1 to 64 rows and flattened from ~16 rows on (bench/cpu_gemm_rows.py).
-    BATCHING_ROW_GAIN = 4: the per-row speed-up batching brings, the low end of that measurement.
-    MIN_WEIGHT_BYTES = 1 MiB: one core's L2 here (lscpu); smaller weights stay cached between
-    calls, so those GEMMs are bound by dispatch (launch-overhead), not by the missing rows.
-    impact = small-row GEMM share of the window * (1 - 1 / BATCHING_ROW_GAIN); severity on the CPU
-    scale (IMPACT_MEDIUM 0.10, IMPACT_HIGH 0.30). MIN_STEPS = 2: one call cannot be batched.
-    A recorded root-input batch larger than SMALL_BATCH_ROWS rules the finding out.
+    SMALL_BATCH_ROWS = 8 (dsprof.analyzers.cpu_facts): a row costs 4-14x more at 1-4 rows than at
+    64, and within 2-3x from 8 rows on (bench/cpu_gemm_rows.py, 2-core AMD EPYC, torch 2.13).
+    MIN_WEIGHT_ELEMENTS = 65536: a one-row GEMM over a 256x256 weight is 131 kFLOP, about 5 us at
+    the ~26 GFLOP/s measured for one-row GEMMs here, the same as one eager dispatch; smaller
+    GEMMs are dispatch-bound, which is launch-overhead's class, not this one.
+    STARVED_SHARE = 0.5: at least half the GEMM time is in such calls (the model, not a side op).
+    BATCHING_ROW_GAIN = 4: the per-row speed-up batching brings, the low end of the measurement.
+    impact = model-step share of the window * (1 - 1 / BATCHING_ROW_GAIN): every fixed per-call
+    cost of the model call is shared by the batch. Severity on the CPU scale (IMPACT_MEDIUM 0.10,
+    IMPACT_HIGH 0.30). MIN_STEPS = 2: one call cannot be batched. A recorded root-input batch of
+    SMALL_BATCH_ROWS or more rules the finding out.
 Evidence
-    small-row GEMM share and time, their rows, achieved GFLOP/s against the run's own larger
-    GEMMs when it has any, the input batch, steps, and the estimated saving.
+    starved GEMM share, their median rows, achieved GFLOP/s (and the run's larger GEMMs' when it
+    has any), model-step share, steps, the input batch, the estimated saving.
 False positives
-    Transformers at batch 1 over a sequence run GEMMs with seq-len rows (not small): no finding,
-    and rightly, since batching gains little on a CPU there. Latency-bound services may not be
-    able to wait for a batch: the batching recipe's trial measures it.
+    Transformers at batch 1 over a sequence run GEMMs with seq-len rows (not starved): no
+    finding, and rightly, since batching gains little on a CPU there. Latency-bound services may
+    not be able to wait for a batch: the batching recipe's trial measures it.
 References
-    NVIDIA / Intel GEMM efficiency guides (arithmetic intensity grows with the M dimension);
-    Triton / TorchServe dynamic batching docs.
+    Intel oneDNN / MKL GEMM performance notes (efficiency grows with the M dimension);
+    TorchServe and Triton Inference Server dynamic batching docs.
 """
 
 from __future__ import annotations
@@ -44,56 +50,55 @@ from dsprof.core.findings import Evidence, Finding
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
 
+MIN_WEIGHT_ELEMENTS = 65536
+STARVED_SHARE = 0.5
 BATCHING_ROW_GAIN = 4.0
-# weights smaller than one core's L2 (1 MiB on this AMD EPYC, lscpu) stay in cache between
-# calls: such GEMMs are dispatch-bound (launch-overhead's domain), not starved of rows
-MIN_WEIGHT_BYTES = 1 << 20
 MIN_STEPS = 2
 RECIPES = ["batching"]
 
 
 class SmallBatchAnalyzer:
-    """Batch-starved GEMMs on CPU runs (see the module docstring)."""
+    """Batch-starved model calls on CPU runs (see the module docstring)."""
 
     name: ClassVar[str] = "small-batch"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     requires: ClassVar[tuple[str, ...]] = ("trace",)
 
     def analyze(self, run: RunData) -> list[Finding]:
-        """One finding when small-row GEMMs hold a large share of the traced iterations."""
+        """One finding when the model's GEMMs run on a batch too small to use the CPU."""
         traces = cpu_facts.run_traces(run)
         if not traces or not cpu_facts.is_cpu_only(run):
             return []
         batch = _input_batch(run)
-        if batch is not None and batch > SMALL_BATCH_ROWS:
+        if batch is not None and batch >= SMALL_BATCH_ROWS:
             return []
         steps = cpu_facts.model_steps(run)
         n_steps = len(steps) if len(steps) else sum(len(tf.steps) for tf in traces)
         if n_steps < MIN_STEPS:
             return []
         calls = pd.concat([cpu_facts.gemm_calls(tf) for tf in traces], ignore_index=True)
-        weight_bytes = calls["k"] * calls["n"] * 4
-        small = calls[
+        starved = calls[
             (calls["rows"] > 0)
             & (calls["rows"] < SMALL_BATCH_ROWS)
-            & (weight_bytes >= MIN_WEIGHT_BYTES)
+            & (calls["k"] * calls["n"] >= MIN_WEIGHT_ELEMENTS)
         ]
-        if len(small) == 0:
+        gemm_ns = int(calls["dur_ns"].sum())
+        if len(starved) == 0 or starved["dur_ns"].sum() < STARVED_SHARE * gemm_ns:
             return []
         window = cpu_facts.window_ns(traces)
-        small_ns = int(small["dur_ns"].sum())
-        share = min(small_ns / window, 1.0)
-        impact = share * (1.0 - 1.0 / BATCHING_ROW_GAIN)
+        model_share, share_source = _model_share(steps, window, int(starved["dur_ns"].sum()))
+        impact = model_share * (1.0 - 1.0 / BATCHING_ROW_GAIN)
         severity = cpu_facts.severity_for(impact)
         if severity is None:
             return []
         label = cpu_facts.window_label(traces)
-        rows = int(small["rows"].median())
+        rows = int(starved["rows"].median())
         evidence = [
             Evidence(
-                metric="small_row_gemm_share",
-                value=round(share, 4),
-                unit="of window",
+                metric="starved_gemm_share",
+                value=round(float(starved["dur_ns"].sum()) / gemm_ns, 4),
+                unit="of GEMM time",
+                threshold=STARVED_SHARE,
                 window=label,
                 source="trace cpu_ops",
             ),
@@ -104,23 +109,30 @@ class SmallBatchAnalyzer:
                 window=label,
                 source="trace Input Dims",
             ),
+            Evidence(
+                metric="model_share",
+                value=round(model_share, 4),
+                unit="of window",
+                window=label,
+                source=share_source,
+            ),
             Evidence(metric="model_steps", value=n_steps, threshold=MIN_STEPS, source="steps"),
             Evidence(
                 metric="estimated_saving",
                 value=round(impact, 4),
                 unit="of window",
                 threshold=cpu_facts.IMPACT_MEDIUM,
-                source=f"share * (1 - 1/{BATCHING_ROW_GAIN:g}) (bench/cpu_gemm_rows.py)",
+                source=f"model_share * (1 - 1/{BATCHING_ROW_GAIN:g}) (bench/cpu_gemm_rows.py)",
             ),
         ]
         if batch is not None:
             evidence.append(
                 Evidence(metric="input_batch", value=batch, source="child.json root_inputs")
             )
-        evidence += _efficiency(small, calls[calls["rows"] >= SMALL_BATCH_ROWS], label)
+        evidence += _efficiency(starved, calls[calls["rows"] >= SMALL_BATCH_ROWS], label)
         title = (
-            f"GEMMs run with {rows} row{'s' if rows > 1 else ''} (batch of {batch if batch else rows})"
-            f" for {share:.0%} of the time over {n_steps} calls; batching could save ~{impact:.0%}"
+            f"the model runs on {rows} row{'s' if rows > 1 else ''} per call over {n_steps} calls"
+            f" ({model_share:.0%} of the time); batching requests could save ~{impact:.0%}"
         )
         return [
             Finding(
@@ -136,6 +148,22 @@ class SmallBatchAnalyzer:
         ]
 
 
+def _model_share(steps: pd.DataFrame, window_ns: int, starved_ns: int) -> tuple[float, str]:
+    """Share of the loop's time inside model calls.
+
+    From steps.parquet: median call time over the median start-to-start interval of the module
+    steps (all of them, so the traced and output-capturing steps' overhead does not skew it);
+    without steps, the starved GEMMs' share of the trace window.
+    """
+    if len(steps) >= MIN_STEPS:
+        ordered = steps.sort_values("start_ns")
+        interval = float(ordered["start_ns"].diff().median())
+        if interval > 0:
+            share = float(ordered["duration_ns"].median()) / interval
+            return min(share, 1.0), "steps.parquet median call / median interval"
+    return min(starved_ns / window_ns, 1.0), "trace cpu_ops (starved GEMMs only)"
+
+
 def _input_batch(run: RunData) -> int | None:
     """Leading dimension of the root module's first tensor input, when child.json records it."""
     roots: Any = run.child_info.get("root_inputs") or {}
@@ -148,24 +176,15 @@ def _input_batch(run: RunData) -> int | None:
 
 
 def _efficiency(small: pd.DataFrame, large: pd.DataFrame, label: str) -> list[Evidence]:
-    """Achieved GFLOP/s of the small-row GEMMs, next to the run's larger GEMMs when present."""
+    """Achieved GFLOP/s of the starved GEMMs, next to the run's larger GEMMs when present."""
     out = []
-    if small["flops"].sum() > 0:
-        gflops = small["flops"].sum() / small["dur_ns"].sum()
-        out.append(
-            Evidence(
-                metric="small_row_gemm_gflops",
-                value=round(float(gflops), 2),
-                unit="GFLOP/s",
-                window=label,
-                source="shapes in trace",
-            )
-        )
-        if len(large) and large["flops"].sum() > 0:
+    for metric, frame in (("starved_gemm_gflops", small), ("large_gemm_gflops", large)):
+        if len(frame) and frame["flops"].sum() > 0 and frame["dur_ns"].sum() > 0:
+            gflops = float(frame["flops"].sum() / frame["dur_ns"].sum())
             out.append(
                 Evidence(
-                    metric="large_row_gemm_gflops",
-                    value=round(float(large["flops"].sum() / large["dur_ns"].sum()), 2),
+                    metric=metric,
+                    value=round(gflops, 2),
                     unit="GFLOP/s",
                     window=label,
                     source="shapes in trace",
