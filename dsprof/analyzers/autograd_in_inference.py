@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from dsprof.analyzers import cpu_facts
-from dsprof.core.findings import Evidence, Finding
+from dsprof.core.findings import Evidence, Finding, Severity
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -81,7 +81,7 @@ class AutogradInInferenceAnalyzer:
         impact = MIN_IMPACT
         if nodes is not None and step_ns > 0:
             impact = min(max(nodes * AUTOGRAD_NODE_NS / step_ns, MIN_IMPACT), 1.0)
-        severity = "high" if impact >= cpu_facts.IMPACT_HIGH else "medium"
+        severity: Severity = "high" if impact >= cpu_facts.IMPACT_HIGH else "medium"
         share = grad_steps / n_steps
         evidence = [
             Evidence(
