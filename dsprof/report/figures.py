@@ -168,7 +168,7 @@ def timeline_figure(run: RunData) -> go.Figure | None:
             text="traced window",
             showarrow=False,
             xanchor="left",
-            yanchor="bottom",
+            yanchor="top",
             font={"size": 10},
         )
     fig.update_xaxes(title_text="seconds since start", row=len(rows), col=1)
