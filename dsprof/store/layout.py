@@ -15,6 +15,8 @@ OUTPUTS_DIR = "outputs"
 TRIALS_DIR = "trials"
 LOGS_DIR = "logs"
 RANKS_DIR = "ranks"
+# multi-node jobs: node-level samples and logs of nodes other than node 0 (node 0 uses the root)
+NODES_DIR = "nodes"
 
 STEPS = "steps.parquet"
 HOST = "host.parquet"
@@ -110,6 +112,10 @@ class RunPaths:
     def rank(self, rank: int) -> RunPaths:
         """The sub-folder holding one rank's data in a multi-rank run."""
         return RunPaths(self.ranks_dir / str(rank))
+
+    def node(self, node_rank: int) -> RunPaths:
+        """The sub-folder holding one node's own samples and logs in a multi-node job."""
+        return RunPaths(self.root / NODES_DIR / str(node_rank))
 
     def trace_files(self) -> list[Path]:
         """Kineto traces in trace/, sorted by name."""
