@@ -4,7 +4,8 @@ Triton can compile a kernel down to a cubin for a named GPU without one being pr
 runs every kernel's compiled variants (dtypes, single-block and chunked rows, constexpr flags)
 through the public functions inside runtime.compile_ahead for an H100 (sm_90). It catches what
 the interpreter cannot: code the compiler rejects, and argument plumbing that only the compiled
-launcher sees. Like test_kernels.py it runs in a child process, here one where triton compiles.
+launcher sees, and (with cuobjdump from the triton wheel) register spills. Like test_kernels.py
+it runs in a child process, here one where triton compiles.
 """
 
 from __future__ import annotations
@@ -35,22 +36,27 @@ def _compile_all() -> dict[str, Any]:
         runtime,
     )
 
+    # Every dtype at a BERT-like row; the largest register block (worst case for registers) in
+    # fp32; the chunked path; then the constexpr flags, which do not depend on the dtype.
+    rows = [(dtype, 1000) for dtype in (torch.float16, torch.bfloat16, torch.float32)]
+    rows += [(torch.float32, 16384), (torch.bfloat16, 20001)]
     calls = 0
     with runtime.compile_ahead(GPUTarget(*H100)) as compiled:
-        for dtype in (torch.float16, torch.bfloat16, torch.float32):
-            for n in (1000, 20001):  # one register block; chunked rows
-                x = torch.empty(3, 5, n, dtype=dtype)
-                w = torch.empty(n, dtype=dtype)
-                layernorm_gelu(x, w, w, backend="triton")
-                add_layernorm(x, x, w, w, backend="triton", return_sum=True)
-                rms_norm(x, w, backend="triton")
-                calls += 3
-            layernorm_gelu(x, None, None, backend="triton", approximate="tanh")
+        for dtype, n in rows:
+            x = torch.empty(3, 5, n, dtype=dtype)
+            w = torch.empty(n, dtype=dtype)
+            layernorm_gelu(x, w, w, backend="triton")
+            add_layernorm(x, x, w, w, backend="triton", return_sum=True)
+            rms_norm(x, w, backend="triton")
             bias_gelu(x, w, backend="triton")
-            bias_gelu(x, None, backend="triton", approximate="tanh")
-            add_layernorm(x, x, w.float(), None, backend="triton")
-            rms_norm(x, None, backend="triton")
-            calls += 5
+            calls += 4
+        x = torch.empty(3, 5, 1000, dtype=torch.float16)
+        w = torch.empty(1000, dtype=torch.float16)
+        layernorm_gelu(x, None, None, backend="triton", approximate="tanh")
+        bias_gelu(x, None, backend="triton", approximate="tanh")
+        add_layernorm(x, x, w.float(), None, backend="triton")
+        rms_norm(x, None, backend="triton")
+        calls += 4
     try:
         layernorm_gelu(torch.ones(2, 8), None, None, backend="triton")
         cpu_error = None
@@ -59,9 +65,29 @@ def _compile_all() -> dict[str, Any]:
     return {
         "calls": calls,
         "cubin_bytes": [len(kernel.asm["cubin"]) for kernel in compiled],
+        "resources": [_resource_usage(kernel) for kernel in compiled],
         "names": sorted({kernel.name for kernel in compiled}),
         "cpu_error": cpu_error,
     }
+
+
+def _resource_usage(kernel: Any) -> dict[str, int]:
+    """Registers and local-memory (spill) bytes per thread of a compiled kernel's cubin."""
+    import re
+    import tempfile
+
+    import triton
+
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = Path(tmp) / "kernel.cubin"
+        cubin.write_bytes(kernel.asm["cubin"])
+        out = subprocess.run(
+            [str(tool), "-res-usage", str(cubin)], capture_output=True, text=True, check=True
+        ).stdout
+    found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", out)
+    assert found is not None, out
+    return {"registers": int(found[1]), "local_bytes": int(found[4])}
 
 
 def _child(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -88,6 +114,12 @@ def test_every_kernel_variant_compiles_to_a_cubin_for_h100(compiled: dict[str, A
         "_layernorm_gelu_kernel",
         "_rms_norm_kernel",
     ]
+
+
+def test_no_kernel_variant_spills_registers(compiled: dict[str, Any]) -> None:
+    # Spills to local memory would turn a bandwidth-bound kernel into one that also streams its
+    # own registers; the block and warp choices in dsprof.kernels.runtime are meant to avoid it.
+    assert [r["local_bytes"] for r in compiled["resources"]] == [0] * compiled["calls"]
 
 
 def test_cpu_triton_call_after_compiled_import_says_how_to_interpret(
