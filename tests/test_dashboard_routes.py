@@ -139,3 +139,25 @@ def test_cli_missing_runs_dir(tmp_path: Path) -> None:
     from dsprof.cli.main import main
 
     assert main(["dashboard", str(tmp_path / "none")]) == 2
+
+
+def test_unreadable_run_gets_a_page_that_says_why(tmp_path: Path) -> None:
+    root = make_run(tmp_path, "20260101-120000-broken-abcd")
+    (root / "metrics" / "steps.parquet").write_bytes(b"PAR1 truncated")
+    client = create_app(RunStore(tmp_path)).server.test_client()
+    body = {
+        "output": "..page.children...refresh.disabled..",
+        "outputs": [
+            {"id": "page", "property": "children"},
+            {"id": "refresh", "property": "disabled"},
+        ],
+        "inputs": [
+            {"id": "url", "property": "pathname", "value": f"/runs/{root.name}"},
+            {"id": "refresh", "property": "n_intervals", "value": None},
+        ],
+        "changedPropIds": ["url.pathname"],
+        "state": [],
+    }
+    response = client.post("/_dash-update-component", json=body)
+    assert response.status_code == 200
+    assert b"run-error" in response.data and b"steps.parquet" in response.data

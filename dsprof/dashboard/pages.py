@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from dash import dcc, html
 
+from dsprof.core.errors import DsprofError
 from dsprof.dashboard.cache import cached_report
 from dsprof.dashboard.runs_list import runs_page
 from dsprof.report.figures import figure_json
@@ -27,7 +28,24 @@ COMPARE_FIGURES = ("latency", "timeline", "ops", "kernels")
 
 
 def render(store: RunStore, route: Route, refresh_ms: int) -> tuple[Any, bool]:
-    """The page for a resolved route, and whether the page's live refresh stays off."""
+    """The page for a resolved route, and whether the page's live refresh stays off.
+
+    A run folder that cannot be read (unknown schema version, a broken table) gets a page that
+    says which file and why, instead of a failed callback.
+    """
+    try:
+        return _render(store, route, refresh_ms)
+    except DsprofError as e:
+        return html.Div(
+            [
+                html.H1("Cannot show this run"),
+                html.Pre(str(e), id="run-error"),
+                dcc.Link("back to the runs", href="/"),
+            ]
+        ), True
+
+
+def _render(store: RunStore, route: Route, refresh_ms: int) -> tuple[Any, bool]:
     if route.page == "runs":
         return runs_page(store, refresh_ms), True
     if route.page == "compare":
