@@ -3,6 +3,7 @@
     python bench/kernels.py                       # float16, every kernel, plus BERT-base end to end
     python bench/kernels.py --dtype bfloat16 --json bench-kernels.json
     python bench/kernels.py --skip-compile        # no torch.compile column (saves its compile time)
+    python bench/kernels.py --registers 90        # no GPU needed: registers/spills of sm_90 cubins
 
 For each kernel and shape it prints the median time of the unfused eager composition (what the
 model runs today), of torch.compile of that composition (compile time excluded, reported
@@ -213,6 +214,44 @@ def bert_end_to_end(dtype: torch.dtype, opts: Any) -> dict[str, Any]:
     }
 
 
+def register_usage(dtype: torch.dtype, capability: int) -> None:
+    """Compile every benchmarked kernel for sm_<capability> without a GPU; print its resources."""
+    import re
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+
+    from dsprof.kernels import add_layernorm, bias_gelu, layernorm_gelu, rms_norm, runtime
+
+    kernels = {
+        "layernorm_gelu": lambda x, w: layernorm_gelu(x, w, w, backend="triton"),
+        "bias_gelu": lambda x, w: bias_gelu(x, w, backend="triton"),
+        "add_layernorm": lambda x, w: add_layernorm(x, x, w, w, backend="triton"),
+        "rms_norm": lambda x, w: rms_norm(x, w, backend="triton"),
+    }
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    print(f"sm_{capability} cubins, {dtype}: registers and spill (local) bytes per thread")
+    print(f"{'kernel':<15}{'shape':<19}{'hidden':>7}{'warps':>6}{'regs':>6}{'spill':>6}")
+    for kernel, shapes in SHAPES.items():
+        for label, _, n in shapes:
+            x = torch.empty(2, n, dtype=dtype)
+            with runtime.compile_ahead(GPUTarget("cuda", capability, 32)) as done:
+                kernels[kernel](x, torch.empty(n, dtype=dtype))
+            with tempfile.TemporaryDirectory() as tmp:
+                cubin = Path(tmp) / "k.cubin"
+                cubin.write_bytes(done[0].asm["cubin"])
+                out = subprocess.run(
+                    [str(tool), "-res-usage", str(cubin)], capture_output=True, text=True
+                ).stdout
+            found = re.search(r"REG:(\d+) .*LOCAL:(\d+)", out)
+            regs, spill = (found[1], found[2]) if found else ("?", "?")
+            warps = done[0].metadata.num_warps
+            print(f"{kernel:<15}{label:<19}{n:>7}{warps:>6}{regs:>6}{spill:>6}")
+
+
 def print_table(rows: list[Row], peak: float | None, copy_gbps: float) -> None:
     """The per-kernel table: times, speedups, bandwidth shares."""
     head = (
@@ -240,7 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-compile", action="store_true", help="leave out torch.compile")
     parser.add_argument("--skip-model", action="store_true", help="leave out BERT end to end")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--registers",
+        type=int,
+        metavar="SM",
+        help="no timing: compile for compute capability SM (e.g. 90) without a GPU and print "
+        "registers and spills per kernel",
+    )
     opts = parser.parse_args(argv)
+    if opts.registers is not None:
+        register_usage(getattr(torch, opts.dtype), opts.registers)
+        return 0
     if not torch.cuda.is_available():
         print(
             "bench/kernels.py needs a CUDA GPU: torch.cuda.is_available() is False here. "
