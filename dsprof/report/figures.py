@@ -60,6 +60,13 @@ def _seconds(ns: pd.Series, origin_ns: int) -> pd.Series:
     return (ns.astype("int64") - origin_ns) / 1e9
 
 
+def _with_column(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+    """A one-device table written without its device column: treat it as device 0."""
+    if frame is None or column in frame:
+        return frame
+    return frame.assign(**{column: 0})
+
+
 def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
     fig.update_layout(
         template=TEMPLATE,
@@ -101,7 +108,7 @@ def timeline_figure(run: RunData) -> go.Figure | None:
         else:
             step_trace = go.Scatter(x=start, y=dur_ms, mode="lines", name="step (ms)")
         rows.append(("step (ms)", [step_trace]))
-    gpu = run.gpu
+    gpu = _with_column(run.gpu, "gpu_index")
     if gpu is not None and len(gpu):
         for column, label, scale in (
             ("util_gpu_pct", "GPU util %", 1.0),
@@ -201,7 +208,7 @@ def cuda_memory_figure(run: RunData) -> go.Figure | None:
     """CUDA memory reserved vs allocated at step ends, per device."""
     import plotly.graph_objects as go
 
-    mem = run.cuda_memory
+    mem = _with_column(run.cuda_memory, "device")
     if mem is None or len(mem) == 0:
         return None
     origin = _origin_ns(run)
