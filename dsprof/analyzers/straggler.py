@@ -7,6 +7,12 @@ Signal: per rank (one trace per rank, from distributedInfo.rank or file order; o
     the other ranks spend waiting at the next collective. Per rank, compute time (GPU busy
     outside collectives) and collective time are given as evidence: the straggler usually has
     more compute and less collective wait than the others.
+    For a dsprof multi-rank job (RunData.ranks), dsprof.analyzers.rank_phases measures instead:
+    per rank, the time of its own per iteration (iteration minus collectives, from steps.parquet
+    and the rank's trace; its step time without a trace), since ranks that meet in a collective
+    every iteration all take the slowest one's time; the straggler is the rank with the most
+    own time, excess = (its own - median own of the others) / its iteration, and the phase
+    (compute, data loading, collectives) where it exceeds the others is named.
 Thresholds: STRAGGLER_MEDIUM 10 % and STRAGGLER_HIGH 25 % excess. Ranks of one job running the
     same program differ by a few percent from noise; a 10 % gap is a systematic difference
     (data skew, a slower GPU, a noisy host).
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from dsprof.analyzers.rank_phases import straggler_findings
 from dsprof.analyzers.trace_scope import clamp01, ms, rank_label, severity_for
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.intervals import busy_ns, clip
@@ -79,6 +86,8 @@ class StragglerAnalyzer:
 
     def analyze(self, run: RunData) -> list[Finding]:
         """One finding naming the slowest rank, when it lags the median rank enough."""
+        if len(run.ranks) > 1:  # a dsprof multi-rank job: per-rank steps and phases
+            return straggler_findings(run, STRAGGLER_MEDIUM, STRAGGLER_HIGH)
         ranks = rank_traces(run)
         if len(ranks) < 2:
             return []
