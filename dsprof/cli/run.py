@@ -57,6 +57,16 @@ def parse_steps(value: str) -> tuple[int, int]:
 @click.option("--max-steps", type=int, default=None, help="End the script after this many steps.")
 @click.option("--no-analyze", is_flag=True, help="Skip the analyzers (findings.json stays empty).")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress line and no summary.")
+@click.option(
+    "--nproc-per-node",
+    type=int,
+    default=None,
+    help="Run N ranks on this node under torchrun (one job folder, ranks/<r>/ per rank).",
+)
+@click.option("--nnodes", type=int, default=1, show_default=True, help="Nodes in the job.")
+@click.option("--node-rank", type=int, default=0, show_default=True, help="This node's rank.")
+@click.option("--master-addr", default=None, help="Host of node 0 (multi-node jobs).")
+@click.option("--master-port", type=int, default=None, help="Rendezvous port on node 0.")
 @click.argument("script_and_args", nargs=-1, type=click.UNPROCESSED)
 def command(
     module: str | None,
@@ -69,6 +79,11 @@ def command(
     max_steps: int | None,
     no_analyze: bool,
     quiet: bool,
+    nproc_per_node: int | None,
+    nnodes: int,
+    node_rank: int,
+    master_addr: str | None,
+    master_port: int | None,
     script_and_args: tuple[str, ...],
 ) -> int:
     """Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) under dsprof's collectors.
@@ -87,23 +102,34 @@ def command(
         target, args = script_and_args[0], list(script_and_args[1:])
     else:
         raise UsageError("dsprof run needs a script (dsprof run script.py [args]) or -m module")
-    result = run_script(
-        RunRequest(
-            target=target,
-            args=args,
-            module=bool(module),
-            out=out,
-            name=name,
-            warmup_steps=warmup,
-            active_steps=active,
-            trace=not no_trace,
-            sample_hz=sample_hz,
-            capture_steps=capture_steps,
-            max_steps=max_steps,
-            analyze=not no_analyze,
-            progress=not quiet,
-        )
+    request = RunRequest(
+        target=target,
+        args=args,
+        module=bool(module),
+        out=out,
+        name=name,
+        warmup_steps=warmup,
+        active_steps=active,
+        trace=not no_trace,
+        sample_hz=sample_hz,
+        capture_steps=capture_steps,
+        max_steps=max_steps,
+        analyze=not no_analyze,
+        progress=not quiet,
     )
+    if nproc_per_node is not None:  # a multi-rank job under torchrun (dsprof/runner/distributed.py)
+        from dsprof.runner.distributed import DistributedOptions, run_distributed
+
+        result = run_distributed(
+            request,
+            DistributedOptions(nproc_per_node, nnodes, node_rank, master_addr, master_port),
+        )
+    elif nnodes != 1 or node_rank or master_addr or master_port:
+        raise UsageError(
+            "--nnodes, --node-rank, --master-addr and --master-port need --nproc-per-node"
+        )
+    else:
+        result = run_script(request)
     if not quiet:
         console = Console(stderr=True)
         for part in run_summary(result.paths.root, result.manifest):

@@ -239,6 +239,10 @@ def main() -> None:
     if not config_path:
         sys.exit("dsprof.runner.child is started by `dsprof run`, not directly")
     config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    if "job_dir" in config:  # one rank of `dsprof run --nproc-per-node N`: its own ranks/<RANK>/
+        from dsprof.runner.distributed import resolve_rank_config
+
+        config = resolve_rank_config(config)
     # Ctrl-C must reach the script even when dsprof itself was started with SIGINT ignored
     # (a background job of a non-interactive shell): the script gets KeyboardInterrupt as usual
     signal.signal(signal.SIGINT, signal.default_int_handler)
