@@ -8,6 +8,7 @@ Times are given in microseconds, as Kineto writes them.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,15 @@ def make_run(
         child_info=dict(child_info or {}),
         trace_files=files,
     )
+
+
+GPU_TRACE = Path(__file__).parent / "data" / "traces" / "hta" / "test.json.gz"
+
+
+@functools.cache
+def gpu_trace_run() -> RunData:
+    """A real GPU trace (HTA's test trace: fp32 GEMMs on an A100) as a bare-trace run, parsed
+    once per session: its CPU-side aten::linear/addmm times are launch times, not math."""
+    run = RunData(paths=RunPaths(GPU_TRACE.parent), manifest=None, trace_files=[GPU_TRACE])
+    run.traces  # noqa: B018 - parse now, once
+    return run

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cpu_synthetic import linear, make_run, op, profiler_steps
+from cpu_synthetic import gpu_trace_run, linear, make_run, op, profiler_steps
 from planted_runs import planted_run
 
+from dsprof.analyzers.cpu_facts import gemm_calls
 from dsprof.analyzers.cpu_fp32_linear import CpuFp32LinearAnalyzer
 
 
@@ -100,3 +101,9 @@ def test_real_run_batch_one_is_not_an_int8_case():
         for f in CpuFp32LinearAnalyzer().analyze(planted_run("small_batch"))
         if f.severity != "low"
     ] == []
+
+
+def test_real_gpu_trace_never_fires():
+    run = gpu_trace_run()
+    assert len(gemm_calls(run.traces[0])) > 100  # fp32 aten::linear/addmm on the CPU side
+    assert CpuFp32LinearAnalyzer().analyze(run) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cpu_synthetic import linear, make_run, profiler_steps, steps_frame
+from cpu_synthetic import gpu_trace_run, linear, make_run, profiler_steps, steps_frame
 from planted_runs import planted_run
 
 from dsprof.analyzers.small_batch import SmallBatchAnalyzer
@@ -98,3 +98,7 @@ def test_real_run_batch_one_fires():
 
 def test_real_run_batch_64_is_clean():
     assert SmallBatchAnalyzer().analyze(planted_run("cpu_fp32_linear")) == []
+
+
+def test_real_gpu_trace_never_fires():
+    assert SmallBatchAnalyzer().analyze(gpu_trace_run()) == []
