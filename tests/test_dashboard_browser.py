@@ -109,7 +109,19 @@ def test_fix_and_compare_pages(server: str, browser, tmp_path: Path) -> None:
     page.wait_for_url(f"**/runs/{RUN_ID}/trials/{TRIAL}")
     page.wait_for_selector("#fig-latency .main-svg", timeout=TIMEOUT_MS)
     assert page.locator("#run-title").inner_text() == TRIAL
-    page.goto(f"{server}/compare/{RUN_ID}/{SLOWER}")
+    # the runs list's picker leads to the comparison
+    page.goto(server + "/")
+    page.wait_for_selector("#runs-table a", timeout=TIMEOUT_MS)
+    page.click("#compare-a")
+    page.get_by_role("option", name=RUN_ID).click()
+    page.click("#compare-b")
+    page.get_by_role("option", name=SLOWER).click()
+    page.wait_for_function(
+        f"document.querySelector('#compare-link').getAttribute('href') === '/compare/{RUN_ID}/{SLOWER}'",
+        timeout=TIMEOUT_MS,
+    )
+    page.click("#compare-link")
+    page.wait_for_url(f"**/compare/{RUN_ID}/{SLOWER}")
     page.wait_for_selector("#fig-latency-b .main-svg", timeout=TIMEOUT_MS)
     rows = {r.split("\t")[0]: r for r in page.locator("#deltas tbody tr").all_inner_texts()}
     assert "+10.0 %" in rows["step p50"]
