@@ -8,13 +8,15 @@ Signal:
       returns only when the copy is done; aten::item / aten::_local_scalar_dense / aten::is_nonzero: what `.item()`,
       `.cpu()`, `.tolist()` and `if tensor:` cost) and, separately, explicit device syncs
       (cudaDeviceSynchronize: `torch.cuda.synchronize()`), each over the analysis window.
-    - CPU: `.item()` calls clustered into loops (gaps <= ITEM_LOOP_GAP_NS); the clusters' span
-      over the window is the loop's cost.
+    - CPU: top-level read-back ops (aten::item, and aten::unbind / aten::select: iterating a
+      tensor element by element) clustered into loops (gaps <= ITEM_LOOP_GAP_NS); a cluster with
+      at least ITEM_LOOP_MIN_CALLS item() calls is a loop; the loops' span over the window is the
+      cost (the profiler sees the calls, the Python between them is loop time too).
 Thresholds: SYNC_MEDIUM 5 % and SYNC_HIGH 20 % of the window. An explicit synchronize alone is
     capped at medium: one per step is how inference loops time themselves or hand results back,
-    and while it blocks the host the GPU keeps working. ITEM_LOOP_GAP_NS 50 us: HTA's
-    launch-delay cut-off (100 us) halved, so only back-to-back calls form a loop; a loop needs
-    ITEM_LOOP_MIN_CALLS (8) calls to count.
+    and while it blocks the host the GPU keeps working. ITEM_LOOP_GAP_NS 1 ms: a Python loop
+    body between two item() calls takes microseconds, so a millisecond without one ends the
+    loop; a loop needs ITEM_LOOP_MIN_CALLS (8) calls to count.
 Evidence: blocked share and ms, calls per step, the slowest call, item() count.
 False positives: a trace whose steps end in a deliberate synchronize for timing (capped);
     syncs that overlap a GPU-bound stretch cost less than their blocked time.
@@ -40,7 +42,7 @@ from dsprof.analyzers.trace_scope import (
     worst_per_trace,
 )
 from dsprof.core.findings import Evidence, Finding, Severity
-from dsprof.trace.intervals import busy_ns, clusters
+from dsprof.trace.intervals import busy_ns, clusters, outermost
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -48,8 +50,12 @@ if TYPE_CHECKING:
 
 SYNC_MEDIUM = 0.05
 SYNC_HIGH = 0.20
-ITEM_LOOP_GAP_NS = 50_000
+ITEM_LOOP_GAP_NS = 1_000_000
 ITEM_LOOP_MIN_CALLS = 8
+# what a per-element read-back loop runs: iterating a tensor (unbind, select), then item() each
+READBACK_OPS = frozenset(
+    {"aten::item", "aten::_local_scalar_dense", "aten::unbind", "aten::select"}
+)
 SYNC_OPS = frozenset({"aten::item", "aten::_local_scalar_dense", "aten::is_nonzero"})
 RECIPES = ["cuda-graphs", "compile"]
 
@@ -147,13 +153,17 @@ def _gpu_trace(tf: TraceFrames) -> list[Finding]:
 
 def _cpu_trace(tf: TraceFrames) -> list[Finding]:
     ops = tf.in_window(tf.cpu_ops)
-    items = ops[ops["name"] == "aten::item"]
-    if len(items) < ITEM_LOOP_MIN_CALLS:
+    n_items = int((ops["name"] == "aten::item").sum())
+    if n_items < ITEM_LOOP_MIN_CALLS:
         return []
-    cl_s, cl_e, counts = clusters(
-        items["ts_ns"].to_numpy(), items["end_ns"].to_numpy(), ITEM_LOOP_GAP_NS
+    top = ops[outermost(ops["tid"].to_numpy(), ops["ts_ns"].to_numpy(), ops["end_ns"].to_numpy())]
+    readback = top[top["name"].isin(READBACK_OPS)]
+    cl_s, cl_e, _ = clusters(
+        readback["ts_ns"].to_numpy(), readback["end_ns"].to_numpy(), ITEM_LOOP_GAP_NS
     )
-    loops = counts >= ITEM_LOOP_MIN_CALLS
+    items = readback[readback["name"] == "aten::item"]["ts_ns"].to_numpy()
+    per_cluster = np.bincount(np.searchsorted(cl_s, items, side="right") - 1, minlength=len(cl_s))
+    loops = per_cluster >= ITEM_LOOP_MIN_CALLS
     lo, hi = tf.window
     loop_ns = busy_ns(cl_s[loops], cl_e[loops], lo, hi)
     share = loop_ns / tf.window_ns
@@ -161,7 +171,7 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
     if severity is None:
         return []
     w = tf.window_label
-    per_step = len(items) / _steps(tf)
+    per_step = n_items / _steps(tf)
     return [
         Finding(
             category="host-sync",
@@ -180,8 +190,8 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
             ],
             recipes=["batching", "compile"],
             analyzer=HostSyncAnalyzer.name,
-            detail="Each .item() returns a Python number one element at a time; keep results as "
-            "tensors and convert once per step.",
+            detail="Each .item() returns one Python number and iterating a tensor makes one view "
+            "per element; keep results as tensors and convert once per step (.tolist()).",
         )
     ]
 

@@ -1,0 +1,157 @@
+"""The streaming trace reader: bad input becomes a TraceError naming the file; chunking is exact."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from trace_synthetic import TraceBuilder
+
+from dsprof.core.errors import TraceError
+from dsprof.trace import load_trace
+
+DATA = Path(__file__).parent / "data" / "traces"
+
+
+def _small_trace(tmp_path: Path, name: str = "t.json") -> Path:
+    tb = TraceBuilder(base_ns=1_000_000_000)
+    tb.step(1, 0.0, 100.0)
+    tb.op(
+        "aten::mm",
+        10.0,
+        20.0,
+        **{"Input Dims": [[4, 8], [8, 16]], "Input type": ["float", "float"]},
+    )
+    # braces, brackets, quotes and backslashes inside strings must not confuse the bracket scan
+    tb.op('weird {"name": [x]} \\" \\\\', 40.0, 1.0)
+    tb.kernel("gemm_kernel", 35.0, 30.0, launch_ts=15.0)
+    return tb.write(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b'{"schemaVersion": 1, "deviceProperties": []}', "no traceEvents"),
+        (b'{"traceEvents": [', "truncated"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a", "ts": 1, "dur": 2', "truncated"),
+        (b'{"traceEvents": [{"ph": "X", "name": tru}]}', "invalid JSON"),
+        (b'{"traceEvents": []}', "no events"),
+        (b'{"traceEvents": [{"ph": "M", "name": "process_name", "pid": 1}]}', "no CPU or GPU events"),
+        (b'{"traceEvents": {"a": 1}}', "not a JSON array"),
+        (b"hello", "not a JSON trace"),
+    ],
+    ids=["empty", "blank", "no-events-key", "truncated-open", "truncated-event", "bad-json", "empty-array",
+         "metadata-only", "events-not-array", "not-json"],
+)  # fmt: skip
+def test_bad_input_names_file_and_problem(tmp_path: Path, content: bytes, problem: str) -> None:
+    p = tmp_path / "bad.json"
+    p.write_bytes(content)
+    with pytest.raises(TraceError) as e:
+        load_trace(p)
+    assert str(p) in str(e.value)
+    assert problem in str(e.value)
+
+
+def test_truncated_gzip(tmp_path: Path) -> None:
+    good = gzip.compress((DATA / "hta" / "event_sync_trace.json.gz").read_bytes())
+    p = tmp_path / "cut.json.gz"
+    p.write_bytes(gzip.compress(gzip.decompress(good))[:-40])
+    with pytest.raises(TraceError, match="gzip stream is truncated or corrupt"):
+        load_trace(p)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="cannot open"):
+        load_trace(tmp_path / "nope.json")
+
+
+def test_strings_with_brackets_and_escapes(tmp_path: Path) -> None:
+    tf = load_trace(_small_trace(tmp_path))
+    assert tf.cpu_ops["name"].astype(str).tolist() == ["aten::mm", 'weird {"name": [x]} \\" \\\\']
+    assert tf.metadata["baseTimeNanoseconds"] == 1_000_000_000
+
+
+def test_time_base_and_units(tmp_path: Path) -> None:
+    tf = load_trace(_small_trace(tmp_path))
+    mm = tf.cpu_ops.iloc[0]
+    assert mm["ts_ns"] == 1_000_000_000 + 10_000
+    assert mm["dur_ns"] == 20_000
+    assert mm["end_ns"] == 1_000_000_000 + 30_000
+    assert tf.window == (1_000_000_000, 1_000_000_000 + 100_000)
+
+
+@pytest.mark.parametrize("chunk", [64, 257, 4096], ids=["64B", "257B", "4KiB"])
+def test_chunk_size_does_not_change_frames(chunk: int) -> None:
+    path = DATA / "hta" / "event_sync_trace.json.gz"
+    whole = load_trace(path)
+    chunked = load_trace(path, chunk_bytes=chunk)
+    for table in ("cpu", "runtime", "gpu", "memory"):
+        a, b = getattr(whole, table), getattr(chunked, table)
+        assert a.astype(str).equals(b.astype(str)), table
+    assert whole.metadata == chunked.metadata
+
+
+def test_gz_and_plain_agree(tmp_path: Path) -> None:
+    plain = load_trace(_small_trace(tmp_path, "a.json"))
+    gz = load_trace(_small_trace(tmp_path, "a.json.gz"))
+    assert plain.gpu.astype(str).equals(gz.gpu.astype(str))
+
+
+def test_bare_array_trace(tmp_path: Path) -> None:
+    p = tmp_path / "bare.json"
+    p.write_text(
+        '[{"ph": "X", "cat": "cpu_op", "name": "aten::add", "pid": 1, "tid": 1, "ts": 5, "dur": 3}]'
+    )
+    tf = load_trace(p)
+    assert len(tf.cpu_ops) == 1 and tf.cpu_ops["dur_ns"].iloc[0] == 3000
+
+
+# counts from /work/shared/traces/README.md ("Event counts by cat")
+@pytest.mark.parametrize(
+    ("rel", "kernels", "cpu_ops", "memory"),
+    [
+        ("hta/rank0.json.gz", 6080, 25185, 0),
+        ("hta/test.json.gz", 9876, 31236, 0),
+        (
+            "kineto/resnet50_num_workers_0/worker0.1623143089861.pt.trace.json.gz",
+            8772,
+            23646,
+            12838,
+        ),
+        ("tracelens/google_owlv2-large-patch14-ensemble__1016001.json.gz", 4330, 24378, 13474),
+        ("param/dlrm_kineto/worker1_step_12.1694128201556.pt.trace.json", 310, 1633, 0),
+    ],
+    ids=["hta-rank0", "hta-test", "kineto-2021", "owlv2-h100", "dlrm-rank1"],
+)
+def test_real_traces_event_counts(
+    rel: str, kernels: int, cpu_ops: int | None, memory: int | None
+) -> None:
+    tf = load_trace(DATA / rel)
+    assert len(tf.kernels) == kernels
+    if cpu_ops is not None:
+        assert len(tf.cpu_ops) == cpu_ops
+    if memory is not None:
+        assert len(tf.memory) == memory
+    assert tf.has_gpu_activity
+
+
+def test_legacy_2021_schema_maps_categories() -> None:
+    tf = load_trace(DATA / "kineto/resnet50_num_workers_0/worker0.1623143089861.pt.trace.json.gz")
+    assert set(tf.gpu["cat"].astype(str)) == {"kernel", "gpu_memcpy", "gpu_memset"}
+    assert len(tf.steps) == 6 and tf.steps["step"].tolist() == [5, 6, 7, 8, 9, 10]
+    # legacy string tids ("stream 7") become ints
+    assert set(tf.kernels["tid"]) == {7}
+    assert tf.device_name() == "Tesla V100-DGXS-32GB"
+
+
+def test_trace_and_analyzers_import_without_torch() -> None:
+    code = (
+        "import sys, dsprof.trace, dsprof.analyzers, dsprof.trace.roofline, dsprof.trace.devices;"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
