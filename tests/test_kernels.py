@@ -92,7 +92,9 @@ def _case_add_layernorm(t: dict[str, Any], variant: str, backend: str) -> tuple[
     x, r, w, b = t["x"], t["residual"], t["weight"], t["bias"]
     if variant == "fp32-params":  # autocast-style: half activations, fp32 LayerNorm parameters
         w, b = w.float(), b.float()
-    summed = x + r  # the unfused add, in x's dtype
+    if variant == "fp32-residual":  # an fp32 residual stream: eager's add promotes to fp32
+        r = r.float()
+    summed = x + r  # the unfused add, in the promoted dtype
     want = F.layer_norm(summed.double(), (x.shape[-1],), w.double(), b.double(), EPS)
     if variant == "with-sum":
         out, s = add_layernorm(x, r, w, b, EPS, backend=backend, return_sum=True)
@@ -113,7 +115,7 @@ def _case_rms_norm(t: dict[str, Any], variant: str, backend: str) -> tuple[Any, 
 KERNELS = {
     "layernorm_gelu": (_case_layernorm_gelu, ("affine", "tanh", "no-affine")),
     "bias_gelu": (_case_bias_gelu, ("bias", "tanh", "no-bias")),
-    "add_layernorm": (_case_add_layernorm, ("out", "with-sum", "fp32-params")),
+    "add_layernorm": (_case_add_layernorm, ("out", "with-sum", "fp32-params", "fp32-residual")),
     "rms_norm": (_case_rms_norm, ("weight", "no-weight")),
 }
 
@@ -147,9 +149,10 @@ def _run_case(case_id: str, device: str, backend: str) -> dict[str, Any]:
     got, want = make(t, variant, backend)
     rtol, atol = TOLERANCES[dtype_name]
     excess, max_abs = 0.0, 0.0
+    out_dtype = torch.float32 if variant == "fp32-residual" else dtype  # add promotes
     for g, w in zip(got, want, strict=True):
-        if g.shape != w.shape or g.dtype != dtype:
-            return {"error": f"got {g.dtype} {tuple(g.shape)}, want {dtype} {tuple(w.shape)}"}
+        if g.shape != w.shape or g.dtype != out_dtype:
+            return {"error": f"got {g.dtype} {tuple(g.shape)}, want {out_dtype} {tuple(w.shape)}"}
         diff = (g.double().cpu() - w.cpu()).abs()
         max_abs = max(max_abs, diff.max().item())
         excess = max(excess, (diff - (atol + rtol * w.cpu().abs())).max().item())

@@ -4,11 +4,13 @@ BERT-style blocks compute `LayerNorm(dropout(dense(h)) + residual)`. Eager PyTor
 sum to memory and reads it back for the norm; the fused kernel reads x and the residual once
 and writes the normalised row (and, when asked, the sum, for a pre-norm block's next residual).
 
-    s = x + residual          rounded to x's dtype, as the unfused add would store it
+    s = x + residual          rounded to the sum's dtype, as the unfused add would store it
     y = (s - mean(s)) / sqrt(var(s) + eps) * weight + bias
 
-The sum is rounded to x's dtype before the norm so that the returned sum and the output agree
-with each other and with the unfused composition; statistics are accumulated in fp32.
+The sum's dtype is torch's promotion of x's and the residual's (fp16 + fp32 gives fp32, as
+eager's add does) and so is the output's. The sum is rounded to it before the norm, so the
+returned sum and the output agree with each other and with the unfused composition; statistics
+are accumulated in fp32.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ def add_layernorm(
 ) -> Any:
     """layer_norm(x + residual) over the last dimension; weight and bias may be None.
 
-    Returns the normalised tensor, or `(normalised, x + residual)` with return_sum=True.
-    `residual` must have x's shape; `backend` is "auto", "triton" or "torch".
+    Returns the normalised tensor, or `(normalised, x + residual)` with return_sum=True, both in
+    the dtype x + residual has. `residual` must have x's shape; `backend` is "auto", "triton" or
+    "torch".
     """
     if residual.shape != x.shape:
         raise ValueError(f"residual has shape {tuple(residual.shape)}, x has {tuple(x.shape)}")
@@ -52,8 +55,9 @@ def add_layernorm(
         return add_layernorm_reference(x, residual, weight, bias, eps, return_sum=return_sum)
     x_rows = runtime.as_rows(x)
     r_rows = runtime.as_rows(residual)
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    summed = torch.empty(x.shape, dtype=x.dtype, device=x.device) if return_sum else out
+    dtype = torch.promote_types(x.dtype, residual.dtype)
+    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    summed = torch.empty(x.shape, dtype=dtype, device=x.device) if return_sum else out
     runtime.launch(
         _add_layernorm_kernel,
         (x_rows.shape[0],),
@@ -85,11 +89,11 @@ def add_layernorm_reference(
     *,
     return_sum: bool = False,
 ) -> Any:
-    """The same function in plain torch: the sum in x's dtype, the norm in fp32."""
-    summed = (x + residual).to(x.dtype)
+    """The same function in plain torch: the sum in the promoted dtype, the norm in fp32."""
+    summed = x + residual
     weight32 = None if weight is None else weight.float()
     bias32 = None if bias is None else bias.float()
-    out = F.layer_norm(summed.float(), (x.shape[-1],), weight32, bias32, eps).to(x.dtype)
+    out = F.layer_norm(summed.float(), (x.shape[-1],), weight32, bias32, eps).to(summed.dtype)
     return (out, summed) if return_sum else out
 
 

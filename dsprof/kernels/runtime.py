@@ -90,12 +90,14 @@ def resolve_backend(backend: str, x: torch.Tensor, *others: torch.Tensor | None)
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     if backend == "torch":
         return "torch"
+    tensors = [t for t in (x, *others) if t is not None]
+    unsupported = sorted({str(t.dtype) for t in tensors if t.dtype not in SUPPORTED_DTYPES})
     if backend == "triton":
         if _AHEAD.get() is not None:
             return "triton"
-        if x.dtype not in SUPPORTED_DTYPES:
+        if unsupported:
             raise KernelUnavailableError(
-                f"the Triton kernels take float32, float16 or bfloat16 tensors, not {x.dtype}"
+                f"the Triton kernels take float32, float16 or bfloat16 tensors, not {unsupported}"
             )
         ok, why = triton_available(x.device)
         if not ok:
@@ -103,9 +105,8 @@ def resolve_backend(backend: str, x: torch.Tensor, *others: torch.Tensor | None)
         if x.device.type != "cuda":
             _import_triton_interpreting()
         return "triton"
-    tensors = [t for t in (x, *others) if t is not None]
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    if x.device.type != "cuda" or x.dtype not in SUPPORTED_DTYPES or needs_grad:
+    if x.device.type != "cuda" or unsupported or needs_grad:
         return "torch"
     if not _triton_installed() or ("triton" in sys.modules and interpreting()):
         return "torch"
@@ -204,8 +205,12 @@ def _compile(jitted: Any, target: Any, args: tuple[Any, ...], meta: dict[str, An
     return triton.compile(source, target=target, options=options)
 
 
+@functools.cache
 def interpreting() -> bool:
-    """Whether this process's triton runs kernels under its interpreter (imports triton)."""
+    """Whether this process's triton runs kernels under its interpreter (imports triton).
+
+    Cached: importing triton fixes the answer for the life of the process.
+    """
     import triton.language
     from triton.runtime.interpreter import InterpretedFunction
 
