@@ -47,6 +47,9 @@ RANKS_SETTLE_S = 15.0
 # torchrun's failure summary: "rank : 1 (local_rank: 1)" then "exitcode : -15 (pid: 123)"
 _FAILURE_RE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank:\s*\d+\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
 DEFAULT_MASTER_PORT = 29500
+# after torchrun exits, how long its workers get to finish writing (then they are killed): as long
+# as torchrun's own shutdown timeout (30 s by default)
+WORKERS_EXIT_S = 30.0
 
 
 @dataclass
@@ -251,8 +254,14 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         "DSPROF_CHILD_CONFIG": str(config_path.resolve()),
     }
     torchrun_logs = node.logs_dir / "torchrun"
+    # torchrun gets its own session: a Ctrl-C reaches it once, forwarded by _wait, and it shuts
+    # the workers down gracefully; a second SIGINT straight from the terminal would cut that short
     proc = subprocess.Popen(
-        opts.torchrun_argv(torchrun_logs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        opts.torchrun_argv(torchrun_logs),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
     )
     tee = Tee(proc, node.stdout_log, node.stderr_log, echo=req.echo)
     samplers, node_status = _start_samplers(proc.pid, req.sample_hz)
@@ -261,6 +270,7 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
     per_rank.start()
     progress = Progress(job.rank(opts.local_ranks[0]).steps_live, enabled=req.progress)
     interrupted = _wait(proc, progress)
+    per_rank.wait_workers(WORKERS_EXIT_S)  # torchrun may be gone before its workers are
     tee.join()
     per_rank.stop()
     for s in samplers.values():

@@ -7,6 +7,7 @@ finishes last writes the complete picture; a rank whose node has not finished ye
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING
 
@@ -54,16 +55,29 @@ def _stopped(m: RunManifest, interrupted: bool) -> bool:
     return m.status == "failed" and m.exit_code in STOPPED_EXIT_CODES
 
 
+def _failed_at(job: RunPaths, rank: int, m: RunManifest) -> int:
+    """When the rank's script ended (child.json), so that the first failure is named first.
+
+    A rank that crashes takes its peers down with it (gloo: "Connection closed by peer"); they
+    fail after it.
+    """
+    try:
+        return int(json.loads(job.rank(rank).child_info.read_text(encoding="utf-8"))["end_ns"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return m.end_ns or 0
+
+
 def explain_stopped_ranks(
     job: RunPaths, ranks: dict[int, RunManifest], local: list[int], interrupted: bool
 ) -> list[int]:
     """Rewrite this node's stopped ranks as failed "stopped by torchrun after rank X failed".
 
-    Returns the ranks that failed by themselves (the root causes).
+    Returns the ranks that failed by themselves (the root causes), the first failure first.
     """
-    causes = [
-        r for r, m in sorted(ranks.items()) if m.status == "failed" and not _stopped(m, False)
-    ]
+    causes = sorted(
+        (r for r, m in ranks.items() if m.status == "failed" and not _stopped(m, False)),
+        key=lambda r: _failed_at(job, r, ranks[r]),
+    )
     if interrupted:
         return causes
     culprit = ", ".join(f"rank {r}" for r in causes) or "another rank"

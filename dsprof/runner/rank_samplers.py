@@ -38,6 +38,8 @@ class RankHostSamplers:
         self.samplers: dict[int, PeriodicSampler] = {}
         self._errors: dict[int, str] = {}
         self._seen: set[int] = set()
+        # the Process objects themselves: they tell a reused pid from the worker
+        self._workers: list[psutil.Process] = []
         try:
             self._agent: psutil.Process | None = psutil.Process(agent_pid)
         except psutil.Error:
@@ -65,6 +67,7 @@ class RankHostSamplers:
             if rank_env is None or not rank_env.isdigit():
                 continue
             self._seen.add(child.pid)
+            self._workers.append(child)
             rank = int(rank_env)
             if rank in self.samplers:  # a restarted worker: keep the first one's samples
                 continue
@@ -78,6 +81,15 @@ class RankHostSamplers:
             sampler.start()
             self.samplers[rank] = sampler
         return []
+
+    def wait_workers(self, timeout_s: float) -> None:
+        """Wait for the workers seen to exit; kill those still there after timeout_s."""
+        _, alive = psutil.wait_procs(self._workers, timeout=timeout_s)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.Error:
+                continue
 
     def stop(self) -> None:
         self._discovery.stop()

@@ -1,0 +1,79 @@
+"""Collection overhead of `dsprof run`, measured by the workload's own clock.
+
+Four modes, alternated round by round in one invocation so that machine drift hits them alike:
+  plain      python bench/overhead_workload.py
+  sampling   dsprof run --no-trace bench/overhead_workload.py
+  trace      dsprof run bench/overhead_workload.py            (1 warm-up, 5 traced steps)
+  bare-prof  python bench/overhead_workload.py --profiler     (torch.profiler, same schedule)
+Prints per-mode median step time and the ratios the goals are stated in:
+  sampling / plain       (goal: within 2 %)
+  trace / bare-prof      (goal: within 5 %)
+over all steps after the first, and over the traced window (steps 1-5) alone.
+
+    python bench/overhead.py --rounds 5 --steps 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOAD = HERE / "overhead_workload.py"
+MODES = ("plain", "sampling", "trace", "bare-prof")
+
+
+def command(mode: str, steps: int, out_json: Path, runs_dir: Path) -> list[str]:
+    work = [str(WORKLOAD), "--steps", str(steps), "--json-out", str(out_json)]
+    py = [sys.executable]
+    if mode == "plain":
+        return py + work
+    if mode == "bare-prof":
+        return [*py, *work, "--profiler"]
+    extra = ["--no-trace"] if mode == "sampling" else []
+    return [*py, "-m", "dsprof", "run", "-q", "--no-analyze", "--out", str(runs_dir), *extra, *work]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=60)
+    args = p.parse_args()
+    times: dict[str, list[list[int]]] = {m: [] for m in MODES}
+    with tempfile.TemporaryDirectory(prefix="dsprof-overhead-") as tmp:
+        tmpd = Path(tmp)
+        for r in range(args.rounds):
+            order = MODES if r % 2 == 0 else tuple(reversed(MODES))
+            for mode in order:
+                out = tmpd / f"{mode}-{r}.json"
+                subprocess.run(
+                    command(mode, args.steps, out, tmpd / "runs"),
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                times[mode].append(json.loads(out.read_text()))
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+
+    def median_ms(mode: str, lo: int, hi: int | None) -> float:
+        pooled = [t for run in times[mode] for t in run[lo:hi]]
+        return statistics.median(pooled) / 1e6
+
+    print(f"{'mode':<10} {'median ms (steps 1..)':>22} {'median ms (traced 1-5)':>23}")
+    for m in MODES:
+        print(f"{m:<10} {median_ms(m, 1, None):>22.3f} {median_ms(m, 1, 6):>23.3f}")
+    s_all = median_ms("sampling", 1, None) / median_ms("plain", 1, None)
+    t_all = median_ms("trace", 1, None) / median_ms("bare-prof", 1, None)
+    t_win = median_ms("trace", 1, 6) / median_ms("bare-prof", 1, 6)
+    print(f"sampling / plain      = {s_all:.3f}  (goal <= 1.02)")
+    print(f"trace / bare-prof     = {t_all:.3f}  (goal <= 1.05, all steps)")
+    print(f"trace / bare-prof     = {t_win:.3f}  (traced window only)")
+
+
+if __name__ == "__main__":
+    main()
