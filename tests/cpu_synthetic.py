@@ -80,6 +80,20 @@ def linear(
     ]
 
 
+def kernel(ts_us: float, dur_us: float) -> dict[str, Any]:
+    """One GPU kernel event: its presence makes the trace a GPU trace."""
+    return {
+        "ph": "X",
+        "cat": "kernel",
+        "name": "ampere_sgemm_128x64_nn",
+        "pid": 0,
+        "tid": 7,
+        "ts": ts_us,
+        "dur": dur_us,
+        "args": {"device": 0, "stream": 7, "correlation": 1},
+    }
+
+
 def profiler_steps(step_us: float, count: int, first: int = 1) -> list[dict[str, Any]]:
     """ProfilerStep#N annotations back to back, each step_us long, starting at ts 0."""
     return [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cpu_synthetic import gpu_trace_run, linear, make_run, op, profiler_steps
+from cpu_synthetic import gpu_trace_run, kernel, linear, make_run, op, profiler_steps
 from planted_runs import planted_run
 
 from dsprof.analyzers.cpu_facts import gemm_calls
@@ -56,10 +56,18 @@ def test_gemms_int8_would_not_help_are_not_counted(tmp_path, events):
     assert CpuFp32LinearAnalyzer().analyze(run) == []
 
 
-def test_gpu_run_never_fires(tmp_path):
-    assert (
-        CpuFp32LinearAnalyzer().analyze(make_run(tmp_path, events=_two_steps(3000), gpus=1)) == []
-    )
+@pytest.mark.parametrize(
+    ("extra", "info", "fires"),
+    [
+        ([kernel(200, 2000)], {}, False),
+        ([], {"device_types": ["cuda"]}, False),
+        ([], {"device_types": ["cpu"]}, True),  # a GPU in the box, left unused
+    ],
+    ids=["gpu-kernels", "cuda-outputs", "cpu-work-on-a-gpu-box"],
+)
+def test_only_work_done_on_the_cpu_counts(tmp_path, extra, info, fires):
+    run = make_run(tmp_path, events=_two_steps(3000) + extra, child_info=info, gpus=1)
+    assert bool(CpuFp32LinearAnalyzer().analyze(run)) is fires
 
 
 def test_capped_at_low_under_an_exact_fault(tmp_path):

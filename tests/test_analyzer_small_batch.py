@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cpu_synthetic import gpu_trace_run, linear, make_run, profiler_steps, steps_frame
+from cpu_synthetic import gpu_trace_run, kernel, linear, make_run, profiler_steps, steps_frame
 from planted_runs import planted_run
 
 from dsprof.analyzers.small_batch import SmallBatchAnalyzer
@@ -84,7 +84,9 @@ def test_one_call_or_a_gpu_run_is_not_flagged(tmp_path):
         SmallBatchAnalyzer().analyze(make_run(tmp_path, events=_events(), steps=steps_frame([4.0])))
         == []
     )
-    gpu = make_run(tmp_path, events=_events(), steps=steps_frame([4.0] * 2), gpus=1)
+    gpu = make_run(
+        tmp_path, events=[*_events(), kernel(200, 2000)], steps=steps_frame([4.0] * 2), gpus=1
+    )
     assert SmallBatchAnalyzer().analyze(gpu) == []
 
 

@@ -49,15 +49,18 @@ def severity_for(impact: float) -> Severity | None:
 
 
 def is_cpu_only(run: RunData) -> bool:
-    """True when nothing ran on a GPU: no GPU in run.json, no CUDA in the child, no GPU events."""
+    """True when the work ran on the CPU: no GPU events in the traces and only CPU tensors in
+    the step outputs (child.json device_types). A GPU in the machine does not matter when the
+    script left it unused; without traces or device_types, a GPU in run.json counts as used.
+    """
+    traces = run_traces(run)
+    if any(tf.has_gpu_activity for tf in traces):
+        return False
+    devices = run.child_info.get("device_types")
+    if devices:
+        return all(str(d) == "cpu" for d in devices)
     env = run.manifest.environment if run.manifest is not None else None
-    if env is not None and env.gpus:
-        return False
-    if run.child_info.get("cuda_available") or any(
-        str(d).startswith("cuda") for d in run.child_info.get("device_types", [])
-    ):
-        return False
-    return not any(tf.has_gpu_activity for tf in run_traces(run))
+    return bool(traces) or env is None or not env.gpus
 
 
 def run_traces(run: RunData) -> list[TraceFrames]:
