@@ -88,13 +88,26 @@ def test_runs_list_sort_and_filter(server: str, browser) -> None:
     page = browser.new_page()
     page.goto(server + "/")
     page.wait_for_selector(f"#runs-table a:text('{SLOWER}')", timeout=TIMEOUT_MS)
-    filter_cell = page.locator("#runs-table input").first
-    filter_cell.fill("slower")
-    filter_cell.press("Enter")
-    page.wait_for_function(
-        "document.querySelectorAll('#runs-table a').length === 1", timeout=TIMEOUT_MS
+    links = page.locator("#runs-table a")
+    status_filter = page.locator(
+        "#runs-table th.dash-filter[data-dash-column=status] input[type=text]"
     )
-    assert page.locator("#runs-table a").inner_text() == SLOWER
+    status_filter.fill("ok")  # leaves out the run still in progress
+    status_filter.press("Enter")
+    page.wait_for_function(
+        "document.querySelectorAll('#runs-table a').length === 2", timeout=TIMEOUT_MS
+    )
+    sort_p50 = page.locator("#runs-table th[data-dash-column=p50_ms] .column-header--sort")
+    sort_p50.click()  # ascending
+    page.wait_for_function(
+        f"document.querySelector('#runs-table a').textContent === '{RUN_ID}'", timeout=TIMEOUT_MS
+    )
+    assert links.all_inner_texts() == [RUN_ID, SLOWER]
+    sort_p50.click()  # descending
+    page.wait_for_function(
+        f"document.querySelector('#runs-table a').textContent === '{SLOWER}'", timeout=TIMEOUT_MS
+    )
+    assert links.all_inner_texts() == [SLOWER, RUN_ID]
     page.close()
 
 
