@@ -17,7 +17,8 @@ Thresholds
     is medium whenever it holds, high when the estimated overhead reaches IMPACT_HIGH (0.30).
     Estimated overhead = graph nodes per step * AUTOGRAD_NODE_NS / median step time, with
     AUTOGRAD_NODE_NS = 1200 measured here: an 8-layer 256-wide MLP at batch 1 took 0.158 ms
-    under grad and 0.129 ms under inference_mode for 24 nodes (torch 2.13, 2-core AMD EPYC).
+    under grad and 0.129 ms under inference_mode for 24 nodes (torch 2.13, 2-core AMD EPYC;
+    python bench/cpu_overheads.py).
     GEMM-bound models lose less (2 % for a 1024x4096 MLP at batch 64), so the estimate is floored
     at MIN_IMPACT = 0.02, the smallest overhead measured.
 Evidence

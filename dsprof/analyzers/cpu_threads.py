@@ -18,10 +18,11 @@ Thresholds
     Under-subscription impact (Amdahl) = p * (1 - threads / usable); severity on the CPU scale
     of dsprof.analyzers.cpu_facts (IMPACT_MEDIUM 0.10, IMPACT_HIGH 0.30).
     Over-subscription: OVERSUB_FACTOR = 1.5 compute threads per usable core; the tree saturated
-    at SATURATED_SHARE = 0.9 of the usable cores; INVOLUNTARY_CS_PER_CORE = 500 /s, measured here
-    (2-core AMD EPYC, torch 2.13, 1024-wide MLP at batch 64): 6 /s with 1 thread, 233 /s with 2,
-    ~2000 /s with 4 or 8 threads on the 2 cores. Impact = p * (1 - usable / threads), an
-    upper bound (time-sliced threads lose at most their share), reported with confidence 0.5;
+    at SATURATED_SHARE = 0.9 of the usable cores; INVOLUNTARY_CS_PER_CORE = 500 /s per core,
+    between what was measured here (2-core AMD EPYC, torch 2.13, 1024-wide MLP at batch 64,
+    python bench/cpu_overheads.py): 6 /s with 1 thread and 233 /s with 2 (up to ~120 per core),
+    ~2000 /s with 4 or 8 threads (~1000 per core). Impact = p * (1 - usable / threads), an upper
+    bound (time-sliced threads lose at most their share), reported with confidence 0.5;
     severity medium, high when also the impact reaches IMPACT_HIGH and the switch rate is above
     the threshold.
 Evidence
