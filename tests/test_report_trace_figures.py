@@ -74,9 +74,12 @@ def qwen_report(tmp_path_factory: pytest.TempPathFactory):
 
 def test_kernel_breakdown_on_a_real_h100_trace(qwen_report) -> None:
     figures = {s.key: s.figure for s in qwen_report.figures}
-    assert {"ops", "kernels"} <= figures.keys()
+    assert {"ops", "kernels", "gpu_ops"} <= figures.keys()
+    expected_ms = _kernel_ms_in_step_window(QWEN)
+    # every kernel counted once, by name and by the operator that launched it
+    assert sum(figures["gpu_ops"].data[0].x) == pytest.approx(expected_ms, rel=1e-6)
     bars = figures["kernels"].data[0]
-    assert sum(bars.x) == pytest.approx(_kernel_ms_in_step_window(QWEN), rel=1e-6)
+    assert sum(bars.x) == pytest.approx(expected_ms, rel=1e-6)
     # the largest bar is at the top: the last category of a horizontal bar chart
     assert bars.x[-1] == max(bars.x[:-1]) or bars.y[0] == "(other)"
     # template signatures are cut to 80 characters (before escaping for plotly)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from dsprof.store.run_store import RunStore
 
 # figures shown side by side on the comparison page
-COMPARE_FIGURES = ("latency", "timeline", "ops", "kernels")
+COMPARE_FIGURES = ("latency", "timeline", "ops", "gpu_ops", "kernels")
 
 
 def render(store: RunStore, route: Route, refresh_ms: int) -> tuple[Any, bool]:

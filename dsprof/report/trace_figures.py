@@ -1,5 +1,8 @@
 """Figures drawn from the Kineto trace (dsprof.trace): op, annotation and kernel time, roofline.
 
+GPU time per operator attributes each kernel to the innermost op around its launch
+(TraceFrames.kernel_ops), so aten::linear's GEMM kernels count under aten::addmm or aten::mm.
+
 Host ops nest (aten::linear contains aten::addmm), so summing every op's duration counts time
 twice. The op breakdown sums only top-level ops: those that start after every earlier op on their
 thread has ended (a running maximum of end times per thread, vectorised). record_function spans
@@ -66,6 +69,17 @@ def kernel_breakdown(tf: object) -> pd.DataFrame:
     return _totals(kernels) if len(kernels) else kernels.iloc[0:0]
 
 
+def gpu_op_breakdown(tf: object) -> pd.DataFrame:
+    """GPU kernel time per launching operator (the innermost op around each launch)."""
+    kernels = tf.in_window(tf.kernel_ops)  # type: ignore[attr-defined]
+    if not len(kernels):
+        return kernels.iloc[0:0]
+    named = kernels.assign(
+        name=kernels["op_name"].where(kernels["op_name"] != "", "(no op recorded)")
+    )
+    return _totals(named)
+
+
 def trace_figures(run: RunData) -> tuple[list[FigureSpec], list[str]]:
     """Breakdowns and the roofline of the run's first trace; notes for what is missing."""
     source, label = run, ""
@@ -88,6 +102,7 @@ def trace_figures(run: RunData) -> tuple[list[FigureSpec], list[str]]:
         ("ops", "Host op time (top-level ops)", op_breakdown(tf), "no host ops in the trace"),
         ("annotations", "record_function regions", annotation_breakdown(tf), ""),
         ("kernels", "GPU kernel time", kernel_breakdown(tf), "no GPU kernels (CPU run)"),
+        ("gpu_ops", "GPU time per operator", gpu_op_breakdown(tf), ""),
     ):
         fig = breakdown_figure(frame, "name", "dur_ns", title) if len(frame) else None
         if fig is not None:
