@@ -123,11 +123,11 @@ def test_failing_analyzer_is_recorded(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_bad_trace_and_missing_paths(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    with pytest.raises(TraceError, match="bad.json"):
+    with pytest.raises(TraceError, match=r"bad\.json"):
         analyze_traces([bad])
     with pytest.raises(UsageError, match="no such trace"):
         analyze_traces([tmp_path / "missing.json"])
     empty = tmp_path / "empty_dir"
     empty.mkdir()
-    with pytest.raises(UsageError, match="no .json"):
+    with pytest.raises(UsageError, match=r"no \.json"):
         analyze_traces([empty])
