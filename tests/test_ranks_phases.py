@@ -1,0 +1,166 @@
+"""Cross-rank analysis of dsprof multi-rank jobs from hand-built rank folders (exact and instant).
+
+Each rank has steps (as steps.parquet holds them) and a small Kineto trace on the same epoch-ns
+clock with the collective (gloo:all_reduce) and DataLoader spans of each iteration.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dsprof.analyzers import analyze_run
+from dsprof.analyzers.rank_phases import rank_phases
+from dsprof.analyzers.straggler import StragglerAnalyzer
+from dsprof.core.manifest import RunManifest
+from dsprof.store.layout import RunPaths
+from dsprof.store.run_store import RunData
+
+MS = 1_000_000
+BASE_NS = 1_700_000_000_000_000_000
+DL = "enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__"
+
+
+def _rank(
+    root: Path,
+    rank: int,
+    compute_ms: float,
+    coll_ms: float,
+    data_ms: float = 0.0,
+    steps: int = 7,
+    trace: bool = True,
+) -> RunData:
+    """A rank whose every iteration is data, then compute (the step), then a collective."""
+    paths = RunPaths(root / "ranks" / str(rank))
+    paths.make_dirs()
+    period = (data_ms + compute_ms + coll_ms) * MS
+    rows, events = [], []
+    for i in range(steps):
+        t0 = BASE_NS + int(i * period)
+        start = t0 + int(data_ms * MS)
+        end = start + int(compute_ms * MS)
+        rows.append(
+            {
+                "step": i,
+                "start_ns": start,
+                "end_ns": end,
+                "duration_ns": end - start,
+                "traced": 1 <= i <= 5,
+            }
+        )
+        for name, cat, s, dur in (
+            (DL, "user_annotation", t0, data_ms * MS),
+            ("gloo:all_reduce", "cpu_op", end, coll_ms * MS),
+        ):
+            if dur:
+                events.append(
+                    {
+                        "ph": "X",
+                        "cat": cat,
+                        "name": name,
+                        "ts": (s - BASE_NS) / 1000,
+                        "dur": dur / 1000,
+                        "pid": 1,
+                        "tid": 1,
+                    }
+                )
+    trace_files = []
+    if trace:
+        f = paths.trace_dir / "host_1.pt.trace.json"
+        doc = {
+            "traceEvents": events,
+            "baseTimeNanoseconds": BASE_NS,
+            "distributedInfo": {"rank": rank},
+        }
+        f.write_text(json.dumps(doc))
+        trace_files.append(f)
+    return RunData(paths=paths, manifest=None, steps=pd.DataFrame(rows), trace_files=trace_files)
+
+
+def _job(tmp_path: Path, ranks: list[RunData]) -> RunData:
+    manifest = RunManifest(
+        run_id="job",
+        argv=["x.py"],
+        target="x.py",
+        cwd=str(tmp_path),
+        start_ns=BASE_NS,
+        options={"warmup_steps": 1},
+        world_size=len(ranks),
+        ranks=list(range(len(ranks))),
+    )
+    return RunData(
+        paths=RunPaths(tmp_path), manifest=manifest, ranks={i: r for i, r in enumerate(ranks)}
+    )
+
+
+def _evidence(finding, metric):
+    return next(e.value for e in finding.evidence if e.metric == metric)
+
+
+def test_lockstep_straggler_is_the_rank_that_waits_least(tmp_path):
+    # every rank's iteration is 40 ms; rank 1 computes 35 ms and the others wait 30 ms for it
+    job = _job(
+        tmp_path,
+        [_rank(tmp_path, 0, 5, 35), _rank(tmp_path, 1, 35, 5), _rank(tmp_path, 2, 5, 35)],
+    )
+    df = rank_phases(job)
+    assert list(df["source"].unique()) == ["trace"]
+    assert df["iteration_ns"].round(-3).tolist() == [40 * MS] * 3
+    assert df["collective_ns"].round(-3).tolist() == [35 * MS, 5 * MS, 35 * MS]
+    [f] = StragglerAnalyzer().analyze(job)
+    assert f.category == "straggler" and f.severity == "high"
+    assert f.title.startswith("rank 1 is the straggler") and "in compute" in f.title
+    assert _evidence(f, "slow_rank") == "rank 1"
+    assert _evidence(f, "phase") == "compute"
+    assert _evidence(f, "straggler_excess") == pytest.approx(30 / 40, abs=1e-3)
+    assert _evidence(f, "per_rank_collective_ms") == "0: 35, 1: 5, 2: 35"
+    assert f.impact == pytest.approx(0.75, abs=1e-3)
+
+
+def test_slow_data_loading_is_named_as_the_phase(tmp_path):
+    job = _job(
+        tmp_path,
+        [
+            _rank(tmp_path, 0, 10, 22),
+            _rank(tmp_path, 1, 10, 2, data_ms=20),
+            _rank(tmp_path, 2, 10, 22),
+        ],
+    )
+    [f] = StragglerAnalyzer().analyze(job)
+    assert _evidence(f, "slow_rank") == "rank 1"
+    assert _evidence(f, "phase") == "data loading"
+    assert _evidence(f, "data_delta_ms") == pytest.approx(20, abs=0.01)
+
+
+def test_balanced_ranks_have_no_straggler(tmp_path):
+    # 3 % apart: noise between ranks running the same program, under STRAGGLER_MEDIUM
+    job = _job(tmp_path, [_rank(tmp_path, 0, 30, 2), _rank(tmp_path, 1, 31, 1)])
+    assert StragglerAnalyzer().analyze(job) == []
+    assert [f.category for f in analyze_run(job).findings if f.category == "straggler"] == []
+
+
+def test_without_traces_step_times_compare(tmp_path):
+    job = _job(
+        tmp_path,
+        [_rank(tmp_path, 0, 10, 0, trace=False), _rank(tmp_path, 1, 50, 0, trace=False)],
+    )
+    df = rank_phases(job)
+    assert list(df["source"].unique()) == ["steps"]
+    assert df["collective_ns"].isna().all()
+    [f] = StragglerAnalyzer().analyze(job)
+    assert _evidence(f, "slow_rank") == "rank 1"
+    assert _evidence(f, "straggler_excess") == pytest.approx(40 / 50, abs=1e-3)
+    assert "unknown" in f.title
+    assert _evidence(f, "per_rank_step_ms") == "0: 10, 1: 50"
+
+
+def test_a_rank_without_steps_is_left_out(tmp_path):
+    empty = _rank(tmp_path, 2, 10, 0, trace=False)
+    empty.steps = None
+    job = _job(tmp_path, [_rank(tmp_path, 0, 5, 35), _rank(tmp_path, 1, 35, 5), empty])
+    assert rank_phases(job)["rank"].tolist() == [0, 1]
+    # one rank without a trace: the others' phases are not compared against a guess
+    assert list(rank_phases(job)["source"].unique()) == ["trace"]
