@@ -86,6 +86,7 @@ def test_without_trace_child_json_decides(tmp_path, roots, expected):
         assert {e.metric: e.value for e in f.evidence}["steps_with_grad_mode"] == 0.9
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_without_no_grad_fires():
     (f,) = AutogradInInferenceAnalyzer().analyze(planted_run("autograd_in_inference"))
     assert f.severity in ("medium", "high")
@@ -96,5 +97,6 @@ def test_real_run_without_no_grad_fires():
     assert "autograd_in_inference.py:" in f.title
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_under_inference_mode_is_clean():
     assert AutogradInInferenceAnalyzer().analyze(planted_run("cpu_fp32_linear")) == []

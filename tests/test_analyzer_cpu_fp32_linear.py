@@ -94,6 +94,7 @@ def test_without_shapes_parameter_dtypes_decide(tmp_path):
     assert CpuFp32LinearAnalyzer().analyze(bf16) == []
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_big_fp32_mlp_fires():
     run = planted_run("cpu_fp32_linear")
     (f,) = CpuFp32LinearAnalyzer().analyze(run)
@@ -103,6 +104,7 @@ def test_real_run_big_fp32_mlp_fires():
     assert str(ev["largest_gemm"]).startswith("aten::linear [64x")
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_batch_one_is_not_an_int8_case():
     assert [
         f

@@ -124,6 +124,7 @@ def test_other_processes_on_the_cores_lower_confidence(tmp_path):
     assert _ev(f)["other_processes_cpu"] == 40.0
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a multi-core machine")
 def test_real_run_single_thread_on_a_multi_core_box():
     (f,) = CpuThreadsAnalyzer().analyze(planted_run("cpu_threads"))
@@ -134,5 +135,6 @@ def test_real_run_single_thread_on_a_multi_core_box():
     assert ev["parallel_share"] > 0.5  # two convolutions dominate
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_default_threads_is_clean():
     assert CpuThreadsAnalyzer().analyze(planted_run("cpu_fp32_linear")) == []

@@ -90,6 +90,7 @@ def test_one_call_or_a_gpu_run_is_not_flagged(tmp_path):
     assert SmallBatchAnalyzer().analyze(gpu) == []
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_batch_one_fires():
     (f,) = SmallBatchAnalyzer().analyze(planted_run("small_batch"))
     assert f.severity in ("medium", "high")
@@ -98,6 +99,7 @@ def test_real_run_batch_one_fires():
     assert ev["model_steps"] == 24
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_batch_64_is_clean():
     assert SmallBatchAnalyzer().analyze(planted_run("cpu_fp32_linear")) == []
 

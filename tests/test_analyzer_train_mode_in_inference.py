@@ -101,6 +101,7 @@ def test_eval_steps_and_training_loops_are_not_flagged(tmp_path):
     assert TrainModeInInferenceAnalyzer().analyze(training) == []
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_dropout_left_in_training_fires():
     (f,) = TrainModeInInferenceAnalyzer().analyze(planted_run("train_mode_in_inference"))
     assert f.severity in ("medium", "high")
@@ -109,5 +110,6 @@ def test_real_run_dropout_left_in_training_fires():
     assert ev["train_mode_op_calls"] == 10  # 2 Dropout x 5 traced steps
 
 
+@pytest.mark.slow  # one `dsprof run` (~5-30 s), shared per session with test_planted.py
 def test_real_run_after_eval_is_clean():
     assert TrainModeInInferenceAnalyzer().analyze(planted_run("cpu_fp32_linear")) == []

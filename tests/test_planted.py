@@ -13,6 +13,9 @@ from planted_runs import PLANTED_DIR, planted_run
 
 from dsprof.core.findings import FindingsDocument
 
+# eight `dsprof run`s of 5-30 s each (more on a loaded machine)
+pytestmark = pytest.mark.slow
+
 # script (tests/planted/<name>.py) -> the class it plants
 PLANTED = {
     "io_stall": "io-stall",
