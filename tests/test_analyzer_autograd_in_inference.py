@@ -53,6 +53,19 @@ def test_no_sequence_numbers_means_no_graph(tmp_path):
     assert AutogradInInferenceAnalyzer().analyze(run) == []
 
 
+def test_the_trace_outranks_the_parameter_count(tmp_path):
+    # frozen parameters, but an input that requires grad: the trace shows the graph
+    info = {"root_modules": [{"params_requiring_grad": 0}]}
+    run = make_run(
+        tmp_path,
+        events=_graph_ops(100),
+        steps=steps_frame([2.0] * 4, autograd=True),
+        child_info=info,
+    )
+    (f,) = AutogradInInferenceAnalyzer().analyze(run)
+    assert (f.severity, f.impact) == ("medium", 0.06)
+
+
 def test_training_loop_is_left_alone(tmp_path):
     events = [*_graph_ops(50), op("autograd::engine::evaluate_function: AddmmBackward0", 1500, 10)]
     run = make_run(tmp_path, events=events, steps=steps_frame([2.0] * 4, autograd=True))

@@ -75,8 +75,10 @@ class AutogradInInferenceAnalyzer:
             return []
         nodes = _graph_nodes_per_step(traces)
         requiring = _params_requiring_grad(run)
-        if nodes == 0 or requiring == 0:
-            return []  # grad mode on, but nothing required grad: no graph, no cost
+        # the trace is the proof when it can tell (inputs may require grad even when no
+        # parameter does); otherwise frozen parameters mean no graph, no cost
+        if nodes == 0 or (nodes is None and requiring == 0):
+            return []
         confidence = 1.0 if nodes is not None or requiring is not None else 0.6
         step_ns = float(steps["duration_ns"].median()) if len(steps) else 0.0
         impact = MIN_IMPACT
