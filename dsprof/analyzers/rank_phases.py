@@ -86,7 +86,8 @@ def rank_phases(run: RunData) -> pd.DataFrame:
     `source` says what own_ns was measured from: "trace" (per iteration, phases known) or
     "steps" (step times only), the same for every rank so that they compare.
     """
-    warmup = int(run.manifest.options.get("warmup_steps", 1) or 0) if run.manifest else 1
+    opt = run.manifest.options.get("warmup_steps", 1) if run.manifest else 1
+    warmup = opt if isinstance(opt, int) else 1
     rows = []
     for r, sub in sorted(run.ranks.items()):
         if sub.steps is None or not len(sub.steps):

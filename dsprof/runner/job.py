@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from dsprof.core.errors import DsprofError
-from dsprof.core.manifest import CollectorStatus, RunManifest
+from dsprof.core.manifest import CollectorStatus, RunManifest, RunStatus
 from dsprof.store.documents import read_manifest, write_model
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def explain_stopped_ranks(
 
 def _job_outcome(
     ranks: dict[int, RunManifest], causes: list[int], world_size: int, interrupted: bool
-) -> tuple[str, int | None, str | None]:
+) -> tuple[RunStatus, int | None, str | None]:
     if interrupted or any(m.status == "interrupted" for m in ranks.values()):
         return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)"
     failed = [r for r, m in sorted(ranks.items()) if m.status == "failed"]
@@ -105,7 +105,8 @@ def _job_outcome(
         first = causes[0] if causes else failed[0]
         m = ranks[first]
         others = [r for r in failed if r != first]
-        tail = f"; also failed: ranks {', '.join(map(str, others))}" if others else ""
+        names = ", ".join(map(str, others))
+        tail = f"; also failed: rank{'s' if len(others) > 1 else ''} {names}" if others else ""
         return "failed", m.exit_code or 1, f"rank {first}: {m.error}{tail}"
     missing = [r for r in range(world_size) if r not in ranks or ranks[r].status == "running"]
     if missing:
@@ -149,7 +150,7 @@ def finish_job(
         root = read_manifest(job.manifest)
     else:  # node 0 has not written the job's run.json: there is nothing to gather into
         return RunResult(paths=job, manifest=node, exit_code=exit_code or 0)
-    root.status = status  # type: ignore[assignment]
+    root.status = status
     root.exit_code = exit_code
     root.error = error
     root.end_ns = max((m.end_ns or 0 for m in ranks.values()), default=0) or time.time_ns()
