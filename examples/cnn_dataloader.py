@@ -32,7 +32,7 @@ class CompressedImages(Dataset):
         img = np.frombuffer(raw, dtype=np.uint8).reshape(3, self.size, self.size)
         # the kind of per-item preprocessing pipelines do: normalise, a few passes over pixels
         x = img.astype(np.float32) / 255.0
-        for _ in range(3):
+        for _ in range(6):
             x = (x - x.mean(axis=(1, 2), keepdims=True)) / (
                 x.std(axis=(1, 2), keepdims=True) + 1e-6
             )
