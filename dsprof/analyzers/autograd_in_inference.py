@@ -6,9 +6,10 @@ Detects
     differentiable op and keeps its inputs alive for a backward pass that never comes.
 Signal
     steps.parquet `autograd_enabled` of the module steps (child.json autograd_enabled_steps /
-    steps_seen when the table lacks it); proof that a graph was built: trace cpu_ops carrying a
-    "Sequence number" (torch records one only for ops autograd recorded), else child.json
-    root_modules[].params_requiring_grad. A trace whose window holds backward ops
+    steps_seen when the table lacks it); proof that a graph was built: the trace cpu_ops'
+    "Sequence number"s (under grad mode every op records the thread's counter, which advances
+    once per node autograd creates: distinct values per thread, less one, are the nodes), else
+    child.json root_modules[].params_requiring_grad. A trace whose window holds backward ops
     (autograd::engine::evaluate_function, *_backward) is a training loop and is left alone.
 Thresholds
     AUTOGRAD_STEP_SHARE = 0.5: at least half the module steps under grad mode (one warm-up call
@@ -25,7 +26,8 @@ Evidence
     share of steps with grad mode on, graph nodes per step, median step time, estimated overhead,
     and the call site of the model in the script.
 False positives
-    Models frozen with requires_grad_(False) record no graph (no Sequence numbers): no finding.
+    Models frozen with requires_grad_(False) record no graph (one sequence number throughout):
+    no finding.
     Training loops (backward in the window): no finding.
 References
     PyTorch Performance Tuning Guide, "Disable gradient calculation for validation or inference";
@@ -157,14 +159,22 @@ def _has_backward(tf: TraceFrames) -> bool:
 
 
 def _graph_nodes_per_step(traces: list[TraceFrames]) -> float | None:
-    """Distinct autograd sequence numbers per traced step; None when the traces cannot tell."""
+    """Autograd nodes created per traced step; None when the traces cannot tell.
+
+    Under grad mode every op records the thread's current sequence number, which advances only
+    when autograd creates a node: a frozen model's ops all carry the same number. So the nodes
+    created in the window are the distinct numbers per thread, less the one already current.
+    """
     total, steps = 0, 0
     for tf in traces:
         ops = tf.cpu_ops
         if "seq" not in ops:
             continue
-        seq = tf.in_window(ops)["seq"]
-        total += int(seq[seq >= 0].nunique())
+        recorded = tf.in_window(ops)
+        recorded = recorded[recorded["seq"] >= 0]
+        if len(recorded):
+            per_thread = recorded.groupby("tid", observed=True)["seq"].nunique()
+            total += int((per_thread - 1).sum())
         steps += max(len(tf.steps), 1)
     return total / steps if steps else None
 
