@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import RenderableType
@@ -140,7 +141,7 @@ def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
     return out
 
 
-def runs_table(rows: list[tuple[Path, RunManifest | Exception]]) -> Table:
+def runs_table(rows: Sequence[tuple[Path, RunManifest | Exception]]) -> Table:
     """`dsprof ls`: one row per run folder, unreadable ones with their error."""
     table = Table(title="Runs (newest first)")
     table.add_column("run id", no_wrap=True)
@@ -156,12 +157,17 @@ def runs_table(rows: list[tuple[Path, RunManifest | Exception]]) -> Table:
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for path, m in rows:
         if isinstance(m, Exception):
-            table.add_row(path.name, Text("unreadable", style="red"), "", "", "", "", "", str(m)[:60])
+            table.add_row(
+                path.name, Text("unreadable", style="red"), "", "", "", "", "", str(m)[:60]
+            )
             continue
         s = m.summary
         table.add_row(
             m.run_id,
-            Text(m.status, style={"ok": "green", "failed": "red", "interrupted": "yellow"}.get(m.status, "")),
+            Text(
+                m.status,
+                style={"ok": "green", "failed": "red", "interrupted": "yellow"}.get(m.status, ""),
+            ),
             str(s.count),
             _ms(s.p50_ns),
             _ms(s.p99_ns),
@@ -179,5 +185,7 @@ def env_table(rows: list) -> Table:  # type: ignore[type-arg]
     table.add_column("available")
     table.add_column("detail / reason")
     for r in rows:
-        table.add_row(r.name, Text("yes", style="green") if r.ok else Text("no", style="yellow"), r.detail)
+        table.add_row(
+            r.name, Text("yes", style="green") if r.ok else Text("no", style="yellow"), r.detail
+        )
     return table

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from dsprof.core.findings import FindingsDocument
-from dsprof.core.manifest import CollectorStatus, RunManifest, StepSummary
+from dsprof.core.manifest import CollectorStatus, RunManifest, RunStatus, StepSummary
 from dsprof.store.documents import write_model
 from dsprof.store.layout import RunPaths
 
@@ -123,7 +123,8 @@ def finish_run(
         manifest.environment.cuda = child.get("cuda")
         manifest.environment.cudnn = child.get("cudnn")
         manifest.environment.torch_num_threads = child.get("torch_num_threads")
-    manifest.summary = summarize(paths, int(manifest.options.get("warmup_steps", 1) or 0))
+    warmup = manifest.options.get("warmup_steps", 1)
+    manifest.summary = summarize(paths, warmup if isinstance(warmup, int) else 1)
     findings = FindingsDocument()
     if analyze:
         findings = _analyze(paths, manifest)
@@ -134,12 +135,13 @@ def finish_run(
 
 def _outcome(
     returncode: int, interrupted: bool, child: dict[str, Any]
-) -> tuple[str, int, str | None]:
+) -> tuple[RunStatus, int, str | None]:
     if interrupted or child.get("status") == "interrupted":
         return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)"
     if child:
         code = int(child.get("exit_code", returncode))
-        return str(child.get("status", "ok" if code == 0 else "failed")), code, child.get("error")
+        status: RunStatus = child.get("status") or ("ok" if code == 0 else "failed")
+        return status, code, child.get("error")
     if returncode < 0:
         name = signal.Signals(-returncode).name
         return "failed", 128 - returncode, f"the script's process was killed by {name}"

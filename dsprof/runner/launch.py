@@ -219,6 +219,6 @@ def _wait(proc: subprocess.Popen[bytes], progress: Progress) -> bool:
                     proc.kill()
         progress.refresh()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return bool(interrupted_at) or proc.returncode == -signal.SIGINT
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return bool(interrupted_at) or proc.returncode == -int(signal.SIGINT)
