@@ -311,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     copy_gbps = copy_bandwidth_gbps(opts.min_run_time)
     print(
         f"{torch.cuda.get_device_name()} | torch {torch.__version__} | triton {triton.__version__}"
-        f" | {opts.dtype} | peak {peak or float('nan'):.0f} GB/s (NVML) | copy {copy_gbps:.0f} GB/s"
+        f" | {opts.dtype} | peak {f'{peak:.0f} GB/s' if peak else 'n/a'} (NVML)"
+        f" | copy {copy_gbps:.0f} GB/s"
     )
     rows = [
         measure(kernel, label, m, n, dtype, opts)
