@@ -11,6 +11,7 @@ from dsprof.report.figures import (
     cuda_memory_figure,
     fix_trials_figure,
     latency_figure,
+    rank_steps,
     rank_steps_figure,
     timeline_figure,
 )
@@ -51,7 +52,7 @@ def run_figures(
     add(
         "latency",
         "Step latency distribution",
-        latency_figure(run.steps, view.steps),
+        latency_figure(run.steps, view.steps, rank_steps(run)),
         "no steps recorded",
     )
     if trace:

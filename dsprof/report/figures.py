@@ -108,6 +108,23 @@ def timeline_figure(run: RunData) -> go.Figure | None:
         else:
             step_trace = go.Scatter(x=start, y=dur_ms, mode="lines", name="step (ms)")
         rows.append(("step (ms)", [step_trace]))
+    elif by_rank := rank_steps(run):
+        # a multi-rank job keeps its steps per rank: one series per rank
+        rows.append(
+            (
+                "step (ms)",
+                [
+                    go.Scatter(
+                        x=_seconds(part["start_ns"], origin),
+                        y=part["duration_ns"].astype("int64") / 1e6,
+                        mode="markers",
+                        name=f"rank {rank} step (ms)",
+                    )
+                    for rank, part in by_rank.items()
+                ],
+            )
+        )
+        steps = next(iter(by_rank.values()))  # the lowest rank's traced window is shaded
     gpu = _with_column(run.gpu, "gpu_index")
     if gpu is not None and len(gpu):
         for column, label, scale in (
@@ -182,14 +199,40 @@ def timeline_figure(run: RunData) -> go.Figure | None:
     return _layout(fig, "Timeline", height=170 * len(rows) + 120)
 
 
-def latency_figure(steps: pd.DataFrame | None, stats: StepStats) -> go.Figure | None:
-    """Histogram of step latencies with the p50 and p99 marked."""
+def rank_steps(run: RunData) -> dict[int, pd.DataFrame]:
+    """Each rank's steps table (ranks without steps left out), by rank."""
+    return {
+        r: d.steps for r, d in sorted(run.ranks.items()) if d.steps is not None and len(d.steps)
+    }
+
+
+def latency_figure(
+    steps: pd.DataFrame | None, stats: StepStats, by_rank: dict[int, pd.DataFrame] | None = None
+) -> go.Figure | None:
+    """Histogram of step latencies with the p50 and p99 marked (one per rank for a job whose
+    steps are kept per rank)."""
     import plotly.graph_objects as go
 
-    if steps is None or len(steps) == 0:
+    if steps is not None and len(steps):
+        dur_ms = steps["duration_ns"].astype("int64") / 1e6
+        fig = go.Figure(
+            go.Histogram(x=dur_ms, nbinsx=40, name="steps", marker={"color": "#1f77b4"})
+        )
+    elif by_rank:
+        fig = go.Figure(
+            [
+                go.Histogram(
+                    x=part["duration_ns"].astype("int64") / 1e6,
+                    nbinsx=40,
+                    name=f"rank {rank}",
+                    opacity=0.6,
+                )
+                for rank, part in by_rank.items()
+            ]
+        )
+        fig.update_layout(barmode="overlay")
+    else:
         return None
-    dur_ms = steps["duration_ns"].astype("int64") / 1e6
-    fig = go.Figure(go.Histogram(x=dur_ms, nbinsx=40, name="steps", marker={"color": "#1f77b4"}))
     for label, value, color in (("p50", stats.p50_ns, "green"), ("p99", stats.p99_ns, "red")):
         if value is not None:
             fig.add_vline(
@@ -237,9 +280,7 @@ def rank_steps_figure(run: RunData) -> go.Figure | None:
     """Step times per rank (box per rank): a straggler stands out as the high box."""
     import plotly.graph_objects as go
 
-    ranks = {
-        r: d.steps for r, d in sorted(run.ranks.items()) if d.steps is not None and len(d.steps)
-    }
+    ranks = rank_steps(run)
     if not ranks:
         return None
     fig = go.Figure()
