@@ -104,6 +104,13 @@ def test_several_busy_processes_that_thrash(tmp_path):
     (f,) = CpuThreadsAnalyzer().analyze(run)
     assert (f.severity, f.impact) == ("high", 0.525)
     assert "across 4 processes" in f.title
+    # three of them DataLoader workers (one thread each): 2 + 3 = 5 threads still thrash 2 cores
+    loaders = {"dataloaders": [{"num_workers": 3}], "torch_num_threads": 2, "usable_cpus": 2}
+    (f,) = CpuThreadsAnalyzer().analyze(
+        make_run(tmp_path, events=_events(), host=host, child_info=loaders)
+    )
+    assert _ev(f)["compute_threads_demanded"] == 5
+    assert f.impact == 0.42  # 0.7 * (1 - 2/5)
     # the same processes without saturating the cores (DataLoader workers waiting on I/O): clean
     calm = make_run(
         tmp_path,

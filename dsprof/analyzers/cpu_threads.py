@@ -167,10 +167,14 @@ class CpuThreadsAnalyzer:
         saturated = cpu_pct is not None and cpu_pct >= SATURATED_SHARE * 100.0 * usable
         cs_rate = _involuntary_rate(host, usable)
         thrashing = cs_rate is not None and cs_rate >= INVOLUNTARY_CS_PER_CORE
-        demanded = threads if threads >= OVERSUB_FACTOR * usable else 0
-        if demanded == 0 and procs > 1 and saturated and thrashing:
-            demanded = threads * procs  # each process may hold its own pool
-        if demanded == 0:
+        # DataLoader workers run one intra-op thread each; other processes may hold a full pool
+        workers = min(_dataloader_workers(run), procs - 1)
+        tree = threads + workers + (procs - 1 - workers) * threads
+        if threads >= OVERSUB_FACTOR * usable:
+            demanded = max(threads, tree if saturated and thrashing else threads)
+        elif procs > 1 and saturated and thrashing and tree >= OVERSUB_FACTOR * usable:
+            demanded = tree
+        else:
             return []
         impact = (p if p is not None else 1.0) * (1.0 - usable / demanded)
         severity: Severity = "high" if impact >= cpu_facts.IMPACT_HIGH and thrashing else "medium"
@@ -179,7 +183,7 @@ class CpuThreadsAnalyzer:
                 metric="compute_threads_demanded",
                 value=demanded,
                 threshold=OVERSUB_FACTOR * usable,
-                source="torch_num_threads x busy processes",
+                source="torch threads + 1 per DataLoader worker + a pool per other process",
             )
         )
         evidence.append(
@@ -207,6 +211,12 @@ class CpuThreadsAnalyzer:
                 analyzer=self.name,
             )
         ]
+
+
+def _dataloader_workers(run: RunData) -> int:
+    """Worker processes of the script's DataLoaders (child.json dataloaders)."""
+    loaders = run.child_info.get("dataloaders") or []
+    return sum(int(d.get("num_workers") or 0) for d in loaders if isinstance(d, dict))
 
 
 def _host_in_steps(run: RunData) -> pd.DataFrame | None:
