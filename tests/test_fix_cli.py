@@ -7,44 +7,12 @@ the recipes with --recipe and the scripts run few, small steps.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-DATA = Path(__file__).parent / "data" / "fix"
-
-
-def dsprof(*args: str, cwd: Path, timeout: int = 400) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "dsprof", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-
-
-def split_args(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    i = args.index("--") if "--" in args else len(args)
-    return list(args[:i]), list(args[i + 1 :])
-
-
-def run_fix(cwd: Path, script: str, *args: str) -> dict:
-    opts, script_args = split_args(args)
-    shutil.copy(DATA / script, cwd / script)
-    out = dsprof("fix", "--json", *opts, script, *script_args, cwd=cwd)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout)
-
-
-def trial(doc: dict, recipe: str) -> dict:
-    return next(t for t in doc["trials"] if t["recipe"] == recipe)
+from fix_support import DATA, dsprof, run_fix, trial
 
 
 @pytest.mark.slow
@@ -106,14 +74,6 @@ def test_a_recipe_that_raises_in_its_trial_is_reported_and_nothing_else_breaks(t
     assert good["status"] == "ok" and good["drift"]["deterministic"] is True and good["accepted"]
     base = Path(tmp_path / doc["baseline"]["run"])
     assert json.loads((base / "run.json").read_text())["status"] == "ok"
-
-
-@pytest.mark.slow
-def test_dataloader_recipe_is_accepted_for_a_slow_loader(tmp_path):
-    doc = run_fix(tmp_path, "slow_loader.py", "--recipe", "dataloader")
-    t = trial(doc, "dataloader")
-    assert t["accepted"], t["reason"]
-    assert t["drift"]["allclose"] is True
 
 
 def test_unknown_recipe_and_missing_script_are_user_errors(tmp_path):

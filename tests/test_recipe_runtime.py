@@ -196,3 +196,13 @@ def test_fused_kernels_swaps_bert_blocks_on_the_torch_reference(tracker):
 def test_a_recipe_that_fails_to_install_names_itself(tracker):
     with pytest.raises(RuntimeError, match="weight-only-int8"):
         trial.install(["weight-only-int8"], {}, tracker)  # torchao is not installed here
+
+
+def test_modules_called_inside_a_first_call_hook_are_not_steps(tracker):
+    """quantize_dynamic calls observer modules: they must not become steps or captured outputs."""
+    model = _mlp().eval()
+    _installed(tracker, ["int8-dynamic"])
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(2, 32))
+    assert [r.module for r in tracker.records] == ["Sequential"] * 3

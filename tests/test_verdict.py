@@ -165,3 +165,13 @@ def test_outputs_deterministic(tmp_path):
     assert V.outputs_deterministic(tmp_path / "det") is True
     assert V.outputs_deterministic(tmp_path / "rnd") is False
     assert V.outputs_deterministic(tmp_path / "none") is None
+
+
+def test_steps_of_other_top_level_modules_are_left_out():
+    table = _steps([100] * 12)
+    table["module"] = ["MinMaxObserver"] * 6 + ["BertModel"] * 6
+    assert V.main_module(table) in ("MinMaxObserver", "BertModel")
+    d, _ = V.measured_durations(table, warmup=0, module="BertModel")
+    assert len(d) == 6
+    d_all, _ = V.measured_durations(table, warmup=0, module="NotThere")
+    assert len(d_all) == 12

@@ -172,9 +172,17 @@ class FixRunner:
         return load_run(result.paths.root)
 
     def _metrics(self, run: RunData) -> TrialMetrics:
-        return V.run_metrics(
-            run.steps, run.manifest.summary if run.manifest else None, self.opts.warmup
-        )
+        summary = run.manifest.summary if run.manifest else None
+        return V.run_metrics(run.steps, summary, self.opts.warmup, self.model_class)
+
+    @property
+    def model_class(self) -> str | None:
+        """The baseline's main root module: trials are timed on the same module's steps."""
+        return V.main_module(self.baseline.steps if self.baseline else None)
+
+    def durations(self, run: RunData) -> Any:
+        """Measured step durations of a run, on the baseline's model only."""
+        return V.measured_durations(run.steps, self.opts.warmup, self.model_class)[0]
 
     def trial(self, names: list[str], combined: bool = False) -> Trial:
         """Run the script with `names` applied and judge it against the reference."""
@@ -235,8 +243,7 @@ class FixRunner:
             if "deterministic" in risks
             else "exact"
         )
-        base_d, _ = V.measured_durations(self.reference.steps, self.opts.warmup)
-        trial_d, _ = V.measured_durations(run.steps, self.opts.warmup)
+        base_d, trial_d = self.durations(self.reference), self.durations(run)
         speed = V.bootstrap_speedup(base_d, trial_d) if len(base_d) and len(trial_d) else None
         drift = V.compare_outputs(self.baseline.paths.outputs_dir, run.paths.outputs_dir)
         if risk == "deterministic":

@@ -9,6 +9,7 @@ that raises while installing is recorded and re-raised so the trial fails naming
 from __future__ import annotations
 
 import atexit
+from collections.abc import Callable
 from typing import Any
 
 from dsprof.recipes.base import Undo
@@ -24,14 +25,38 @@ def install(names: list[str], options: dict[str, Any], tracker: Any) -> dict[str
     for recipe in recipes:
         status: dict[str, Any] = {"status": "installed"}
         report[recipe.name] = status
+        before = len(tracker.first_call_hooks)
         try:
             _UNDO.append(recipe.install(tracker, dict(options.get(recipe.name) or {}), status))
+            tracker.first_call_hooks[before:] = [
+                _as_nested_call(tracker, h) for h in tracker.first_call_hooks[before:]
+            ]
         except Exception as e:
             status.update(status="failed", error=f"{type(e).__name__}: {e}")
             raise RuntimeError(f"recipe {recipe.name} failed to install: {e}") from e
     if _UNDO:
         atexit.register(uninstall)
     return report
+
+
+def _as_nested_call(tracker: Any, hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Run a first-call hook as if inside a step, so the modules it calls are not steps.
+
+    quantize_dynamic calls observer modules and a sweep calls the model; the tracker would
+    otherwise discover them as roots and record their calls as steps (and capture their outputs
+    as step 0..N). Uses the tracker's call depth, the same counter it uses for nested calls.
+    """
+    if not hasattr(tracker, "_depth"):
+        return hook
+
+    def nested(module: Any) -> None:
+        tracker._depth += 1
+        try:
+            hook(module)
+        finally:
+            tracker._depth -= 1
+
+    return nested
 
 
 def uninstall() -> None:

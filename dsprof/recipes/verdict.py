@@ -58,10 +58,26 @@ class Speed:
     trial_steps: int
 
 
-def measured_durations(steps: pd.DataFrame | None, warmup: int = 1) -> tuple[np.ndarray, int]:
-    """Step durations (ns) with warm-up and leading compile steps dropped; and how many dropped."""
+def main_module(steps: pd.DataFrame | None) -> str | None:
+    """The module class most steps belong to (the model), or None for marker steps."""
+    if steps is None or len(steps) == 0 or "module" not in steps:
+        return None
+    counts = steps["module"].value_counts()
+    return str(counts.index[0]) if len(counts) and counts.index[0] else None
+
+
+def measured_durations(
+    steps: pd.DataFrame | None, warmup: int = 1, module: str | None = None
+) -> tuple[np.ndarray, int]:
+    """Step durations (ns) with warm-up and leading compile steps dropped; and how many dropped.
+
+    With `module`, only that root module's steps count: a script may call other modules at top
+    level (quantize_dynamic's observers, a tokenizer model) and each such call is a step too.
+    """
     if steps is None or len(steps) == 0:
         return np.array([], dtype=np.int64), 0
+    if module is not None and "module" in steps and (steps["module"] == module).any():
+        steps = steps[steps["module"] == module]
     durations = steps.sort_values("step")["duration_ns"].to_numpy(dtype=np.int64)
     start = min(warmup, len(durations))
     rest = durations[start:]
@@ -94,9 +110,11 @@ def bootstrap_speedup(
     )
 
 
-def run_metrics(steps: pd.DataFrame | None, summary: Any, warmup: int = 1) -> TrialMetrics:
+def run_metrics(
+    steps: pd.DataFrame | None, summary: Any, warmup: int = 1, module: str | None = None
+) -> TrialMetrics:
     """Latency percentiles and throughput over the measured steps; peaks from run.json."""
-    d, excluded = measured_durations(steps, warmup)
+    d, excluded = measured_durations(steps, warmup, module)
     m = TrialMetrics(steps_measured=len(d), steps_excluded=excluded)
     if len(d):
         m.p50_ns = int(np.median(d))

@@ -16,7 +16,10 @@ parser.add_argument("--steps", type=int, default=12)
 parser.add_argument("--layers", type=int, default=12)
 parser.add_argument("--seq", type=int, default=128)
 parser.add_argument("--batch", type=int, default=1)
+parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: torch's default)")
 args = parser.parse_args()
+if args.threads:
+    torch.set_num_threads(args.threads)
 
 torch.manual_seed(0)
 model = BertModel(BertConfig(num_hidden_layers=args.layers))
