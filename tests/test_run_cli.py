@@ -21,7 +21,7 @@ RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4}$")
 STEADY = textwrap.dedent(
     """
     import os, sys, torch
-    print("argv", sys.argv[1:], "path0", sys.path[0], "name", __name__, "stdin", sys.stdin.readline().strip())
+    print("argv", sys.argv, "path0", sys.path[0], "name", __name__, "stdin", sys.stdin.readline().strip(), "file", __file__)
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
     with torch.no_grad():
         for i in range(int(sys.argv[1])):
@@ -67,7 +67,8 @@ def test_script_runs_as_python_would_and_exit_status_passes_through(steady_run):
     proc, run, work = steady_run
     assert proc.returncode == 3, proc.stderr
     line = next(s for s in proc.stdout.splitlines() if s.startswith("argv"))
-    assert "argv ['12', '3']" in line
+    assert "argv ['sub/steady.py', '12', '3']" in line
+    assert f"file {work / 'sub' / 'steady.py'}" in line
     assert f"path0 {work / 'sub'}" in line
     assert "name __main__" in line
     assert "stdin hello" in line
@@ -231,7 +232,7 @@ def test_crashing_script_keeps_its_data(tmp_path):
     )
     proc = dsprof("run", "--out", str(tmp_path / "runs"), "crash.py", cwd=tmp_path)
     assert proc.returncode == 1
-    assert 'File "crash.py", line 7, in broken' in proc.stderr
+    assert f'File "{tmp_path / "crash.py"}", line 7, in broken' in proc.stderr
     assert "ValueError: boom after 4 steps" in proc.stderr
     assert (
         "runner" not in proc.stderr.split("Traceback")[1].split("ValueError")[0]

@@ -195,6 +195,32 @@ def _print_user_traceback(exc: BaseException) -> None:
     sys.stderr.flush()
 
 
+def _run_script_as_main(path: str) -> None:
+    """Execute the script as the interpreter does: a fresh __main__ module, __file__ absolute
+    (Python >= 3.9), sys.argv[0] as typed; runpy.run_path would rewrite sys.argv[0]."""
+    import builtins
+    import importlib.machinery
+    import types
+
+    source = Path(path).read_bytes()
+    code = compile(source, path, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=path,
+        __builtins__=builtins,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", path),
+        __spec__=None,
+        __cached__=None,
+        __package__=None,
+    )
+    _KEEP.append(sys.modules["__main__"])  # this bootstrap module stays alive for its functions
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
+
+
+_KEEP: list[Any] = []
+
+
 def run_target(config: dict[str, Any]) -> int:
     """Run the script or module as __main__, exactly as the interpreter would."""
     target: str = config["target"]
@@ -213,7 +239,7 @@ def run_target(config: dict[str, Any]) -> int:
         if config.get("module"):
             runpy.run_module(target, run_name="__main__", alter_sys=True)
         else:
-            runpy.run_path(target, run_name="__main__")
+            _run_script_as_main(os.path.abspath(target))
     except StopRun:
         status = "ok"
     except SystemExit as e:
