@@ -24,6 +24,10 @@ GPU = "gpu.parquet"
 CUDA_MEMORY = "cuda_memory.parquet"
 # written line by line while the child runs; converted to steps.parquet at the end
 STEPS_LIVE = "steps.jsonl"
+# multi-rank jobs: the rank's torch.distributed collective calls (name, start_ns, end_ns), each
+# written as it returns; converted to collectives.parquet at the end
+COLLECTIVES = "collectives.parquet"
+COLLECTIVES_LIVE = "collectives.jsonl"
 # what the child observed about the script's objects (autograd, training mode, call site)
 CHILD_INFO = "child.json"
 STDOUT_LOG = "stdout.log"
@@ -92,6 +96,14 @@ class RunPaths:
     @property
     def cuda_memory(self) -> Path:
         return self.metrics_dir / CUDA_MEMORY
+
+    @property
+    def collectives(self) -> Path:
+        return self.metrics_dir / COLLECTIVES
+
+    @property
+    def collectives_live(self) -> Path:
+        return self.metrics_dir / COLLECTIVES_LIVE
 
     @property
     def child_info(self) -> Path:

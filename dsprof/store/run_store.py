@@ -130,6 +130,8 @@ class RunData:
     host: pd.DataFrame | None = None
     gpu: pd.DataFrame | None = None
     cuda_memory: pd.DataFrame | None = None
+    # a rank of a multi-rank job: its torch.distributed calls (name, start_ns, end_ns, async_op)
+    collectives: pd.DataFrame | None = None
     child_info: dict[str, Any] = field(default_factory=dict)
     trace_files: list[Path] = field(default_factory=list)
     ranks: dict[int, RunData] = field(default_factory=dict)
@@ -169,6 +171,7 @@ def _load_paths(paths: RunPaths, manifest: RunManifest | None) -> RunData:
         host=_read_parquet(paths.host),
         gpu=_read_parquet(paths.gpu),
         cuda_memory=_read_parquet(paths.cuda_memory),
+        collectives=_read_parquet(paths.collectives),
         child_info=child_info,
         trace_files=paths.trace_files(),
     )
