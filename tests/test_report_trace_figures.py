@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import html
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -50,8 +51,8 @@ def test_top_level_ops_drop_nested_ops() -> None:
     ]
 
 
-def _kernel_ms_in_step_window(path: Path) -> float:
-    """Kernel time overlapping the host-side ProfilerStep span, read straight from the JSON."""
+def _kernels_in_step_window(path: Path) -> list[dict]:
+    """Kernels overlapping the host-side ProfilerStep span, read straight from the JSON."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         events = json.load(f)["traceEvents"]
     steps = [
@@ -62,7 +63,7 @@ def _kernel_ms_in_step_window(path: Path) -> float:
     lo = min(e["ts"] for e in steps)
     hi = max(e["ts"] + e["dur"] for e in steps)
     kernels = [e for e in events if e.get("cat") == "kernel"]
-    return sum(e["dur"] for e in kernels if e["ts"] < hi and e["ts"] + e["dur"] > lo) / 1e3
+    return [e for e in kernels if e["ts"] < hi and e["ts"] + e["dur"] > lo]
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +76,24 @@ def qwen_report(tmp_path_factory: pytest.TempPathFactory):
 def test_kernel_breakdown_on_a_real_h100_trace(qwen_report) -> None:
     figures = {s.key: s.figure for s in qwen_report.figures}
     assert {"ops", "kernels", "gpu_ops"} <= figures.keys()
-    expected_ms = _kernel_ms_in_step_window(QWEN)
+    kernels = _kernels_in_step_window(QWEN)
+    expected_ms = sum(e["dur"] for e in kernels) / 1e3
     # every kernel counted once, by name and by the operator that launched it
     assert sum(figures["gpu_ops"].data[0].x) == pytest.approx(expected_ms, rel=1e-6)
     bars = figures["kernels"].data[0]
     assert sum(bars.x) == pytest.approx(expected_ms, rel=1e-6)
     # the largest bar is at the top: the last category of a horizontal bar chart
     assert bars.x[-1] == max(bars.x[:-1]) or bars.y[0] == "(other)"
+    # the hover text of the top bar holds the full name of the kernel with the most time
+    per_name: dict[str, float] = {}
+    for e in kernels:
+        per_name[e["name"]] = per_name.get(e["name"], 0.0) + e["dur"]
+    top_name = max(per_name, key=per_name.__getitem__)
+    assert html.unescape(bars.customdata[-1].replace("<br>", "")) == top_name
     # template signatures are cut to 80 characters (before escaping for plotly)
-    assert all(len(html.unescape(label)) <= 80 for label in bars.y)
+    # (a shortened name shared by several kernels gets a number: each bar is one kernel)
+    assert all(len(re.sub(r" \(\d+\)$", "", html.unescape(label))) <= 80 for label in bars.y)
+    assert len(set(bars.y)) == len(bars.y)
     assert any("&lt;" in label for label in bars.y)
 
 

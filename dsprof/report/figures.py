@@ -28,6 +28,8 @@ TEMPLATE = "plotly_white"
 MAX_STEP_BARS = 500
 # op / kernel breakdowns show this many names; the rest is summed into "other"
 TOP_N = 15
+# hover text wraps long names (kernel template signatures) at this many characters a line
+HOVER_WIDTH = 100
 GIB = 2**30
 
 
@@ -337,8 +339,16 @@ def _top_n(frame: pd.DataFrame, name_col: str, value_col: str, n: int = TOP_N) -
     head = ordered.head(n)
     rest = ordered.iloc[n:][value_col].sum()
     if rest > 0:
-        head = pd.concat([head, pd.DataFrame({name_col: ["(other)"], value_col: [rest]})])
+        other = {name_col: ["(other)"], value_col: [rest]}
+        if "full" in frame:
+            other["full"] = [f"{len(ordered) - n} more names"]
+        head = pd.concat([head, pd.DataFrame(other)])
     return head
+
+
+def hover_text(name: str, width: int = HOVER_WIDTH) -> str:
+    """A long name (a kernel's template signature) escaped for plotly and wrapped with <br>."""
+    return "<br>".join(plot_text(name[i : i + width]) for i in range(0, len(name), width)) or ""
 
 
 def breakdown_figure(
@@ -349,15 +359,18 @@ def breakdown_figure(
 
     if frame is None or len(frame) == 0:
         return None
-    top = _top_n(frame[[name_col, value_col]], name_col, value_col)
+    columns = [name_col, value_col] + (["full"] if "full" in frame else [])
+    top = _top_n(frame[columns], name_col, value_col)
     top = top.iloc[::-1]  # largest at the top of a horizontal bar chart
+    full = top["full"] if "full" in top else top[name_col]
     fig = go.Figure(
         go.Bar(
             y=[plot_text(n) for n in top[name_col]],
             x=top[value_col].astype("float64") * unit_scale,
             orientation="h",
             name=plot_text(title),
-            hovertemplate="%{y}<br>%{x:.3f} ms<extra></extra>",
+            customdata=[hover_text(str(n)) for n in full],
+            hovertemplate="%{customdata}<br>%{x:.3f} ms<extra></extra>",
         )
     )
     fig.update_xaxes(title_text="total time (ms)")

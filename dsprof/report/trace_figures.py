@@ -31,11 +31,14 @@ def _label(name: str) -> str:
 
 
 def _totals(frame: pd.DataFrame, value: str = "dur_ns") -> pd.DataFrame:
-    """Total time per name, names shortened for labels (and merged when they then collide)."""
+    """Total time per name; `name` is shortened for labels (numbered when two shortened names
+    collide) and `full` keeps the whole name for the hover text."""
     totals = frame.groupby(frame["name"].astype(str), sort=True, observed=True)[value].sum()
-    out = totals.rename_axis("name").reset_index()
-    out["name"] = out["name"].map(_label)
-    return out.groupby("name", sort=True, as_index=False)[value].sum()
+    out = totals.rename_axis("full").reset_index()
+    short = out["full"].map(_label)
+    nth = short.groupby(short).cumcount()
+    out["name"] = short.where(nth == 0, short + " (" + (nth + 1).astype(str) + ")")
+    return out
 
 
 def top_level_ops(cpu_ops: pd.DataFrame) -> pd.DataFrame:
