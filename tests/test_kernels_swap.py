@@ -13,6 +13,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 from transformers.activations import ACT2FN
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
+from transformers.models.t5.modeling_t5 import T5LayerNorm
 
 from dsprof.kernels import (
     PATTERNS,
@@ -147,7 +148,12 @@ def test_rms_norms_are_swapped_only_when_they_compute_rms_norm() -> None:
     llama = LlamaRMSNorm(1000, eps=1e-5)
     nn.init.normal_(llama.weight, 1.0, 0.2)
     model = nn.ModuleDict(
-        {"llama": llama, "torch": nn.RMSNorm(1000), "offset": OffsetRMSNorm(1000)}
+        {
+            "llama": llama,
+            "torch": nn.RMSNorm(1000),
+            "t5": T5LayerNorm(1000),
+            "offset": OffsetRMSNorm(1000),
+        }
     )
     x = torch.randn(3, 5, 1000)
     with torch.no_grad():
@@ -156,7 +162,7 @@ def test_rms_norms_are_swapped_only_when_they_compute_rms_norm() -> None:
         swapped = swap_fused_modules(model)
         assert torch.equal(torch.get_rng_state(), rng), "probing must not consume the global RNG"
         after = {name: m(x) for name, m in model.items()}
-    assert swapped == ["rms-norm: llama", "rms-norm: torch"]
+    assert swapped == ["rms-norm: llama", "rms-norm: torch", "rms-norm: t5"]
     assert isinstance(model["llama"], FusedRMSNorm) and model["llama"].weight is llama.weight
     assert model["llama"].eps == 1e-5
     assert isinstance(model["offset"], OffsetRMSNorm)

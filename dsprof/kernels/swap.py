@@ -6,7 +6,8 @@ Patterns (the names `patterns` takes):
                     Hugging Face `*Intermediate` block (dense, then intermediate_act_fn).
     add-layernorm   the Hugging Face `*SelfOutput` / `*Output` block of post-norm encoders
                     (dense, dropout, LayerNorm over hidden_states + input_tensor).
-    rms-norm        torch.nn.RMSNorm and LLaMA-style `*RMSNorm` modules.
+    rms-norm        torch.nn.RMSNorm, LLaMA-style `*RMSNorm` modules (Mistral, Qwen2, ...) and
+                    T5LayerNorm (an RMSNorm by another name).
 
 The swap replaces what it can prove is the same function, not what merely has a matching name:
 a GELU-looking module is evaluated once on a grid of inputs and kept only if it matches exact or
@@ -190,7 +191,7 @@ def _as_fused_rms_norm(module: nn.Module, backend: str) -> FusedRMSNorm | None:
     weight = getattr(module, "weight", None)
     eps = getattr(module, "variance_epsilon", None)
     if not (
-        type(module).__name__.endswith("RMSNorm")
+        type(module).__name__.endswith(("RMSNorm", "T5LayerNorm"))
         and isinstance(weight, nn.Parameter)
         and weight.dim() == 1
         and isinstance(eps, float)
