@@ -74,6 +74,20 @@ def test_bert_swap_names_every_fused_block_and_keeps_outputs_and_state_dict() ->
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
 
 
+def test_swapped_bert_under_autocast_keeps_eager_dtypes() -> None:
+    # The fp16/bf16 recipes stack with this one through autocast: eager LayerNorm returns fp32
+    # there, and add_layernorm must too (BERT's residual stream is fp32 under autocast).
+    eager = tiny_bert()
+    fused = tiny_bert()
+    swap_fused_modules(fused)
+    ids = torch.randint(0, 120, (3, 17), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = eager(ids).last_hidden_state
+        got = fused(ids).last_hidden_state
+    assert got.dtype == want.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_swapping_twice_finds_nothing_new() -> None:
     model = tiny_bert()
     assert swap_fused_modules(model)
