@@ -21,8 +21,8 @@ def _two_steps(dur_us: float, **kw):
 
 @pytest.mark.parametrize(
     ("dur_us", "severity", "impact"),
-    [(3000, "high", 0.3391), (1500, "medium", 0.1696), (400, "low", 0.0452)],
-    ids=["share-0.6", "share-0.3", "share-0.08"],
+    [(3000, "high", 0.3391), (2600, "medium", 0.2939), (1500, "low", 0.1696), (400, "low", 0.0452)],
+    ids=["share-0.6", "share-0.52", "share-0.3-minority", "share-0.08"],
 )
 def test_impact_is_the_int8_saving_on_the_fp32_gemm_share(tmp_path, dur_us, severity, impact):
     run = make_run(tmp_path, events=_two_steps(dur_us))
