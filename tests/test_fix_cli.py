@@ -99,3 +99,40 @@ def test_apply_refuses_a_script_with_uncommitted_changes(tmp_path):
         out.returncode == 2 and "uncommitted git changes" in out.stderr and "--force" in out.stderr
     )
     assert not (tmp_path / ".dsprof").exists()  # refused before any run
+
+
+@pytest.mark.slow
+def test_the_dataloader_example_gets_the_dataloader_recipe(tmp_path):
+    example = Path(__file__).parent.parent / "examples" / "cnn_dataloader.py"
+    shutil.copy(example, tmp_path / "cnn_dataloader.py")
+    out = dsprof("fix", "--json", "cnn_dataloader.py", "--batches", "24", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = json.loads(out.stdout)
+    by = {c["recipe"]: c for c in doc["candidates"]}
+    assert by["dataloader"]["applies"] and "io-stall" in by["dataloader"]["findings"]
+    t = trial(doc, "dataloader")
+    assert t["drift"]["allclose"] is True
+    assert t["accepted"], t["reason"]
+
+
+@pytest.mark.slow
+def test_a_script_without_no_grad_gets_inference_mode(tmp_path):
+    doc = run_fix(
+        tmp_path,
+        "bert_encoder.py",
+        "--",
+        "--autograd",
+        "--steps",
+        "16",
+        "--layers",
+        "2",
+        "--seq",
+        "32",
+        "--threads",
+        "1",
+    )
+    by = {c["recipe"]: c for c in doc["candidates"]}
+    assert by["inference-mode"]["applies"], by["inference-mode"]["reason"]
+    assert "autograd-in-inference" in by["inference-mode"]["findings"]
+    t = trial(doc, "inference-mode")
+    assert t["status"] == "ok" and t["drift"]["allclose"] is True

@@ -167,6 +167,17 @@ def test_outputs_deterministic(tmp_path):
     assert V.outputs_deterministic(tmp_path / "none") is None
 
 
+def test_model_steps_are_timed_start_to_start_so_time_between_calls_counts():
+    table = _steps([10] * 8)
+    table["source"] = "module"
+    table["start_ns"] = table["start_ns"] + np.arange(8) * 40_000_000  # 40 ms waiting for data
+    d, _ = V.measured_durations(table, warmup=0)
+    assert len(d) == 7 and np.all(d == 50_000_000)
+    table["source"] = "marker"  # marker steps already span the whole iteration
+    d, _ = V.measured_durations(table, warmup=0)
+    assert len(d) == 8 and np.all(d == 10_000_000)
+
+
 def test_steps_of_other_top_level_modules_are_left_out():
     table = _steps([100] * 12)
     table["module"] = ["MinMaxObserver"] * 6 + ["BertModel"] * 6

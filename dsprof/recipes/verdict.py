@@ -1,6 +1,7 @@
 """Verdicts: is a trial faster than the baseline beyond the noise, and are its outputs still right?
 
-Speed: the ratio of step-time medians (baseline / trial) with a percentile-bootstrap 95 % interval,
+Speed: the ratio of step-time medians (baseline / trial; for steps detected as model calls, the
+time from one call's start to the next, so time spent between calls counts) with a percentile-bootstrap 95 % interval,
 resampling each run's measured steps independently. Warm-up steps and the leading compile steps
 are excluded first. Accepted only when the interval's lower end is at least 1 + MIN_GAIN; an
 interval reaching below that but not wholly below 1 is "no measurable change", never a win.
@@ -78,7 +79,13 @@ def measured_durations(
         return np.array([], dtype=np.int64), 0
     if module is not None and "module" in steps and (steps["module"] == module).any():
         steps = steps[steps["module"] == module]
-    durations = steps.sort_values("step")["duration_ns"].to_numpy(dtype=np.int64)
+    steps = steps.sort_values("step")
+    durations = steps["duration_ns"].to_numpy(dtype=np.int64)
+    if "source" in steps and len(steps) > 1 and (steps["source"] == "module").all():
+        # a module step is one model call; the iteration also holds what the loop does between
+        # calls (waiting for the DataLoader, pre/post-processing), which recipes such as
+        # dataloader change: time start to start (the last call has no successor and is dropped)
+        durations = np.diff(steps["start_ns"].to_numpy(dtype=np.int64))
     start = min(warmup, len(durations))
     rest = durations[start:]
     while len(rest) > MIN_STEPS and rest[0] > COMPILE_STEP_FACTOR * np.median(rest[1:]):

@@ -17,6 +17,7 @@ parser.add_argument("--layers", type=int, default=12)
 parser.add_argument("--seq", type=int, default=128)
 parser.add_argument("--batch", type=int, default=1)
 parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: torch's default)")
+parser.add_argument("--autograd", action="store_true", help="forget no_grad (autograd stays on)")
 args = parser.parse_args()
 if args.threads:
     torch.set_num_threads(args.threads)
@@ -26,7 +27,7 @@ model = BertModel(BertConfig(num_hidden_layers=args.layers))
 model = model.eval()
 input_ids = torch.randint(0, 30000, (args.batch, args.seq))
 times = []
-with torch.no_grad():
+with torch.set_grad_enabled(args.autograd):
     for _ in range(args.steps):
         t0 = time.perf_counter()
         out = model(input_ids=input_ids)
