@@ -42,6 +42,13 @@ class HostSampler:
         return procs
 
     def sample(self) -> list[dict[str, Any]]:
+        try:
+            # an exited child lingers as a zombie until reaped: it reads as RSS 0, CPU 0, which
+            # would be a fake drop to zero at the end of every run
+            if self.root.status() == psutil.STATUS_ZOMBIE:
+                return []
+        except psutil.Error:
+            return []
         now = time.time_ns()
         row: dict[str, Any] = {"ts_ns": now}
         cpu = rss = threads = count = 0
@@ -49,6 +56,8 @@ class HostSampler:
         io_ok = True
         for p in self._tree():
             try:
+                if p is not self.root and p.status() == psutil.STATUS_ZOMBIE:
+                    continue
                 with p.oneshot():
                     cpu += p.cpu_percent(None)
                     rss += p.memory_info().rss
