@@ -164,3 +164,59 @@ def test_a_rank_without_steps_is_left_out(tmp_path):
     assert rank_phases(job)["rank"].tolist() == [0, 1]
     # one rank without a trace: the others' phases are not compared against a guess
     assert list(rank_phases(job)["source"].unique()) == ["trace"]
+
+
+def _calls(n: int, own_ms: float, wait_ms: float, first_wait_ms: float = 0.0) -> pd.DataFrame:
+    """A rank's torch.distributed calls: own work, then a blocking all_reduce, n times."""
+    rows, t = [], BASE_NS
+    for i in range(n):
+        t += int(own_ms * MS)
+        wait = first_wait_ms if i == 0 else wait_ms
+        rows.append(
+            {"name": "all_reduce", "start_ns": t, "end_ns": t + int(wait * MS), "async_op": False}
+        )
+        t += int(wait * MS)
+    return pd.DataFrame(rows)
+
+
+def test_without_steps_the_ranks_collective_calls_compare(tmp_path):
+    # no nn.Module, so no steps and no trace: the timed all_reduce calls still tell; rank 0's
+    # first call waited 2 s for rank 1 to load, which must not count as its steady wait
+    ranks = []
+    for r, (own, wait, first) in enumerate([(2, 28, 2000), (28, 2, 0)]):
+        paths = RunPaths(tmp_path / "ranks" / str(r))
+        ranks.append(RunData(paths=paths, manifest=None, collectives=_calls(8, own, wait, first)))
+    job = _job(tmp_path, ranks)
+    df = rank_phases(job)
+    assert list(df["source"].unique()) == ["collectives"]
+    assert df["iteration_ns"].round(-3).tolist() == [30 * MS, 30 * MS]
+    [f] = StragglerAnalyzer().analyze(job)
+    assert _evidence(f, "slow_rank") == "rank 1" and _evidence(f, "phase") == "compute"
+    assert _evidence(f, "straggler_excess") == pytest.approx(26 / 30, abs=1e-3)
+    assert "per collective call" in f.title
+
+
+def test_collective_log_times_calls_and_restores_torch(tmp_path):
+    import torch
+    import torch.distributed as dist
+
+    from dsprof.runner.collectives import CollectiveLog
+
+    original = dist.all_reduce
+    log = CollectiveLog(tmp_path / "collectives.jsonl")
+    log.install()
+    assert dist.all_reduce is not original
+    store = dist.HashStore()
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        t = torch.ones(3)
+        dist.all_reduce(t)
+        dist.all_gather_object([None], {"a": 1})  # built on all_gather: one row, not two
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+        log.uninstall()
+    assert dist.all_reduce is original
+    rows = [json.loads(line) for line in (tmp_path / "collectives.jsonl").read_text().splitlines()]
+    assert [r["name"] for r in rows] == ["all_reduce", "all_gather_object", "barrier"]
+    assert all(r["end_ns"] >= r["start_ns"] and r["async_op"] is False for r in rows)

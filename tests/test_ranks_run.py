@@ -41,6 +41,24 @@ PLANTED = textwrap.dedent(
 )
 
 
+# no nn.Module, so no steps and no trace window: the ranks' timed torch.distributed calls tell
+PLANTED_NO_MODULE = textwrap.dedent(
+    """
+    import sys, time
+    import torch, torch.distributed as dist
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    x = torch.randn(64, 64)
+    for i in range(int(sys.argv[1])):
+        y = x @ x
+        if rank == 1:
+            time.sleep(0.03)
+        dist.all_reduce(y)
+    print(f"rank {rank} done", flush=True)
+    """
+)
+
+
 def dsprof(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dsprof", *args],
@@ -227,7 +245,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_nodes_write_one_shared_job_folder(tmp_path):
     """Two `dsprof run --nnodes 2` on this machine stand in for two nodes on a shared filesystem."""
-    (tmp_path / "planted.py").write_text(PLANTED)
+    (tmp_path / "planted.py").write_text(PLANTED_NO_MODULE)
     port = str(_free_port())
     common = [
         "run",
@@ -267,6 +285,10 @@ def test_two_nodes_write_one_shared_job_folder(tmp_path):
     findings = json.loads((job / "findings.json").read_text())["findings"]
     [f] = [f for f in findings if f["category"] == "straggler"]
     assert f["title"].startswith("rank 1 is the straggler")
+    assert {e["metric"]: e["source"] for e in f["evidence"]}["phase"] == "collectives"
+    for r in (0, 1):
+        calls = pd.read_parquet(job / "ranks" / str(r) / "metrics" / "collectives.parquet")
+        assert (calls["name"] == "all_reduce").sum() == 8
 
 
 @pytest.mark.parametrize(

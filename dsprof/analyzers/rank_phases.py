@@ -17,8 +17,11 @@ both on the epoch-ns clock):
     compute_ns     iteration - collective - data: the rank's own work
     own_ns         compute + data: the time the other ranks wait for, when this rank is last
 
-Without a trace of at least two traced steps on every rank (--no-trace, a short script), the
-phases are unknown (NaN) and own_ns falls back to the step time.
+Without a trace of at least two traced steps on every rank (--no-trace, a short script, a script
+without nn.Module calls, so without steps), the rank's own record of its torch.distributed calls
+(metrics/collectives.parquet) gives the same split per call: iteration = (start of the last call
+- start of the second) / calls in between, collective = the union of the synchronous calls in
+that window. Without either, own_ns is the median step time and the phases are unknown (NaN).
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
 
 PHASE_COLUMNS = ("compute_ns", "data_ns", "collective_ns")
+SOURCES = ("trace", "collectives", "steps")
+# what one unit of each source's times is
+PER = {"trace": "iteration", "collectives": "collective call", "steps": "step"}
+# a rank's first collective often waits out the other ranks' start-up (loading a model, warming
+# up): it is left out, as the warm-up step is
+SKIP_FIRST_CALLS = 1
 COLUMNS = ("rank", "step_ns", "iteration_ns", *PHASE_COLUMNS, "own_ns", "steps", "source")
 
 
@@ -80,40 +89,74 @@ def _traced_phases(steps: pd.DataFrame, tf: TraceFrames) -> dict[str, float] | N
     }
 
 
-def rank_phases(run: RunData) -> pd.DataFrame:
-    """One row per rank with steps (columns: COLUMNS; times in ns); empty without ranks.
+def _call_phases(calls: pd.DataFrame | None) -> dict[str, float] | None:
+    """Per-call phases from collectives.parquet, or None with too few calls."""
+    if calls is None or len(calls) < SKIP_FIRST_CALLS + 2:
+        return None
+    calls = calls.sort_values("start_ns")
+    starts = calls["start_ns"].to_numpy(np.int64)
+    lo, hi = int(starts[SKIP_FIRST_CALLS]), int(starts[-1])
+    n = len(calls) - SKIP_FIRST_CALLS - 1
+    sync = calls[~calls["async_op"].astype(bool)] if "async_op" in calls else calls
+    coll = busy_ns(sync["start_ns"].to_numpy(), sync["end_ns"].to_numpy(), lo, hi) / n
+    iteration = (hi - lo) / n
+    own = max(iteration - coll, 0.0)
+    return {
+        "iteration_ns": iteration,
+        "collective_ns": coll,
+        "data_ns": np.nan,
+        "compute_ns": own,
+        "own_ns": own,
+    }
 
-    `source` says what own_ns was measured from: "trace" (per iteration, phases known) or
-    "steps" (step times only), the same for every rank so that they compare.
-    """
-    opt = run.manifest.options.get("warmup_steps", 1) if run.manifest else 1
-    warmup = opt if isinstance(opt, int) else 1
-    rows = []
-    for r, sub in sorted(run.ranks.items()):
-        if sub.steps is None or not len(sub.steps):
-            continue
-        steady = _steady(sub.steps, warmup)
-        traced = None
+
+def _measures(sub: RunData, warmup: int) -> tuple[float, int, dict[str, dict[str, float] | None]]:
+    """(median steady step ns or NaN, steps, {source: phases or None}) for one rank."""
+    has_steps = sub.steps is not None and len(sub.steps) > 0
+    step_ns = np.nan
+    traced = None
+    if has_steps:
+        assert sub.steps is not None
+        step_ns = float(_steady(sub.steps, warmup)["duration_ns"].median())
         if sub.trace_files:
             try:
                 traced = _traced_phases(sub.steps, sub.traces[0])
-            except DsprofError:  # a trace cut short by a killed rank: step times still compare
+            except DsprofError:  # a trace cut short by a killed rank: other measures compare
                 traced = None
-        rows.append(
-            {
-                "rank": r,
-                "step_ns": float(steady["duration_ns"].median()),
-                "steps": len(sub.steps),
-                **(traced or {}),
-            }
-        )
+    return (
+        step_ns,
+        len(sub.steps) if has_steps and sub.steps is not None else 0,
+        {
+            "trace": traced,
+            "collectives": _call_phases(sub.collectives),
+            "steps": {"own_ns": step_ns} if has_steps else None,
+        },
+    )
+
+
+def rank_phases(run: RunData) -> pd.DataFrame:
+    """One row per rank (columns: COLUMNS; times in ns); empty without ranks.
+
+    `source` says what own_ns was measured from, the same for every rank so that they compare:
+    "trace" (per iteration of the traced steps), "collectives" (per torch.distributed call,
+    from collectives.parquet: no trace or no steps needed), or "steps" (step times only). The
+    first one every rank has is used; when none is, the one most ranks have, without the others.
+    """
+    opt = run.manifest.options.get("warmup_steps", 1) if run.manifest else 1
+    warmup = opt if isinstance(opt, int) else 1
+    measured = {r: _measures(sub, warmup) for r, sub in sorted(run.ranks.items())}
+    measured = {r: m for r, m in measured.items() if any(v is not None for v in m[2].values())}
+    counts = {s: sum(m[2][s] is not None for m in measured.values()) for s in SOURCES}
+    source = max(SOURCES, key=lambda s: (counts[s], -SOURCES.index(s)))
+    rows = []
+    for r, (step_ns, n_steps, by_source) in measured.items():
+        phases = by_source[source]
+        if phases is None:
+            continue
+        blank = {c: np.nan for c in ("iteration_ns", *PHASE_COLUMNS)}
+        rows.append({"rank": r, "step_ns": step_ns, "steps": n_steps, **blank, **phases})
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "source"])
-    with_trace = bool(len(df)) and df["iteration_ns"].notna().all()
-    if not with_trace:
-        for c in ("iteration_ns", *PHASE_COLUMNS):
-            df[c] = np.nan
-        df["own_ns"] = df["step_ns"]
-    df["source"] = "trace" if with_trace else "steps"
+    df["source"] = source
     return df.reset_index(drop=True)
 
 
@@ -127,21 +170,67 @@ def _per_rank(df: pd.DataFrame, column: str) -> str:
     )
 
 
+def _phase_evidence(
+    df: pd.DataFrame, slow: pd.Series, others: pd.DataFrame
+) -> tuple[str, list[Evidence]]:
+    """The phase where the slow rank exceeds the others most, and every rank's phase times."""
+    source = str(df["source"].iloc[0])
+    w = {
+        "trace": "per iteration over the traced steps",
+        "collectives": "per torch.distributed call (collectives.parquet)",
+    }[source]
+    deltas = {
+        c: float(slow[c] - others[c].median()) for c in PHASE_COLUMNS if not np.isnan(slow[c])
+    }
+    phase = PHASE_NAMES[max(deltas, key=lambda c: deltas[c])]
+    evidence = [
+        Evidence(metric="phase", value=phase, source=source),
+        *(
+            Evidence(
+                metric=f"{PHASE_NAMES[c].split()[0]}_delta_ms", value=ms(d), unit="ms", window=w
+            )
+            for c, d in deltas.items()
+        ),
+        Evidence(
+            metric="per_rank_iteration_ms", value=_per_rank(df, "iteration_ns"), unit="ms", window=w
+        ),
+        Evidence(
+            metric="per_rank_collective_ms",
+            value=_per_rank(df, "collective_ns"),
+            unit="ms",
+            window=w,
+            source=source,
+        ),
+    ]
+    if source == "trace":
+        evidence.append(
+            Evidence(
+                metric="per_rank_data_ms",
+                value=_per_rank(df, "data_ns"),
+                unit="ms",
+                window=w,
+                source="trace",
+            )
+        )
+    return phase, evidence
+
+
 def straggler_findings(run: RunData, medium: float, high: float) -> list[Finding]:
     """The straggler of a dsprof multi-rank job: the rank with the most time of its own.
 
     excess = (own of the slowest rank - median own of the others) / the slowest rank's
-    iteration (its step without a trace): the share of every iteration the other ranks wait.
-    The phase is the one (compute, data loading, collectives) where the slow rank exceeds the
-    median of the others the most. `medium` / `high` are the straggler analyzer's thresholds.
+    iteration (its step with step times only): the share of every iteration the other ranks
+    wait. The phase is the one (compute, data loading, collectives) where the slow rank exceeds
+    the median of the others the most. `medium` / `high` are the straggler analyzer's thresholds.
     """
     df = rank_phases(run)
     if len(df) < 2:
         return []
+    source = str(df["source"].iloc[0])
     slow_i = int(df["own_ns"].to_numpy().argmax())
     slow = df.iloc[slow_i]
     others = df.drop(index=slow_i)
-    base = slow["iteration_ns"] if df["source"].iloc[0] == "trace" else slow["step_ns"]
+    base = slow["step_ns"] if source == "steps" else slow["iteration_ns"]
     lag = float(slow["own_ns"] - others["own_ns"].median())
     excess = lag / max(float(base), 1.0)
     severity = severity_for(excess, medium, high)
@@ -151,7 +240,7 @@ def straggler_findings(run: RunData, medium: float, high: float) -> list[Finding
     own_mean = float(df["own_ns"].mean())
     evidence = [
         Evidence(metric="slow_rank", value=f"rank {rank}", source=f"ranks/{rank}/"),
-        Evidence(metric="slow_rank_own_ms", value=ms(slow["own_ns"]), unit="ms"),
+        Evidence(metric="slow_rank_own_ms", value=ms(slow["own_ns"]), unit="ms", source=source),
         Evidence(metric="median_other_own_ms", value=ms(others["own_ns"].median()), unit="ms"),
         Evidence(
             metric="straggler_excess", value=round(excess, 4), unit="fraction", threshold=medium
@@ -162,66 +251,38 @@ def straggler_findings(run: RunData, medium: float, high: float) -> list[Finding
             unit="fraction",
             window="max / mean own time over ranks - 1",
         ),
-        Evidence(
-            metric="per_rank_step_ms",
-            value=_per_rank(df, "step_ns"),
-            unit="ms",
-            source="ranks/<r>/metrics/steps.parquet",
-        ),
         Evidence(metric="ranks", value=len(df), unit="count"),
     ]
-    phase = "unknown (no trace on every rank: compute, data and collectives not split)"
-    if df["source"].iloc[0] == "trace":
-        deltas = {c: float(slow[c] - others[c].median()) for c in PHASE_COLUMNS}
-        phase = PHASE_NAMES[max(deltas, key=lambda c: deltas[c])]
-        w = "per iteration over the traced steps"
-        evidence += [
-            Evidence(metric="phase", value=phase),
-            *(
-                Evidence(
-                    metric=f"{PHASE_NAMES[c].split()[0]}_delta_ms", value=ms(d), unit="ms", window=w
-                )
-                for c, d in deltas.items()
-            ),
+    if df["step_ns"].notna().all():
+        evidence.append(
             Evidence(
-                metric="per_rank_iteration_ms",
-                value=_per_rank(df, "iteration_ns"),
+                metric="per_rank_step_ms",
+                value=_per_rank(df, "step_ns"),
                 unit="ms",
-                window=w,
-                source="steps.parquet + trace",
-            ),
-            Evidence(
-                metric="per_rank_collective_ms",
-                value=_per_rank(df, "collective_ns"),
-                unit="ms",
-                window=w,
-                source="trace",
-            ),
-            Evidence(
-                metric="per_rank_data_ms",
-                value=_per_rank(df, "data_ns"),
-                unit="ms",
-                window=w,
-                source="trace",
-            ),
-        ]
+                source="ranks/<r>/metrics/steps.parquet",
+            )
+        )
+    if source == "steps":
+        phase = "unknown (step times only: compute, data and collectives not split)"
+        detail = "Every collective waits for the slowest rank; balance its work or data."
+    else:
+        phase, more = _phase_evidence(df, slow, others)
+        evidence += more
         detail = (
             f"The other ranks wait for rank {rank} in collectives: "
-            f"{ms(others['collective_ns'].median())} ms per iteration against "
+            f"{ms(others['collective_ns'].median())} ms per {PER[source]} against "
             f"{ms(slow['collective_ns'])} ms on rank {rank}. Balance its work or data, or fix "
             "its host or device."
         )
-    else:
-        detail = "Every collective waits for the slowest rank; balance its work or data."
+    per = PER[source]
     return [
         Finding(
             category="straggler",
             severity=severity,
             title=(
                 f"rank {rank} is the straggler: {ms(slow['own_ns'])} ms of its own work per "
-                f"{'iteration' if df['source'].iloc[0] == 'trace' else 'step'} against "
-                f"{ms(others['own_ns'].median())} ms on the other {len(others)} rank(s) "
-                f"(+{ms(lag)} ms, {excess:.0%} of each iteration), in {phase}"
+                f"{per} against {ms(others['own_ns'].median())} ms on the other "
+                f"{len(others)} rank(s) (+{ms(lag)} ms, {excess:.0%} of each {per}), in {phase}"
             ),
             impact=clamp01(excess),
             evidence=evidence,

@@ -9,10 +9,11 @@ Signal: per rank (one trace per rank, from distributedInfo.rank or file order; o
     more compute and less collective wait than the others.
     For a dsprof multi-rank job (RunData.ranks), dsprof.analyzers.rank_phases measures instead:
     per rank, the time of its own per iteration (iteration minus collectives, from steps.parquet
-    and the rank's trace; its step time without a trace), since ranks that meet in a collective
-    every iteration all take the slowest one's time; the straggler is the rank with the most
-    own time, excess = (its own - median own of the others) / its iteration, and the phase
-    (compute, data loading, collectives) where it exceeds the others is named.
+    and the rank's trace; else from its timed torch.distributed calls; else its step time),
+    since ranks that meet in a collective every iteration all take the slowest one's time. The
+    straggler is the rank with the most own time, excess = (its own - median own of the others)
+    / its iteration, and the phase (compute, data loading, collectives) where it exceeds the
+    others is named.
 Thresholds: STRAGGLER_MEDIUM 10 % and STRAGGLER_HIGH 25 % excess. Ranks of one job running the
     same program differ by a few percent from noise; a 10 % gap is a systematic difference
     (data skew, a slower GPU, a noisy host).

@@ -130,6 +130,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise RankStopped("stopped by torchrun (SIGTERM)")
 
 
+_COLLECTIVE_LOGS: list[Any] = []  # the rank child's record of its torch.distributed calls
+
+
 def resolve_rank_config(config: dict[str, Any]) -> dict[str, Any]:
     """In a rank's child: point run_dir at ranks/<RANK>/ of the job folder (no-op for one run)."""
     if JOB_DIR_KEY not in config:
@@ -138,6 +141,9 @@ def resolve_rank_config(config: dict[str, Any]) -> dict[str, Any]:
     paths = RunPaths(Path(config[JOB_DIR_KEY])).rank(rank)
     paths.make_dirs()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    from dsprof.runner import collectives
+
+    _COLLECTIVE_LOGS.append(collectives.install(paths.collectives_live))
     return {**config, "run_dir": str(paths.root)}
 
 
@@ -293,6 +299,8 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
                 gpu_rows_for(samplers["nvml"].rows, r - opts.local_ranks[0])
             )
         code = exit_codes.get(r, proc.returncode if proc.returncode > 0 else 1)
+        calls = finalize._jsonl_rows(job.rank(r).collectives_live)
+        finalize._write_parquet(calls, job.rank(r).collectives, ("start_ns", "end_ns"))
         finalize.finish_run(
             job.rank(r),
             manifest,
