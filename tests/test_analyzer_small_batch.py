@@ -106,3 +106,15 @@ def test_real_run_batch_64_is_clean():
 
 def test_real_gpu_trace_never_fires():
     assert SmallBatchAnalyzer().analyze(gpu_trace_run()) == []
+
+
+def test_capped_at_low_under_an_exact_fault(tmp_path):
+    # grad mode on in every call with a graph recorded: autograd-in-inference is fixed first
+    steps = steps_frame([4.0] * 3, gap_ms=1.0, autograd=True)
+    events = _events()
+    for i, e in enumerate(e for e in events if e["cat"] == "cpu_op"):
+        e["args"]["Sequence number"] = i  # each op created a node
+    run = make_run(tmp_path, events=events, steps=steps, child_info={"steps_seen": 3})
+    (f,) = SmallBatchAnalyzer().analyze(run)
+    assert (f.severity, f.impact) == ("low", 0.6)
+    assert "autograd-in-inference" in f.title

@@ -103,6 +103,31 @@ def usable_cpus(run: RunData) -> tuple[float | None, str]:
     return None, ""
 
 
+def exact_faults(run: RunData) -> list[str]:
+    """Categories with exact fixes (autograd-in-inference, train-mode-in-inference, cpu-threads)
+    that fire at medium or high on this run.
+
+    cpu-fp32-linear and small-batch cap themselves at low while any does: their numbers are
+    measured under a fault an exact recipe removes, and approximate or serving recipes are
+    judged after the exact ones (DESIGN.md, Recipe risk classes).
+    """
+    # imported here: those modules import this one
+    from dsprof.analyzers.autograd_in_inference import AutogradInInferenceAnalyzer
+    from dsprof.analyzers.base import has_artifacts
+    from dsprof.analyzers.cpu_threads import CpuThreadsAnalyzer
+    from dsprof.analyzers.train_mode_in_inference import TrainModeInInferenceAnalyzer
+
+    found = []
+    for analyzer in (
+        AutogradInInferenceAnalyzer(),
+        TrainModeInInferenceAnalyzer(),
+        CpuThreadsAnalyzer(),
+    ):
+        if has_artifacts(run, analyzer.requires):
+            found += [f.category for f in analyzer.analyze(run) if f.severity != "low"]
+    return found
+
+
 def outermost(ops: pd.DataFrame) -> pd.DataFrame:
     """Rows not nested inside an earlier row of the same frame on the same thread.
 

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, ClassVar
 import pandas as pd
 
 from dsprof.analyzers import cpu_facts
-from dsprof.analyzers.base import has_artifacts
 from dsprof.analyzers.cpu_facts import FP32_TYPE, SMALL_BATCH_ROWS, severity_for
 from dsprof.core.findings import Evidence, Finding
 
@@ -102,7 +101,7 @@ class CpuFp32LinearAnalyzer:
             return []
         if share < MEDIUM_SHARE:
             severity = "low"
-        confounders = _confounders(run)
+        confounders = cpu_facts.exact_faults(run)
         if confounders and severity != "low":
             severity = "low"
         label = cpu_facts.window_label(traces)
@@ -182,20 +181,3 @@ def _params_fp32(run: RunData) -> bool:
     """True when child.json says the root modules hold float32 parameters."""
     dtypes = {d for m in run.child_info.get("root_modules", []) for d in m.get("param_dtypes", [])}
     return bool(dtypes & {"torch.float32", "float32"})
-
-
-def _confounders(run: RunData) -> list[str]:
-    """Categories with exact fixes that fire at medium or high on the same run."""
-    from dsprof.analyzers.autograd_in_inference import AutogradInInferenceAnalyzer
-    from dsprof.analyzers.cpu_threads import CpuThreadsAnalyzer
-    from dsprof.analyzers.train_mode_in_inference import TrainModeInInferenceAnalyzer
-
-    found = []
-    for analyzer in (
-        AutogradInInferenceAnalyzer(),
-        TrainModeInInferenceAnalyzer(),
-        CpuThreadsAnalyzer(),
-    ):
-        if has_artifacts(run, analyzer.requires):
-            found += [f.category for f in analyzer.analyze(run) if f.severity != "low"]
-    return found

@@ -24,7 +24,9 @@ Thresholds
     impact = model-step share of the window * (1 - 1 / BATCHING_ROW_GAIN): every fixed per-call
     cost of the model call is shared by the batch. Severity on the CPU scale (IMPACT_MEDIUM 0.10,
     IMPACT_HIGH 0.30). MIN_STEPS = 2: one call cannot be batched. A recorded root-input batch of
-    SMALL_BATCH_ROWS or more rules the finding out.
+    SMALL_BATCH_ROWS or more rules the finding out. Capped at low, naming the fault, while an
+    exact fault (autograd-in-inference, train-mode-in-inference, cpu-threads) fires at medium or
+    high: batching is judged after the exact recipes (cpu_facts.exact_faults).
 Evidence
     starved GEMM share, their median rows, achieved GFLOP/s (and the run's larger GEMMs' when it
     has any), model-step share, steps, the input batch, the estimated saving.
@@ -91,6 +93,9 @@ class SmallBatchAnalyzer:
         severity = cpu_facts.severity_for(impact)
         if severity is None:
             return []
+        faults = cpu_facts.exact_faults(run)
+        if faults:
+            severity = "low"
         label = cpu_facts.window_label(traces)
         rows = int(starved["rows"].median())
         evidence = [
@@ -134,6 +139,12 @@ class SmallBatchAnalyzer:
             f"the model runs on {rows} row{'s' if rows > 1 else ''} per call over {n_steps} calls"
             f" ({model_share:.0%} of the time); batching requests could save ~{impact:.0%}"
         )
+        detail = ""
+        if faults:
+            title += f" (measured with {', '.join(faults)}: fix that first)"
+            detail = (
+                "Capped at low: the run has faults the exact recipes remove; re-measure after them."
+            )
         return [
             Finding(
                 category="small-batch",
@@ -144,6 +155,7 @@ class SmallBatchAnalyzer:
                 evidence=evidence,
                 recipes=list(RECIPES),
                 analyzer=self.name,
+                detail=detail,
             )
         ]
 
