@@ -108,8 +108,8 @@ def resolve_backend(backend: str, x: torch.Tensor, *others: torch.Tensor | None)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     if x.device.type != "cuda" or unsupported or needs_grad:
         return "torch"
-    if not _triton_installed() or ("triton" in sys.modules and interpreting()):
-        return "torch"
+    if not _triton_installed() or _interpreter_chosen():
+        return "torch"  # "auto" is the fast path; the interpreter is not
     return "triton"
 
 
@@ -216,6 +216,13 @@ def interpreting() -> bool:
 
     # tl.sum is decorated when triton is imported, so its type records the mode chosen then.
     return isinstance(triton.language.sum, InterpretedFunction)
+
+
+def _interpreter_chosen() -> bool:
+    # Without importing triton when the environment already answers.
+    if "triton" in sys.modules:
+        return interpreting()
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on")
 
 
 def _import_triton_interpreting() -> None:
