@@ -1,8 +1,9 @@
 """Choosing a backend and launching the Triton kernels: compiled on CUDA, interpreted on the CPU.
 
 Backends, as every kernel function takes them:
-    "auto"    Triton for CUDA tensors when triton is installed and no gradient is needed
-              (the kernels have no backward); the torch reference everywhere else.
+    "auto"    Triton for CUDA tensors when triton is installed, no gradient is needed (the
+              kernels have no backward) and the process does not interpret; the torch
+              reference everywhere else.
     "triton"  always the Triton kernel. CUDA tensors run it compiled; CPU tensors run it under
               Triton's interpreter (what TRITON_INTERPRET=1 selects), slow but exact enough to
               test numerics on a machine without a GPU. Gradients are not tracked.
