@@ -43,7 +43,10 @@ class FusedLayerNormGELU(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, approximate={self.approximate!r}, backend={self.backend!r}"
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, approximate={self.approximate!r}, "
+            f"backend={self.backend!r}"
+        )
 
 
 class FusedLinearGELU(nn.Module):
