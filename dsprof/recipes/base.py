@@ -70,6 +70,10 @@ class Recipe:
             return False, f"needs a CUDA GPU; this run used none ({cpu_reason(run)})"
         return True, "applies"
 
+    def options(self, run: RunData) -> dict[str, Any]:
+        """Options for the trial derived from the baseline run (user options override them)."""
+        return {}
+
     def env(self, options: dict[str, Any]) -> dict[str, str]:
         """Environment variables for the trial child, set before torch loads."""
         return {}

@@ -189,7 +189,10 @@ class FixRunner:
         assert self.baseline is not None and self.reference is not None and self.session
         label = "+".join(names)
         d = trial_dir(self.baseline, label)
-        options = {n: dict(self.opts.recipe_options.get(n, {})) for n in names}
+        options = {
+            n: {**get_recipe(n).options(self.baseline), **self.opts.recipe_options.get(n, {})}
+            for n in names
+        }
         if "batching" in names:
             options["batching"]["out"] = str(d / RESULT_FILE)
         env: dict[str, str] = {}

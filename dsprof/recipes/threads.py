@@ -1,11 +1,12 @@
 """threads: use as many intra-op threads as the process has usable cores (no more).
 
 Addresses: cpu-threads (intra-op threads below the usable cores, or oversubscribed).
-Change: `torch.set_num_threads(N)` before the script runs, N = the usable cores (CPU affinity);
+Change: `torch.set_num_threads(N)` before the script runs, N = the usable cores (CPU affinity,
+    cgroup quota) less the cores other processes kept busy during the baseline (host.parquet);
     written as `torch.set_num_threads(N)` at the top after the imports.
 Risks: exact up to reduction order (outputs are compared with fp32 allclose). Too many threads
-    on a shared machine oversubscribe it; N is this machine's, so the applied value may not suit
-    another one.
+    on a shared machine oversubscribe it; N is this machine's at the time of the baseline, so the
+    applied value may not suit another machine or another load.
 Verification: outputs allclose to the baseline's; the speedup is measured.
 """
 
@@ -16,12 +17,34 @@ from typing import Any
 
 from dsprof.recipes.base import CodeChange, Recipe, Undo, finding_categories
 
+# other processes using at least half a core count against the cores torch may use: a thread
+# waiting at an OpenMP barrier for a descheduled sibling stalls the whole op (measured here:
+# BERT 4 layers 73 ms with 1 thread, 310-920 ms with 2 while other jobs loaded the 2 cores)
+OTHERS_BUSY_MIN = 0.5
+
 
 def usable_cpus() -> int:
     """Cores this process may run on (affinity), not the machine's count."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def busy_cores_of_others(run: Any) -> float | None:
+    """Cores other processes kept busy during the run (host.parquet), or None when not sampled."""
+    host = getattr(run, "host", None)
+    if host is None or len(host) == 0 or not {"sys_cpu_pct", "proc_cpu_pct"} <= set(host):
+        return None
+    logical = (
+        run.manifest.environment.cpu_count_logical
+        if run.manifest and run.manifest.environment
+        else None
+    )
+    if not logical:
+        return None
+    total = float(host["sys_cpu_pct"].median()) / 100.0 * logical
+    ours = float(host["proc_cpu_pct"].median()) / 100.0
+    return max(0.0, total - ours)
 
 
 class ThreadsRecipe(Recipe):
@@ -33,19 +56,29 @@ class ThreadsRecipe(Recipe):
     order = 0
 
     def target(self, run: Any) -> int:
+        """Usable cores, less those other processes kept busy (at least one)."""
         usable = run.child_info.get("usable_cpus") if run is not None else None
-        return max(1, int(usable)) if usable else usable_cpus()
+        cores = max(1, int(usable)) if usable else usable_cpus()
+        others = busy_cores_of_others(run) if run is not None else None
+        if others is not None and others >= OTHERS_BUSY_MIN:
+            cores = max(1, min(cores, round(cores - others)))
+        return cores
+
+    def options(self, run: Any) -> dict[str, Any]:
+        return {"num_threads": self.target(run)}
 
     def applicable(self, run: Any) -> tuple[bool, str]:
         threads = run.child_info.get("torch_num_threads")
         target = self.target(run)
+        others = busy_cores_of_others(run)
+        load = f" (other processes kept {others:.1f} cores busy)" if others else ""
         if "cpu-threads" in finding_categories(run):
-            return True, f"cpu-threads finding; {threads} intra-op threads, {target} usable cores"
+            return True, f"cpu-threads finding; {threads} intra-op threads, target {target}{load}"
         if threads is None:
             return False, "the run did not record torch's thread count"
         if threads == target:
-            return False, f"already {threads} intra-op threads for {target} usable cores"
-        return True, f"{threads} intra-op threads for {target} usable cores"
+            return False, f"already {threads} intra-op threads for {target} free usable cores{load}"
+        return True, f"{threads} intra-op threads for {target} free usable cores{load}"
 
     def install(self, tracker: Any, options: dict[str, Any], status: dict[str, Any]) -> Undo:
         import torch
