@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from cpu_synthetic import gpu_trace_run, kernel, linear, make_run, profiler_steps, steps_frame
+from cpu_synthetic import (
+    gpu_trace_run,
+    host_frame,
+    kernel,
+    linear,
+    make_run,
+    profiler_steps,
+    steps_frame,
+)
 from planted_runs import planted_run
 
 from dsprof.analyzers.small_batch import SmallBatchAnalyzer
@@ -57,6 +65,19 @@ def test_impact_is_the_batching_gain_on_the_model_share(
 def test_not_batch_starved(tmp_path, events):
     run = make_run(tmp_path, events=events, steps=steps_frame([4.0] * 2))
     assert SmallBatchAnalyzer().analyze(run) == []
+
+
+def test_cpu_use_is_evidence(tmp_path):
+    host = host_frame(0.02, cpu_pct=60.0, hz=1000)
+    run = make_run(
+        tmp_path,
+        events=_events(),
+        steps=steps_frame([4.0] * 3, gap_ms=1.0),
+        host=host,
+        child_info={"usable_cpus": 2, "torch_num_threads": 2},
+    )
+    (f,) = SmallBatchAnalyzer().analyze(run)
+    assert {e.metric: e.value for e in f.evidence}["cpu_utilisation"] == 30.0
 
 
 def test_recorded_input_batch_decides(tmp_path):

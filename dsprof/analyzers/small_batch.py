@@ -29,7 +29,9 @@ Thresholds
     high: batching is judged after the exact recipes (cpu_facts.exact_faults).
 Evidence
     starved GEMM share, their median rows, achieved GFLOP/s (and the run's larger GEMMs' when it
-    has any), model-step share, steps, the input batch, the estimated saving.
+    has any), model-step share, steps, the input batch, the estimated saving, and the process's
+    CPU use against the usable cores (host.parquet, evidence only: OpenMP threads spin while they
+    wait, so CPU use overstates useful work).
 False positives
     Transformers at batch 1 over a sequence run GEMMs with seq-len rows (not starved): no
     finding, and rightly, since batching gains little on a CPU there. Latency-bound services may
@@ -135,6 +137,7 @@ class SmallBatchAnalyzer:
                 Evidence(metric="input_batch", value=batch, source="child.json root_inputs")
             )
         evidence += _efficiency(starved, calls[calls["rows"] >= SMALL_BATCH_ROWS], label)
+        evidence += _utilisation(run)
         title = (
             f"the model runs on {rows} row{'s' if rows > 1 else ''} per call over {n_steps} calls"
             f" ({model_share:.0%} of the time); batching requests could save ~{impact:.0%}"
@@ -174,6 +177,28 @@ def _model_share(steps: pd.DataFrame, window_ns: int, starved_ns: int) -> tuple[
             share = float(ordered["duration_ns"].median()) / interval
             return min(share, 1.0), "steps.parquet median call / median interval"
     return min(starved_ns / window_ns, 1.0), "trace cpu_ops (starved GEMMs only)"
+
+
+def _utilisation(run: RunData) -> list[Evidence]:
+    """The process tree's CPU use over the model steps, against the cores it could use."""
+    host, steps = run.host, cpu_facts.model_steps(run)
+    if host is None or "proc_cpu_pct" not in host or len(steps) == 0:
+        return []
+    inside = host[
+        (host["ts_ns"] >= steps["start_ns"].min()) & (host["ts_ns"] <= steps["end_ns"].max())
+    ]
+    usable, _ = cpu_facts.usable_cpus(run)
+    if len(inside) == 0 or usable is None:
+        return []
+    used = float(inside["proc_cpu_pct"].mean()) / usable
+    return [
+        Evidence(
+            metric="cpu_utilisation",
+            value=round(used, 1),
+            unit="% of usable cores",
+            source="host.parquet proc_cpu_pct",
+        )
+    ]
 
 
 def _input_batch(run: RunData) -> int | None:
