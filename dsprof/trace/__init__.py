@@ -15,7 +15,8 @@ in very old traces). `end_ns = ts_ns + dur_ns`. Strings (`name`, `cat`, `input_d
 Tables are sorted by ts_ns.
 
 Tables (attributes of TraceFrames):
-    cpu       host spans. name, cat ("cpu_op" | "user_annotation" | "python_function"), ts_ns,
+    cpu       host spans. name, cat ("cpu_op" | "user_annotation", and "python_function" only
+              with load_trace(path, keep_python_functions=True)), ts_ns,
               dur_ns, end_ns, pid, tid, external_id, seq, input_dims, input_types, concrete_inputs
               (seq: autograd's "Sequence number", -1 when absent: present only on ops autograd
               recorded. input_dims / input_types / concrete_inputs: JSON text of the "Input Dims"

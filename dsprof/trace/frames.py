@@ -275,14 +275,18 @@ def _match_per_unique(names: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
     return pd.Series(np.where(codes >= 0, hits[np.maximum(codes, 0)], False), index=names.index)
 
 
-def load_trace(path: str | Path, *, chunk_bytes: int = CHUNK_BYTES) -> TraceFrames:
+def load_trace(
+    path: str | Path, *, chunk_bytes: int = CHUNK_BYTES, keep_python_functions: bool = False
+) -> TraceFrames:
     """Parse a Kineto trace (.json or .json.gz, 2021 or current schema) into TraceFrames.
 
+    python_function events (with_stack) are skipped unless keep_python_functions is True: no
+    analyzer reads them and they are often half of the trace.
     Raises TraceError naming the file for a truncated gzip, invalid JSON, a file without
     traceEvents, or a trace with no CPU/GPU events.
     """
     path = Path(path)
-    reader = TraceReader(path, chunk_bytes=chunk_bytes)
+    reader = TraceReader(path, chunk_bytes=chunk_bytes, keep_python_functions=keep_python_functions)
     builder = ColumnBuilder()
     for chunk in reader.chunks():
         builder.add(chunk)
@@ -290,7 +294,7 @@ def load_trace(path: str | Path, *, chunk_bytes: int = CHUNK_BYTES) -> TraceFram
     base = meta.get("baseTimeNanoseconds")
     frames = builder.frames(int(base) if isinstance(base, int) else 0)
     if not any(len(df) for df in frames.values()):
-        what = "no events" if builder.events_seen == 0 else "no CPU or GPU events"
+        what = "no events" if reader.events_total == 0 else "no CPU or GPU events"
         raise TraceError(f"the trace has {what} in traceEvents", path=path)
     return TraceFrames(
         path=path, metadata=meta, uncompressed_bytes=reader.uncompressed_bytes, **frames

@@ -1,0 +1,180 @@
+"""dsprof's trace parsing + full analysis against Holistic Trace Analysis (HTA), side by side.
+
+    python bench/analyze_speed.py                   # the largest shared traces + a generated ~1 GB one
+    python bench/analyze_speed.py --no-big          # shared traces only
+    python bench/analyze_speed.py --big-hta         # also run HTA on the generated trace (slow, GBs)
+
+Each measurement is a fresh process (so imports count, as they do for a user), timed by wall clock
+with its peak RSS read from os.wait4's rusage:
+    dsprof: `python -m dsprof analyze --json TRACE` (parse + every analyzer)
+    HTA:    TraceAnalysis(trace_dir=...) + get_idle_time_breakdown() + get_gpu_kernel_breakdown()
+HTA 0.5.0 runs in its own virtual environment (HTA_VENV, created with pip on first use) because
+its pins differ from dsprof's. The generated trace repeats a real one (hta/rank0.json.gz) along
+time, shifting timestamps, correlation ids and step numbers, until it is GENERATED_BYTES of JSON;
+it is written under /tmp and never committed. Each row is the best of REPEATS runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DSPROF_SHARED_TRACES", "/work/shared/traces"))
+TRACES = (
+    "tracelens/google_owlv2-large-patch14-ensemble__1016001.json.gz",
+    "hta/df_index_resolver.json.gz",
+    "kineto/resnet50_num_workers_0/worker0.1623143089861.pt.trace.json.gz",
+    "hta/control.json.gz",
+    "hta/rank0.json.gz",
+)
+HTA_VENV = Path(os.environ.get("HTA_VENV", "/tmp/dsprof-hta-venv"))
+HTA_VERSION = "0.5.0"
+GENERATED_BYTES = 1_000_000_000
+GENERATED_SOURCE = "hta/rank0.json.gz"
+REPEATS = 2
+HTA_SCRIPT = """
+import sys, tempfile, os
+from hta.trace_analysis import TraceAnalysis
+d = tempfile.mkdtemp()
+os.symlink(sys.argv[1], os.path.join(d, os.path.basename(sys.argv[1])))
+a = TraceAnalysis(trace_dir=d)
+a.get_idle_time_breakdown(visualize=False)
+a.get_gpu_kernel_breakdown(visualize=False)
+"""
+
+
+def measure(cmd: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS bytes) of one child process; raises if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err[-2000:]}")
+    return wall, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def best_of(cmd: list[str], repeats: int) -> tuple[float, int]:
+    runs = [measure(cmd) for _ in range(repeats)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
+
+
+def ensure_hta() -> Path:
+    """The venv's python, installing holistictraceanalysis==HTA_VERSION on first use."""
+    python = HTA_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(HTA_VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import hta"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"holistictraceanalysis=={HTA_VERSION}"],
+            check=True,
+        )
+    return python
+
+
+def uncompressed_size(path: Path) -> int:
+    """Bytes of JSON (after gunzip)."""
+    if not path.name.endswith(".gz"):
+        return path.stat().st_size
+    n = 0
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += len(chunk)
+    return n
+
+
+def generate_big_trace(source: Path, out: Path, target_bytes: int) -> Path:
+    """Repeat source's events along time until the JSON reaches target_bytes (streamed out)."""
+    doc = orjson.loads(
+        gzip.decompress(source.read_bytes()) if source.name.endswith(".gz") else source.read_bytes()
+    )
+    all_events = doc.pop("traceEvents")
+    events = [e for e in all_events if e.get("ph") != "M"]
+    meta = [e for e in all_events if e.get("ph") == "M"]
+    ts = [e["ts"] for e in events if "ts" in e]
+    span = max(e.get("ts", 0) + e.get("dur", 0) for e in events) - min(ts) + 1000
+    ids = [e.get("args", {}).get("correlation", 0) for e in events] + [
+        e.get("id", 0) for e in events
+    ]
+    id_step = max(i for i in ids if isinstance(i, int)) + 1
+    one = len(orjson.dumps(events))
+    copies = max(1, target_bytes // one)
+    head = orjson.dumps(doc)[:-1] + b', "traceEvents": ['
+    with out.open("wb") as f:
+        f.write(head)
+        f.write(orjson.dumps(meta)[1:-1] + (b"," if meta else b""))
+        for k in range(copies):
+            shifted = [_shift(e, k * span, k * id_step, k) for e in events]
+            body = orjson.dumps(shifted)[1:-1]
+            f.write(body + (b"," if k < copies - 1 else b""))
+        f.write(b"]}")
+    return out
+
+
+def _shift(e: dict, dt: float, did: int, k: int) -> dict:
+    e = dict(e)
+    if "ts" in e:
+        e["ts"] = e["ts"] + dt
+    if isinstance(e.get("id"), int):
+        e["id"] += did
+    args = e.get("args")
+    if isinstance(args, dict):
+        args = dict(args)
+        for key in ("correlation", "External id", "external id"):
+            if isinstance(args.get(key), int):
+                args[key] += did
+        e["args"] = args
+    name = e.get("name", "")
+    if k and isinstance(name, str) and name.startswith("ProfilerStep#"):
+        e["name"] = f"ProfilerStep#{int(name[13:]) + 1000 * k}"
+    return e
+
+
+def row(label: str, path: Path, hta: Path | None, repeats: int) -> None:
+    size = uncompressed_size(path)
+    d_wall, d_rss = best_of(
+        [sys.executable, "-m", "dsprof", "analyze", "--json", str(path)], repeats
+    )
+    line = f"{label:58} {size / 1e6:8.1f} MB | dsprof {d_wall:6.2f} s {d_rss / 1e6:7.0f} MB ({d_rss / size:4.2f}x)"
+    if hta is not None:
+        h_wall, h_rss = best_of([str(hta), "-c", HTA_SCRIPT, str(path)], repeats)
+        line += f" | HTA {h_wall:6.2f} s {h_rss / 1e6:7.0f} MB | time x{h_wall / d_wall:5.1f}, RSS x{h_rss / d_rss:4.1f}"
+    print(line, flush=True)
+
+
+def main() -> None:
+    """Print one line per trace: size, dsprof time/RSS (and RSS / size), HTA, ratios."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-hta", action="store_true", help="measure dsprof only")
+    ap.add_argument("--no-big", action="store_true", help="skip the generated ~1 GB trace")
+    ap.add_argument("--big-hta", action="store_true", help="run HTA on the generated trace too")
+    ap.add_argument("--repeats", type=int, default=REPEATS)
+    args = ap.parse_args()
+    hta = None if args.no_hta else ensure_hta()
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; best of {args.repeats}; RSS = peak of the process"
+    )
+    for rel in TRACES:
+        row(rel, SHARED / rel, hta, args.repeats)
+    if not args.no_big:
+        with tempfile.TemporaryDirectory(prefix="dsprof-bench-") as tmp:
+            big = generate_big_trace(
+                SHARED / GENERATED_SOURCE, Path(tmp) / "big.json", GENERATED_BYTES
+            )
+            row(f"generated from {GENERATED_SOURCE}", big, hta if args.big_hta else None, 1)
+
+
+if __name__ == "__main__":
+    main()
