@@ -7,9 +7,9 @@ its own (outside collectives). Per rank, from ranks/<r>/ (steps.parquet and the 
 both on the epoch-ns clock):
 
     step_ns        median duration of the steady steps (step >= warm-up) in steps.parquet
-    iteration_ns   over the traced steps: (start of the last - start of the first) / (n - 1),
-                   the loop's cadence, including what happens between steps (a collective after
-                   the forward, fetching the next batch)
+    iteration_ns   over the traced steps, from one step's start to the next: the loop's cadence,
+                   including what happens between steps (a collective after the forward,
+                   fetching the next batch)
     collective_ns  per iteration, the union of the rank's collective spans in that window: host
                    spans (gloo:all_reduce on gloo's thread holds the wait; nccl:*, c10d::*) and
                    collective GPU kernels (NCCL kernels spin while they wait for peers)
@@ -19,9 +19,10 @@ both on the epoch-ns clock):
 
 Without a trace of at least two traced steps on every rank (--no-trace, a short script, a script
 without nn.Module calls, so without steps), the rank's own record of its torch.distributed calls
-(metrics/collectives.parquet) gives the same split per call: iteration = (start of the last call
-- start of the second) / calls in between, collective = the union of the synchronous calls in
-that window. Without either, own_ns is the median step time and the phases are unknown (NaN).
+(metrics/collectives.parquet) gives the same split per call: iteration = from one call's start
+to the next (the first call left out: it often waits out the other ranks' start-up), collective
+= the synchronous call. Each phase is the median over the iterations (or calls). Without
+either, own_ns is the median step time and the phases are unknown (NaN).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ PER = {"trace": "iteration", "collectives": "collective call", "steps": "step"}
 # a rank's first collective often waits out the other ranks' start-up (loading a model, warming
 # up): it is left out, as the warm-up step is
 SKIP_FIRST_CALLS = 1
+# the last calls of a long job are enough to compare ranks, and keep the analysis fast
+MAX_CALLS = 2000
 COLUMNS = ("rank", "step_ns", "iteration_ns", *PHASE_COLUMNS, "own_ns", "steps", "source")
 
 
@@ -70,44 +73,47 @@ def _data_spans(tf: TraceFrames) -> tuple[np.ndarray, np.ndarray]:
     return dl["ts_ns"].to_numpy(np.int64), dl["end_ns"].to_numpy(np.int64)
 
 
+Spans = tuple[np.ndarray, np.ndarray]
+
+
+def _interval_phases(bounds: np.ndarray, coll: Spans, data: Spans | None) -> dict[str, float]:
+    """Medians over the intervals [bounds[i], bounds[i+1]) of each phase.
+
+    Medians, not totals: on a busy host one interval in which a rank was descheduled must not
+    decide which rank is slow.
+    """
+    rows = []
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        c = busy_ns(*coll, lo, hi)
+        d = busy_ns(*data, lo, hi) if data is not None else 0
+        rows.append((hi - lo, c, d, max(hi - lo - c, 0), max(hi - lo - c - d, 0)))
+    it, c, d, own, compute = (float(np.median(col)) for col in np.array(rows, dtype=float).T)
+    return {
+        "iteration_ns": it,
+        "collective_ns": c,
+        "data_ns": d if data is not None else np.nan,
+        "compute_ns": compute,
+        "own_ns": own,
+    }
+
+
 def _traced_phases(steps: pd.DataFrame, tf: TraceFrames) -> dict[str, float] | None:
     """Per-iteration phases over the traced steps, or None with fewer than two of them."""
     traced = steps[steps["traced"]] if "traced" in steps else steps.iloc[:0]
     if len(traced) < 2:
         return None
-    starts = traced["start_ns"].to_numpy(np.int64)
-    lo, hi, n = int(starts.min()), int(starts.max()), len(traced) - 1
-    coll = busy_ns(*_collective_spans(tf), lo, hi) / n
-    data = busy_ns(*_data_spans(tf), lo, hi) / n
-    iteration = (hi - lo) / n
-    return {
-        "iteration_ns": iteration,
-        "collective_ns": coll,
-        "data_ns": data,
-        "compute_ns": max(iteration - coll - data, 0.0),
-        "own_ns": max(iteration - coll, 0.0),
-    }
+    bounds = np.sort(traced["start_ns"].to_numpy(np.int64))
+    return _interval_phases(bounds, _collective_spans(tf), _data_spans(tf))
 
 
 def _call_phases(calls: pd.DataFrame | None) -> dict[str, float] | None:
     """Per-call phases from collectives.parquet, or None with too few calls."""
     if calls is None or len(calls) < SKIP_FIRST_CALLS + 2:
         return None
-    calls = calls.sort_values("start_ns")
-    starts = calls["start_ns"].to_numpy(np.int64)
-    lo, hi = int(starts[SKIP_FIRST_CALLS]), int(starts[-1])
-    n = len(calls) - SKIP_FIRST_CALLS - 1
+    calls = calls.sort_values("start_ns").iloc[SKIP_FIRST_CALLS:].tail(MAX_CALLS)
     sync = calls[~calls["async_op"].astype(bool)] if "async_op" in calls else calls
-    coll = busy_ns(sync["start_ns"].to_numpy(), sync["end_ns"].to_numpy(), lo, hi) / n
-    iteration = (hi - lo) / n
-    own = max(iteration - coll, 0.0)
-    return {
-        "iteration_ns": iteration,
-        "collective_ns": coll,
-        "data_ns": np.nan,
-        "compute_ns": own,
-        "own_ns": own,
-    }
+    coll = (sync["start_ns"].to_numpy(np.int64), sync["end_ns"].to_numpy(np.int64))
+    return _interval_phases(calls["start_ns"].to_numpy(np.int64), coll, None)
 
 
 def _measures(sub: RunData, warmup: int) -> tuple[float, int, dict[str, dict[str, float] | None]]:
