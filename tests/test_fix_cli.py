@@ -120,6 +120,8 @@ def test_a_script_without_no_grad_gets_inference_mode(tmp_path):
     doc = run_fix(
         tmp_path,
         "bert_encoder.py",
+        "--recipe",  # the findings pick more (int8, compile...): time only this one here
+        "inference-mode",
         "--",
         "--autograd",
         "--steps",
@@ -132,7 +134,26 @@ def test_a_script_without_no_grad_gets_inference_mode(tmp_path):
         "1",
     )
     by = {c["recipe"]: c for c in doc["candidates"]}
-    assert by["inference-mode"]["applies"], by["inference-mode"]["reason"]
+    # chosen by the findings: the autograd-in-inference finding names it
     assert "autograd-in-inference" in by["inference-mode"]["findings"]
+    assert "steps ran with autograd enabled" in by["inference-mode"]["reason"]
     t = trial(doc, "inference-mode")
     assert t["status"] == "ok" and t["drift"]["allclose"] is True
+
+
+@pytest.mark.slow
+def test_batching_trial_sweeps_batch_sizes_and_serves_a_stream(tmp_path):
+    args = ["--steps", "6", "--layers", "2", "--seq", "32", "--threads", "1"]
+    doc = run_fix(tmp_path, "bert_encoder.py", "--recipe", "batching", "--", *args)
+    t = trial(doc, "batching")
+    assert t["status"] == "ok", t["reason"]
+    result = json.loads(
+        (tmp_path / doc["baseline"]["run"] / t["run_dir"] / "batching.json").read_text()
+    )
+    sizes = [r["batch_size"] for r in result["sweep"]]
+    assert sizes[:3] == [1, 2, 4] and result["best_batch_size"] > 1
+    assert t["speedup"] > 1 and t["drift"]["cosine"] > 0.999  # batched rows equal single calls
+    dyn = result["stream"]["dynamic_batcher"]
+    assert dyn["mean_batch"] > 1 and set(dyn["classes"]) == {"real-time", "batch", "background"}
+    assert result["stream"]["one_at_a_time"]["mean_batch"] == 1
+    assert "Poisson stream" in t["reason"]
