@@ -48,19 +48,24 @@ def _detached_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 class OutputCapture:
-    """Saves the outputs (and inputs) of the first N steps under outputs/."""
+    """Saves the outputs (and inputs) of the first N steps under outputs/.
+
+    At a step end only a detached CPU copy is taken; the files are written by flush() (after the
+    traced window, or at the end), so that serialising them never lands inside a traced step.
+    """
 
     def __init__(self, outputs_dir: Path, steps: int) -> None:
         self.dir = outputs_dir
         self.steps = steps
         self.index: list[dict[str, Any]] = []
         self.device_types: set[str] = set()
+        self._pending: list[tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
 
     def wants(self, step: int) -> bool:
         return step < self.steps
 
     def save(self, step: int, output: Any, inputs: Any = None) -> None:
-        """Write outputs/step-NNNN.pt; problems are recorded, never raised into the script."""
+        """Keep a CPU copy of this step's tensors; problems are recorded, never raised."""
         out = flatten_tensors(output)
         inp: dict[str, torch.Tensor] = {}
         if inputs is not None:
@@ -68,10 +73,22 @@ class OutputCapture:
             inp.update(flatten_tensors(args, "args"))
             inp.update(flatten_tensors(kwargs or {}, "kwargs"))
         self.device_types.update(t.device.type for t in out.values())
+        try:
+            self._pending.append((step, _detached_cpu(out), _detached_cpu(inp)))
+        except Exception as e:  # an exotic tensor subclass must not break the user's run
+            self.index.append({"step": step, "file": None, "error": repr(e)})
+
+    def flush(self) -> None:
+        """Write the pending copies to outputs/step-NNNN.pt."""
+        pending, self._pending = self._pending, []
+        for step, out, inp in pending:
+            self._write(step, out, inp)
+
+    def _write(self, step: int, out: dict[str, torch.Tensor], inp: dict[str, torch.Tensor]) -> None:
         name = f"step-{step:04d}.pt"
         try:
-            torch.save({"output": _detached_cpu(out), "input": _detached_cpu(inp)}, self.dir / name)
-        except Exception as e:  # an exotic tensor subclass must not break the user's run
+            torch.save({"output": out, "input": inp}, self.dir / name)
+        except Exception as e:
             self.index.append({"step": step, "file": None, "error": repr(e)})
             return
         self.index.append(
@@ -90,4 +107,6 @@ class OutputCapture:
         )
 
     def write_index(self, path: Path) -> None:
+        self.flush()
+        self.index.sort(key=lambda e: e["step"])
         path.write_text(json.dumps(self.index, indent=1), encoding="utf-8")

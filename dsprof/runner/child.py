@@ -92,6 +92,8 @@ class ChildSession:
                 self.mem_file.write(json.dumps(row) + "\n")
         if self.capture.wants(record.step) and output is not None:
             self.capture.save(record.step, output, inputs)
+        if self.window is None or not self.window.in_window(record.step + 1):
+            self.capture.flush()  # outside the traced window: writing costs the trace nothing
         if self.max_steps is not None and self.tracker.step_count >= self.max_steps:
             raise StopRun
 
