@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -162,7 +162,7 @@ class TraceReader:
                     raise TraceError("the file is empty", path=self.path)
                 raise TraceError("no traceEvents array in this JSON file", path=self.path)
 
-    def _events(self, f: IO[bytes], buf: bytes) -> Iterator[list[dict[str, Any]]]:
+    def _events(self, f: IO[bytes], buf: bytes) -> Generator[list[dict[str, Any]], None, bytes]:
         """Yield event chunks; return the bytes after the closing ']' of the array."""
         while True:
             data = self._more(f)
