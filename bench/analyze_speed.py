@@ -47,7 +47,8 @@ from hta.trace_analysis import TraceAnalysis
 d = tempfile.mkdtemp()
 os.symlink(sys.argv[1], os.path.join(d, os.path.basename(sys.argv[1])))
 a = TraceAnalysis(trace_dir=d)
-a.get_idle_time_breakdown(visualize=False)
+ranks = sorted(a.t.traces)  # the rank from distributedInfo (HTA defaults to rank 0)
+a.get_idle_time_breakdown(ranks=ranks, visualize=False)
 a.get_gpu_kernel_breakdown(visualize=False)
 """
 
