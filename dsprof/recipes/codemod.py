@@ -13,8 +13,10 @@ in another scope, the call site is in another file), the change is returned as m
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -125,9 +127,7 @@ class _Insert(cst.CSTTransformer):
         self.loader_kwargs = loader_kwargs
         self.loaders_changed = 0
 
-    def _splice(
-        self, original: tuple[cst.CSTNode, ...], updated: tuple[cst.CSTNode, ...]
-    ) -> list[cst.CSTNode]:
+    def _splice(self, original: Sequence[cst.CSTNode], updated: Sequence[cst.CSTNode]) -> list[Any]:
         body: list[cst.CSTNode] = []
         for o, u in zip(original, updated, strict=True):
             body.append(u)

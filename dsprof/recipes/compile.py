@@ -17,7 +17,7 @@ Verification: cosine and top-1 against the baseline outputs. In fp32 alone the C
 from __future__ import annotations
 
 import shutil
-from typing import Any
+from typing import Any, ClassVar
 
 from dsprof.recipes.base import CodeChange, Recipe, Undo
 
@@ -39,7 +39,12 @@ class CompileRecipe(Recipe):
 
     name = "compile"
     risk = "approximate"
-    addresses = ("launch-overhead", "memory-bandwidth-bound", "cpu-fp32-linear", "gpu-idle")
+    addresses: ClassVar[tuple[str, ...]] = (
+        "launch-overhead",
+        "memory-bandwidth-bound",
+        "cpu-fp32-linear",
+        "gpu-idle",
+    )
     order = 90
     conflicts = ("cuda-graphs",)
     mode: str | None = None

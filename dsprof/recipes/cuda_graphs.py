@@ -11,7 +11,7 @@ Verification: cosine and top-1 against the baseline outputs, peak memory. On a m
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from dsprof.recipes.base import CodeChange, Undo
 from dsprof.recipes.compile import CompileRecipe
@@ -21,7 +21,7 @@ class CudaGraphsRecipe(CompileRecipe):
     """CUDA graphs through torch.compile's reduce-overhead mode."""
 
     name = "cuda-graphs"
-    addresses = ("launch-overhead", "gpu-idle")
+    addresses: ClassVar[tuple[str, ...]] = ("launch-overhead", "gpu-idle")
     needs_gpu = True
     conflicts = ("compile",)
     mode = "reduce-overhead"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dsprof.core.errors import UsageError
-from dsprof.core.fix import Applicability, FixSession, Trial, TrialMetrics, Verdict
+from dsprof.core.fix import Applicability, FixSession, RiskClass, Trial, TrialMetrics, Verdict
 from dsprof.recipes import verdict as V
 from dsprof.recipes.base import finding_categories, uses_cuda
 from dsprof.recipes.batching import RESULT_FILE, batching_verdict
@@ -239,7 +239,7 @@ class FixRunner:
                 run.paths.root / RESULT_FILE, self.session.tolerance, self.opts.min_gain
             )
         risks = {get_recipe(n).risk for n in names}
-        risk = (
+        risk: RiskClass = (
             "approximate"
             if "approximate" in risks
             else "deterministic"

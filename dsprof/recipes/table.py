@@ -104,9 +104,14 @@ def fix_tables(session: FixSession) -> list[Any]:
             from rich.syntax import Syntax
 
             parts.append(Syntax(a.diff, "diff", theme="ansi_dark"))
-        for c in a.changes:
-            if c.manual:
-                parts.append(Text(f"by hand ({c.recipe}): {c.code}  [{c.reason}]", style="yellow"))
+        for change in a.changes:
+            if change.manual:
+                parts.append(
+                    Text(
+                        f"by hand ({change.recipe}): {change.code}  [{change.reason}]",
+                        style="yellow",
+                    )
+                )
         if a.backup:
             parts.append(Text(f"backup: {a.backup}"))
         parts.append(Text(a.check_reason))
