@@ -135,3 +135,26 @@ def test_forced_recipes_are_flagged_and_unknown_ones_refused(tmp_path):
     assert by["threads"].forced
     with pytest.raises(UsageError, match="unknown recipe 'turbo'"):
         candidates(run, ["turbo"])
+
+
+def test_threads_target_leaves_the_cores_other_processes_keep_busy(tmp_path):
+    import pandas as pd
+
+    from dsprof.core.manifest import Environment, RunManifest
+    from dsprof.recipes.threads import busy_cores_of_others
+
+    env = Environment(
+        python="3.11", platform="linux", hostname="h", cpu_model="c", cpu_count_logical=2
+    )
+    manifest = RunManifest(run_id="r", argv=[], target="s.py", cwd="/", start_ns=0, environment=env)
+    run = _run(tmp_path)
+    run.manifest = manifest
+    # the machine 95 % busy (1.9 cores) of which this process used 0.9 core: others used 1.0
+    run.host = pd.DataFrame({"sys_cpu_pct": [95.0] * 5, "proc_cpu_pct": [90.0] * 5})
+    assert busy_cores_of_others(run) == pytest.approx(1.0)
+    recipe = get_recipe("threads")
+    assert recipe.target(run) == 1 and recipe.options(run) == {"num_threads": 1}
+    applies, why = recipe.applicable(run)
+    assert applies and "other processes kept 1.0 cores busy" in why
+    run.host = pd.DataFrame({"sys_cpu_pct": [46.0] * 5, "proc_cpu_pct": [90.0] * 5})  # idle box
+    assert recipe.target(run) == 2 and not recipe.applicable(run)[0]
