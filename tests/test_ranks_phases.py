@@ -220,3 +220,22 @@ def test_collective_log_times_calls_and_restores_torch(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "collectives.jsonl").read_text().splitlines()]
     assert [r["name"] for r in rows] == ["all_reduce", "all_gather_object", "barrier"]
     assert all(r["end_ns"] >= r["start_ns"] and r["async_op"] is False for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("busy_pct", "confidence"), [(100.0, 0.6), (40.0, 1.0)], ids=["busy", "idle"]
+)
+def test_a_saturated_host_lowers_confidence(tmp_path, busy_pct, confidence):
+    # on a host with every core busy a rank may wait for a core: still named, less surely
+    slow = _rank(tmp_path, 1, 35, 5)
+    slow.host = pd.DataFrame(
+        {
+            "ts_ns": [BASE_NS, BASE_NS + MS, BASE_NS + 2 * MS],
+            "sys_cpu_pct": [0.0, busy_pct, busy_pct],
+        }
+    )
+    [f] = StragglerAnalyzer().analyze(_job(tmp_path, [_rank(tmp_path, 0, 5, 35), slow]))
+    assert _evidence(f, "slow_rank") == "rank 1"
+    assert f.confidence == confidence
+    assert _evidence(f, "slow_rank_host_cpu_busy_pct") == busy_pct
+    assert ("wait for a core" in f.detail) == (busy_pct >= 90)

@@ -49,6 +49,11 @@ PER = {"trace": "iteration", "collectives": "collective call", "steps": "step"}
 # a rank's first collective often waits out the other ranks' start-up (loading a model, warming
 # up): it is left out, as the warm-up step is
 SKIP_FIRST_CALLS = 1
+# a host whose CPUs are this busy on average makes ranks wait for a core: said in the finding,
+# since a rank descheduled by other work looks like a straggler (measured: two balanced ranks on
+# 2 loaded cores differed by 70 % of an iteration)
+BUSY_HOST_PCT = 90.0
+BUSY_HOST_CONFIDENCE = 0.6
 # the last calls of a long job are enough to compare ranks, and keep the analysis fast
 MAX_CALLS = 2000
 COLUMNS = ("rank", "step_ns", "iteration_ns", *PHASE_COLUMNS, "own_ns", "steps", "source")
@@ -176,6 +181,14 @@ def _per_rank(df: pd.DataFrame, column: str) -> str:
     )
 
 
+def _host_busy_pct(sub: RunData) -> float | None:
+    """Mean system CPU busy % over the rank's host samples (None without them)."""
+    host = sub.host
+    if host is None or "sys_cpu_pct" not in host or len(host) < 2:
+        return None
+    return float(host["sys_cpu_pct"].iloc[1:].mean())  # the first sample has no interval
+
+
 def _phase_evidence(
     df: pd.DataFrame, slow: pd.Series, others: pd.DataFrame
 ) -> tuple[str, list[Evidence]]:
@@ -280,6 +293,25 @@ def straggler_findings(run: RunData, medium: float, high: float) -> list[Finding
             f"{ms(slow['collective_ns'])} ms on rank {rank}. Balance its work or data, or fix "
             "its host or device."
         )
+    busy = _host_busy_pct(run.ranks[rank])
+    confidence = 1.0
+    if busy is not None:
+        evidence.append(
+            Evidence(
+                metric="slow_rank_host_cpu_busy_pct",
+                value=round(busy, 1),
+                unit="%",
+                threshold=BUSY_HOST_PCT,
+                window="whole run",
+                source=f"ranks/{rank}/metrics/host.parquet",
+            )
+        )
+        if busy >= BUSY_HOST_PCT:
+            confidence = BUSY_HOST_CONFIDENCE
+            detail += (
+                f" Its host's CPUs were {busy:.0f}% busy: it may have waited for a core rather "
+                "than worked (more busy processes than cores)."
+            )
     per = PER[source]
     return [
         Finding(
@@ -291,6 +323,7 @@ def straggler_findings(run: RunData, medium: float, high: float) -> list[Finding
                 f"{len(others)} rank(s) (+{ms(lag)} ms, {excess:.0%} of each {per}), in {phase}"
             ),
             impact=clamp01(excess),
+            confidence=confidence,
             evidence=evidence,
             recipes=[],
             analyzer="straggler",
