@@ -238,4 +238,4 @@ def test_a_saturated_host_lowers_confidence(tmp_path, busy_pct, confidence):
     assert _evidence(f, "slow_rank") == "rank 1"
     assert f.confidence == confidence
     assert _evidence(f, "slow_rank_host_cpu_busy_pct") == busy_pct
-    assert ("wait for a core" in f.detail) == (busy_pct >= 90)
+    assert ("waited for a core" in f.detail) == (busy_pct >= 90)
