@@ -13,16 +13,18 @@ Signal:
       the larger of (a) the union of the tiny kernels' launch calls and (b) the span of runs of
       tiny kernels on the GPU (gaps <= GPU_RUN_GAP_NS, >= GPU_RUN_MIN_KERNELS kernels), over the
       window.
-    - CPU: outermost cpu_ops per thread shorter than TINY_CPU_OP_NS, grouped into runs with gaps
-      <= CPU_RUN_GAP_NS; runs of at least CPU_RUN_MIN_OPS ops count. Impact = their span over the
-      window.
+    - CPU: outermost cpu_ops per thread whose op (by name) has a median duration under
+      TINY_CPU_OP_NS (so a preempted call of a tiny op still counts), read-back ops (item,
+      select, unbind: host-sync's) excluded, grouped into runs with gaps <= CPU_RUN_GAP_NS;
+      runs of at least CPU_RUN_MIN_OPS ops count. Impact = their span over the window.
 Thresholds: TINY_KERNEL_NS 10 us (NVIDIA's CUDA Graphs guidance: launch overhead of a few us
     matters for kernels of comparable length); TINY_KERNEL_FRACTION 50 % of kernels tiny;
     LAUNCH_LOW 1 %, LAUNCH_MEDIUM 5 % and LAUNCH_HIGH 15 % of the window at stake (HTA flags
     runtime events over runtime_cutoff = 50 us; at ~5-15 us per launch, 5 % of the window means
     thousands of launches per second). GPU_RUN_GAP_NS 50 us: half HTA's launch_delay_cutoff.
     TINY_CPU_OP_NS 20 us (PyTorch's own dispatch overhead is several us per op, so ops this short
-    are mostly overhead); CPU_RUN_GAP_NS 20 us; CPU_RUN_MIN_OPS 16; CPU_MEDIUM 20 %, CPU_HIGH 40 %.
+    are mostly overhead); CPU_RUN_GAP_NS 100 us (HTA's launch_delay_cutoff: a longer pause is
+    something else than dispatch); CPU_RUN_MIN_OPS 16; CPU_MEDIUM 20 %, CPU_HIGH 40 %.
 Evidence: tiny fraction, kernels per step, median kernel and launch durations, launch share; on
     CPU: tiny-op runs' share, ops per step, median op duration.
 False positives: profiler overhead inflates tiny CPU ops (numbers are relative to a traced step);
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import pandas as pd
 
+from dsprof.analyzers.host_sync import READBACK_OPS
 from dsprof.analyzers.trace_scope import (
     clamp01,
     cpu_traces,
@@ -63,7 +66,7 @@ LAUNCH_LOW = 0.01
 LAUNCH_MEDIUM = 0.05
 LAUNCH_HIGH = 0.15
 TINY_CPU_OP_NS = 20_000
-CPU_RUN_GAP_NS = 20_000
+CPU_RUN_GAP_NS = 100_000
 CPU_RUN_MIN_OPS = 16
 CPU_MEDIUM = 0.20
 CPU_HIGH = 0.40
@@ -138,7 +141,11 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
     if not len(ops):
         return []
     top = ops[outermost(ops["tid"].to_numpy(), ops["ts_ns"].to_numpy(), ops["end_ns"].to_numpy())]
-    tiny = top[top["dur_ns"] < TINY_CPU_OP_NS]
+    # tiny by the op's typical (median) duration, so a call the OS preempted still counts as
+    # the tiny op it is; per-element read-back ops are host-sync's, not dispatch overhead
+    typical = top.groupby("name", observed=True)["dur_ns"].median()
+    tiny_names = set(typical[typical < TINY_CPU_OP_NS].index) - READBACK_OPS
+    tiny = top[top["name"].isin(tiny_names)]
     cl_s, cl_e, counts = clusters(
         tiny["ts_ns"].to_numpy(), tiny["end_ns"].to_numpy(), CPU_RUN_GAP_NS
     )
