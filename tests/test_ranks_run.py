@@ -138,45 +138,58 @@ def test_straggler_finding_names_the_slow_rank(planted):
     assert "straggler" in proc.stderr  # the terminal summary shows it
 
 
-def _crash_script(tmp_path: Path) -> None:
-    (tmp_path / "crash.py").write_text(
-        textwrap.dedent(
-            """
-            import torch, torch.distributed as dist
-            dist.init_process_group("gloo")
-            rank = dist.get_rank()
-            m = torch.nn.Linear(16, 16)
-            with torch.inference_mode():
-                for i in range(6):
-                    y = m(torch.randn(2, 16))
-                    if rank == 1 and i == 3:
-                        raise ValueError("rank 1 gives up at step 3")
-                    dist.all_reduce(y)
-            """
-        )
-    )
+CRASH = textwrap.dedent(
+    """
+    import time, torch, torch.distributed as dist
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    m = torch.nn.Linear(16, 16)
+    with torch.inference_mode():
+        for i in range(4):
+            dist.all_reduce(m(torch.randn(2, 16)))
+        if rank == 1:
+            raise ValueError("rank 1 gives up after 4 steps")
+        while True:  # rank 0 goes on alone, outside any collective, until torchrun stops it
+            m(torch.randn(2, 16))
+            time.sleep(0.01)
+    """
+)
 
 
 @pytest.mark.slow
 def test_a_crashing_rank_leaves_every_rank_status(tmp_path):
-    _crash_script(tmp_path)
+    (tmp_path / "crash.py").write_text(CRASH)
     proc = dsprof("run", "-q", "--nproc-per-node", "2", "--out", "runs", "crash.py", cwd=tmp_path)
     assert proc.returncode == 1
     job = only_job(tmp_path / "runs")
     m = manifest(job)
     assert m["status"] == "failed" and m["exit_code"] == 1
-    assert m["error"].startswith("rank 1: ValueError: rank 1 gives up at step 3")
+    assert m["error"].startswith("rank 1: ValueError: rank 1 gives up after 4 steps")
     assert m["collectors"]["ranks"]["detail"] == {"0": "failed", "1": "failed"}
     r1 = manifest(job / "ranks" / "1")
     assert r1["status"] == "failed" and "gives up" in r1["error"]
     assert (
         "ValueError: rank 1 gives up" in (job / "ranks" / "1" / "logs" / "stderr.log").read_text()
     )
+    # torchrun's SIGTERM ended rank 0 like a Ctrl-C: its data kept, its status says why
     r0 = manifest(job / "ranks" / "0")
-    assert r0["status"] == "failed" and r0["error"]  # its all_reduce lost its peer
-    for r in (0, 1):  # the steps before the crash were kept
-        assert len(pd.read_parquet(job / "ranks" / str(r) / "metrics" / "steps.parquet")) == 4
+    assert r0["status"] == "failed" and r0["error"] == "stopped by torchrun after rank 1 failed"
+    assert json.loads((job / "ranks" / "0" / "child.json").read_text())["status"] == "interrupted"
+    assert len(pd.read_parquet(job / "ranks" / "1" / "metrics" / "steps.parquet")) == 4
+    assert len(pd.read_parquet(job / "ranks" / "0" / "metrics" / "steps.parquet")) > 4
+    assert list((job / "ranks" / "0" / "trace").iterdir())
     json.loads((job / "findings.json").read_text())  # readable
+
+
+@pytest.mark.parametrize(
+    ("local_rank", "visible", "index"),
+    [(1, None, 1), (1, "2,3", 3), (0, "GPU-8a1f,GPU-77c2", None), (2, "0,1", None)],
+    ids=["unset", "indices", "uuids", "fewer-gpus"],
+)
+def test_nvml_index_of_a_local_rank(local_rank, visible, index):
+    from dsprof.runner.rank_samplers import gpu_index_for
+
+    assert gpu_index_for(local_rank, visible) == index
 
 
 @pytest.mark.slow
