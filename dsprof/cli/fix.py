@@ -56,6 +56,13 @@ def parse_tolerance(values: tuple[str, ...]) -> dict[str, float]:
     show_default=True,
     help="Steps excluded at the start of each run (compile steps are excluded too).",
 )
+@click.option(
+    "--repeats",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Runs of the reference and of each trial, interleaved; their steps are pooled.",
+)
 @click.option("--max-steps", type=int, default=None, help="End each run after this many steps.")
 @click.option(
     "--out",
@@ -77,6 +84,7 @@ def command(
     tolerance: tuple[str, ...],
     min_gain: float,
     warmup: int,
+    repeats: int,
     max_steps: int | None,
     out: Path,
     apply_: bool,
@@ -91,7 +99,8 @@ def command(
     """
     from rich.console import Console
 
-    from dsprof.recipes.session import FixOptions, FixRunner, dumps
+    from dsprof.recipes.document import dumps
+    from dsprof.recipes.session import FixOptions, FixRunner
     from dsprof.recipes.table import fix_tables
 
     if module:
@@ -111,6 +120,7 @@ def command(
         tolerance=parse_tolerance(tolerance),
         min_gain=min_gain,
         warmup=warmup,
+        repeats=repeats,
         max_steps=max_steps,
     )
     if apply_ and not dry_run and not force and not module:

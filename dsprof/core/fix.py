@@ -88,6 +88,9 @@ class Trial(BaseModel):
     recipes: list[str]
     run_dir: str = Field(default="", description="relative to the baseline run folder")
     run_id: str = ""
+    repeat_run_dirs: list[str] = Field(
+        default_factory=list, description="further runs of the same trial (--repeats), pooled"
+    )
     status: TrialStatus = "ok"
     error: str | None = None
     combined: bool = Field(default=False, description="the greedy combination of accepted recipes")

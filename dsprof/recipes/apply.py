@@ -83,7 +83,7 @@ def apply_accepted(runner: FixRunner, *, dry_run: bool = False, force: bool = Fa
         )
         return _save(runner, result)
     assert runner.reference is not None
-    ref, new = runner.durations(runner.reference), runner.durations(load_run(d))
+    ref, new = runner.durations(*runner.references), runner.durations(load_run(d))
     if min(len(ref), len(new)) < V.MIN_STEPS:
         result.check_reason = "too few steps to confirm the gain"
         return _save(runner, result)

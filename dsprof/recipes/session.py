@@ -10,13 +10,14 @@ fix.json in the baseline folder; `apply.py` writes the winners into the script
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dsprof.core.errors import UsageError
 from dsprof.core.fix import Applicability, FixSession, RiskClass, Trial, TrialMetrics, Verdict
@@ -42,6 +43,7 @@ class FixOptions:
     tolerance: dict[str, float] = field(default_factory=dict)
     min_gain: float = V.MIN_GAIN
     warmup: int = 2
+    repeats: int = 1  # runs per trial and of the reference, interleaved, steps pooled
     capture_steps: int = 3
     max_steps: int | None = None
     recipe_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -111,7 +113,7 @@ class FixRunner:
         self.opts = opts
         self.progress = progress or (lambda event, label: None)
         self.baseline: RunData | None = None
-        self.reference: RunData | None = None
+        self.references: list[RunData] = []
         self.session: FixSession | None = None
 
     def run(self) -> FixSession:
@@ -142,10 +144,16 @@ class FixRunner:
                     Trial(trial_id=c.recipe, recipes=[c.recipe], status="skipped", error=c.reason)
                 )
         if names:
-            self.reference = self._reference()
-            session.baseline = self._metrics(self.reference)
+            # interleaved (reference, each trial; reference, each trial; ...) so that load
+            # changing on the machine over time falls on the reference and the trials alike
+            runs: dict[str, list[Any]] = {n: [] for n in names}
+            for _ in range(max(1, opts.repeats)):
+                self.references.append(self._reference())
+                for name in names:
+                    runs[name].append(self._trial_run([name]))
+            session.baseline = self._metrics(self.references)
             for name in names:
-                session.trials.append(self.trial([name]))
+                session.trials.append(self._make_trial([name], runs[name]))
             session.accepted = self.stack()
         session.end_ns = time.time_ns()
         write_model(base.paths.fix_session, session)
@@ -171,22 +179,34 @@ class FixRunner:
             )
         return load_run(result.paths.root)
 
-    def _metrics(self, run: RunData) -> TrialMetrics:
-        summary = run.manifest.summary if run.manifest else None
-        return V.run_metrics(run.steps, summary, self.opts.warmup, self.model_class)
+    @property
+    def reference(self) -> RunData | None:
+        """The first reference run (its outputs and peaks stand for all of them)."""
+        return self.references[0] if self.references else None
+
+    def _metrics(self, runs: list[RunData]) -> TrialMetrics:
+        pooled = [V.measured_durations(r.steps, self.opts.warmup, self.model_class) for r in runs]
+        d = np.concatenate([p[0] for p in pooled]) if pooled else np.array([], dtype=np.int64)
+        summary = runs[0].manifest.summary if runs and runs[0].manifest else None
+        return V.metrics_of(d, sum(p[1] for p in pooled), summary)
 
     @property
     def model_class(self) -> str | None:
         """The baseline's main root module: trials are timed on the same module's steps."""
         return V.main_module(self.baseline.steps if self.baseline else None)
 
-    def durations(self, run: RunData) -> Any:
-        """Measured step durations of a run, on the baseline's model only."""
-        return V.measured_durations(run.steps, self.opts.warmup, self.model_class)[0]
+    def durations(self, *runs: RunData) -> Any:
+        """Measured step durations of runs (pooled), on the baseline's model only."""
+        parts = [V.measured_durations(r.steps, self.opts.warmup, self.model_class)[0] for r in runs]
+        return np.concatenate(parts) if parts else np.array([], dtype=np.int64)
 
     def trial(self, names: list[str], combined: bool = False) -> Trial:
-        """Run the script with `names` applied and judge it against the reference."""
-        assert self.baseline is not None and self.reference is not None and self.session
+        """Run the script with `names` applied (--repeats times) and judge it."""
+        runs = [self._trial_run(names) for _ in range(max(1, self.opts.repeats))]
+        return self._make_trial(names, runs, combined)
+
+    def _trial_run(self, names: list[str]) -> tuple[Path, int, RunData]:
+        assert self.baseline is not None
         label = "+".join(names)
         d = trial_dir(self.baseline, label)
         options = {
@@ -211,29 +231,38 @@ class FixRunner:
             name=label,
         )
         self.progress("done", label)
-        rel = str(d.relative_to(self.baseline.paths.root))
-        run = load_run(result.paths.root)
+        return d, result.exit_code, load_run(result.paths.root)
+
+    def _make_trial(
+        self, names: list[str], runs: list[tuple[Path, int, RunData]], combined: bool = False
+    ) -> Trial:
+        assert self.baseline is not None
+        root = self.baseline.paths.root
+        d, _, run = runs[0]
         trial = Trial(
-            trial_id=label,
+            trial_id="+".join(names),
             recipes=names,
-            run_dir=rel,
+            run_dir=str(d.relative_to(root)),
             run_id=d.name,
+            repeat_run_dirs=[str(r[0].relative_to(root)) for r in runs[1:]],
             combined=combined,
             recipe_status=dict(run.child_info.get("recipes") or {}),
         )
-        trial.metrics = self._metrics(run)
-        if result.exit_code != 0 or (run.manifest and run.manifest.status == "failed"):
-            trial.status = "failed"
-            trial.error = _failure(run, result.exit_code)
-            trial.verdict = Verdict(
-                accepted=False, outcome="failed", reason=f"trial failed: {trial.error}"
-            )
-            return trial
-        trial.verdict = self._judge(names, run)
+        trial.metrics = self._metrics([r[2] for r in runs])
+        for _, code, r in runs:
+            if code != 0 or (r.manifest and r.manifest.status == "failed"):
+                trial.status = "failed"
+                trial.error = _failure(r, code)
+                trial.verdict = Verdict(
+                    accepted=False, outcome="failed", reason=f"trial failed: {trial.error}"
+                )
+                return trial
+        trial.verdict = self._judge(names, [r[2] for r in runs])
         return trial
 
-    def _judge(self, names: list[str], run: RunData) -> Verdict:
+    def _judge(self, names: list[str], runs: list[RunData]) -> Verdict:
         assert self.baseline is not None and self.reference is not None and self.session
+        run = runs[0]
         if names == ["batching"]:
             return batching_verdict(
                 run.paths.root / RESULT_FILE, self.session.tolerance, self.opts.min_gain
@@ -246,7 +275,7 @@ class FixRunner:
             if "deterministic" in risks
             else "exact"
         )
-        base_d, trial_d = self.durations(self.reference), self.durations(run)
+        base_d, trial_d = self.durations(*self.references), self.durations(*runs)
         speed = V.bootstrap_speedup(base_d, trial_d) if len(base_d) and len(trial_d) else None
         drift = V.compare_outputs(self.baseline.paths.outputs_dir, run.paths.outputs_dir)
         if risk == "deterministic":
@@ -317,57 +346,3 @@ def _failure(run: RunData, exit_code: int) -> str:
         if lines:
             return lines[-1][:300]
     return f"exit code {exit_code}"
-
-
-def session_json(session: FixSession) -> dict[str, Any]:
-    """The `dsprof fix --json` document."""
-    b = session.baseline
-    trials = []
-    for t in session.trials:
-        v = t.verdict
-        d = v.drift if v else None
-        trials.append(
-            {
-                "recipe": "+".join(t.recipes),
-                "recipes": t.recipes,
-                "combined": t.combined,
-                "status": t.status,
-                "accepted": bool(v and v.accepted),
-                "outcome": v.outcome if v else t.status,
-                "speedup": v.speedup if v else None,
-                "ci95": list(v.ci95) if v and v.ci95 else None,
-                "drift": {
-                    "cosine": d.cosine if d else None,
-                    "max_abs": d.max_abs if d else None,
-                    "top1_agreement": d.top1_agreement if d else None,
-                    "rel_l2": d.rel_l2 if d else None,
-                    "allclose": d.allclose if d else None,
-                    "deterministic": d.deterministic if d else None,
-                },
-                "peak_memory_change_bytes": v.peak_memory_change_bytes if v else None,
-                "p50_ms": t.metrics.p50_ns / 1e6 if t.metrics.p50_ns else None,
-                "p99_ms": t.metrics.p99_ns / 1e6 if t.metrics.p99_ns else None,
-                "reason": v.reason if v else (t.error or ""),
-                "run_dir": t.run_dir,
-            }
-        )
-    return {
-        "baseline": {
-            "run": session.baseline_run,
-            "p50_ms": b.p50_ns / 1e6 if b.p50_ns else None,
-            "p99_ms": b.p99_ns / 1e6 if b.p99_ns else None,
-            "throughput_per_s": b.throughput_per_s,
-            "peak_rss_bytes": b.peak_rss_bytes,
-            "steps_measured": b.steps_measured,
-        },
-        "candidates": [c.model_dump() for c in session.candidates],
-        "trials": trials,
-        "accepted": session.accepted,
-        "applied": [c.model_dump() for c in session.apply.changes] if session.apply else [],
-        "apply": session.apply.model_dump(exclude={"changes"}) if session.apply else None,
-    }
-
-
-def dumps(session: FixSession) -> str:
-    """session_json as indented JSON text."""
-    return json.dumps(session_json(session), indent=2)

@@ -122,6 +122,11 @@ def run_metrics(
 ) -> TrialMetrics:
     """Latency percentiles and throughput over the measured steps; peaks from run.json."""
     d, excluded = measured_durations(steps, warmup, module)
+    return metrics_of(d, excluded, summary)
+
+
+def metrics_of(d: np.ndarray, excluded: int, summary: Any) -> TrialMetrics:
+    """TrialMetrics of measured durations (possibly pooled over repeated runs)."""
     m = TrialMetrics(steps_measured=len(d), steps_excluded=excluded)
     if len(d):
         m.p50_ns = int(np.median(d))
