@@ -239,3 +239,27 @@ def test_a_saturated_host_lowers_confidence(tmp_path, busy_pct, confidence):
     assert f.confidence == confidence
     assert _evidence(f, "slow_rank_host_cpu_busy_pct") == busy_pct
     assert ("waited for a core" in f.detail) == (busy_pct >= 90)
+
+
+def test_job_communication_share_is_the_least_any_rank_pays(tmp_path):
+    # rank 0 and 2 spend 35 ms of 40 in gloo:all_reduce, but 30 ms of that is waiting for rank 1
+    job = _job(
+        tmp_path,
+        [_rank(tmp_path, 0, 5, 35), _rank(tmp_path, 1, 35, 5), _rank(tmp_path, 2, 5, 35)],
+    )
+    doc = analyze_run(job)
+    [f] = [f for f in doc.findings if f.category == "communication-bound"]
+    assert f.title.startswith("Collectives take 12% of each iteration even on the rank that")
+    assert "rank 1: 5.0 of 40.0 ms" in f.title and "further 75% is waiting" in f.title
+    assert f.severity == "medium" and f.impact == pytest.approx(0.125, abs=1e-3)
+    assert _evidence(f, "per_rank_comm_share") == "0: 88%, 1: 12%, 2: 88%"
+    # each rank's own communication finding (88 % on ranks 0 and 2) stays in its folder only
+    assert not [g for g in doc.findings if g.title.startswith("rank 0: Host collectives")]
+    assert [g.category for g in analyze_run(job.ranks[0]).findings] == ["communication-bound"]
+
+
+def test_balanced_ranks_with_heavy_collectives_are_communication_bound(tmp_path):
+    job = _job(tmp_path, [_rank(tmp_path, 0, 10, 30), _rank(tmp_path, 1, 10, 30)])
+    [f] = [f for f in analyze_run(job).findings if f.category == "communication-bound"]
+    assert f.severity == "high" and f.impact == pytest.approx(0.75, abs=1e-3)
+    assert "waiting" not in f.title

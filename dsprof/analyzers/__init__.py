@@ -55,6 +55,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
     SmallBatchAnalyzer(),
 )
 
+# categories a multi-rank job's own analysis covers across its ranks (rank_communication.py):
+# a rank waiting for a straggler shows a large collective share of its own, which is not the
+# job's communication cost, so those per-rank findings are not repeated in the job's list
+JOB_LEVEL_CATEGORIES = ("communication-bound",)
+
 TRACE_SUFFIXES = (".json", ".json.gz")
 
 
@@ -84,6 +89,8 @@ def analyze_run(run: RunData) -> FindingsDocument:
             continue
         sub = analyze_run(rank_run)
         for f in sub.findings:
+            if f.category in JOB_LEVEL_CATEGORIES:
+                continue  # measured across the ranks above; each rank's own stays in its folder
             if not any(f.category == g.category and f.title == g.title for g in findings):
                 findings.append(f.model_copy(update={"title": f"rank {name}: {f.title}"}))
         failed.update({f"rank {name}: {k}": v for k, v in sub.analyzers_failed.items()})

@@ -13,7 +13,9 @@ Thresholds: COMM_LOW 1 % (collectives are present: reported so the share is visi
 Evidence: comm share, exposed share, overlap ratio, collective kernel counts (NCCL and not),
     the most frequent collective kernels, world size.
 False positives: a rank that waits in a collective for a slower rank shows long comm time;
-    that is the straggler's cost (see straggler), not bandwidth.
+    that is the straggler's cost (see straggler), not bandwidth. For a dsprof multi-rank job
+    (RunData.ranks) the job-level finding separates the two (dsprof.analyzers.
+    rank_communication): the least collective share over the ranks is the transfer itself.
 References: HTA "Communication Computation Overlap" (hta.readthedocs.io); NCCL docs.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from dsprof.analyzers.rank_communication import job_communication_findings
 from dsprof.analyzers.trace_scope import (
     clamp01,
     cpu_traces,
@@ -30,6 +33,7 @@ from dsprof.analyzers.trace_scope import (
     share_evidence,
     worst_per_trace,
 )
+from dsprof.core.errors import DsprofError
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import short_kernel_name
 from dsprof.trace.intervals import busy_ns, clip, overlap_ns
@@ -157,10 +161,19 @@ class CommunicationBoundAnalyzer:
 
     name: ClassVar[str] = "communication-bound"
     version: ClassVar[int] = 1
-    requires: ClassVar[tuple[str, ...]] = ("trace",)
+    # a multi-rank job's root has no trace of its own, only its ranks': checked in analyze()
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def analyze(self, run: RunData) -> list[Finding]:
         """Exposed collective time on GPU traces; host collectives on CPU-only traces."""
+        if len(run.ranks) > 1:  # a dsprof multi-rank job: the collective time every rank pays
+            return job_communication_findings(run, COMM_LOW, COMM_MEDIUM, COMM_HIGH, RECIPES)
+        if not run.trace_files:
+            return []
+        try:
+            run.traces  # noqa: B018
+        except DsprofError:  # unreadable: the registry has recorded it under "trace"
+            return []
         return worst_per_trace(gpu_traces(run), _gpu_trace) + worst_per_trace(
             cpu_traces(run), _cpu_trace
         )
