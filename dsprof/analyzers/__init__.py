@@ -89,7 +89,7 @@ def analyze_run(run: RunData) -> FindingsDocument:
             continue
         sub = analyze_run(rank_run)
         for f in sub.findings:
-            if f.category in JOB_LEVEL_CATEGORIES:
+            if len(run.ranks) > 1 and f.category in JOB_LEVEL_CATEGORIES:
                 continue  # measured across the ranks above; each rank's own stays in its folder
             if not any(f.category == g.category and f.title == g.title for g in findings):
                 findings.append(f.model_copy(update={"title": f"rank {name}: {f.title}"}))
