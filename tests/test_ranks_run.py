@@ -156,7 +156,6 @@ CRASH = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_a_crashing_rank_leaves_every_rank_status(tmp_path):
     (tmp_path / "crash.py").write_text(CRASH)
     proc = dsprof("run", "-q", "--nproc-per-node", "2", "--out", "runs", "crash.py", cwd=tmp_path)
@@ -192,7 +191,6 @@ def test_nvml_index_of_a_local_rank(local_rank, visible, index):
     assert gpu_index_for(local_rank, visible) == index
 
 
-@pytest.mark.slow
 def test_ctrl_c_marks_every_rank_interrupted(tmp_path):
     (tmp_path / "loop.py").write_text(
         textwrap.dedent(
