@@ -69,10 +69,15 @@ class CollectiveLog:
         atexit.register(self.uninstall)
 
     def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        import torch
+
+        is_compiling = torch.compiler.is_compiling
+
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            depth = getattr(self._depth, "n", 0)
-            if depth:  # a collective built from another one counts once
+            # inside a torch.compile trace the call must stay the plain collective (no graph
+            # break); a collective built from another one counts once
+            if is_compiling() or getattr(self._depth, "n", 0):
                 return fn(*args, **kwargs)
             self._depth.n = 1
             start = time.time_ns()
