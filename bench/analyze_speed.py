@@ -2,7 +2,7 @@
 
     python bench/analyze_speed.py                   # the largest shared traces + a generated ~1 GB one
     python bench/analyze_speed.py --no-big          # shared traces only
-    python bench/analyze_speed.py --big-hta         # also run HTA on the generated trace (slow, GBs)
+    python bench/analyze_speed.py --big-hta         # also run HTA on the 1 GB trace (slow, many GB)
 
 Each measurement is a fresh process (so imports count, as they do for a user), timed by wall clock
 with its peak RSS read from os.wait4's rusage:
@@ -11,7 +11,8 @@ with its peak RSS read from os.wait4's rusage:
 HTA 0.5.0 runs in its own virtual environment (HTA_VENV, created with pip on first use) because
 its pins differ from dsprof's. The generated trace repeats a real one (hta/rank0.json.gz) along
 time, shifting timestamps, correlation ids and step numbers, until it is GENERATED_BYTES of JSON;
-it is written under /tmp and never committed. Each row is the best of REPEATS runs.
+it is written under /tmp and never committed; a ~250 MB one is compared with HTA too (there
+parsing, not interpreter start-up, dominates). Each shared-trace row is the best of REPEATS runs.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ TRACES = (
 HTA_VENV = Path(os.environ.get("HTA_VENV", "/tmp/dsprof-hta-venv"))
 HTA_VERSION = "0.5.0"
 GENERATED_BYTES = 1_000_000_000
+# a mid-size generated trace where parsing, not interpreter start-up, dominates both tools
+GENERATED_MID_BYTES = 250_000_000
 GENERATED_SOURCE = "hta/rank0.json.gz"
 REPEATS = 2
 HTA_SCRIPT = """
