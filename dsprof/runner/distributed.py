@@ -124,7 +124,11 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     from dsprof.runner import steps
 
     tracker = steps.TRACKER
-    if tracker is None or not tracker.listeners:
+    if tracker is None:  # the script has not started: nothing to keep, end as SIGTERM would
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    if not tracker.listeners:
         return  # the child is already finishing: let it write child.json
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise RankStopped("stopped by torchrun (SIGTERM)")
