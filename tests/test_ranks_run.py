@@ -334,3 +334,19 @@ def test_bad_layouts_are_one_line_errors(tmp_path, args, message):
     assert proc.stderr.startswith("dsprof: error:") and message in proc.stderr
     assert "never runs" not in proc.stdout
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_each_rank_gets_the_nvml_rows_of_its_own_gpu(monkeypatch):
+    from dsprof.runner.distributed import _rank_samples
+    from dsprof.runner.rank_samplers import RankHostSamplers, Rows
+
+    rows = [{"ts_ns": t, "gpu_index": g, "util_gpu_pct": 10 * g} for t in (1, 2) for g in range(4)]
+    node = {"nvml": Rows(rows)}
+    no_workers = RankHostSamplers(agent_pid=os.getpid(), hz=1.0)  # never started: no samples
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    samplers, status = _rank_samples(1, 5, no_workers, node)
+    assert [r["gpu_index"] for r in samplers["nvml"].rows] == [3, 3]
+    assert status["host"].ok is False and "rank 5" in status["host"].reason
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8a1f")
+    samplers, status = _rank_samples(0, 0, no_workers, node)
+    assert "nvml" not in samplers and "CUDA_VISIBLE_DEVICES=GPU-8a1f" in status["nvml"].reason

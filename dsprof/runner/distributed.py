@@ -34,7 +34,7 @@ from dsprof.runner import finalize
 from dsprof.runner.launch import RunRequest, RunResult, _start_samplers, _wait
 from dsprof.runner.output import Tee
 from dsprof.runner.progress import Progress
-from dsprof.runner.rank_samplers import RankHostSamplers, Rows, gpu_rows_for
+from dsprof.runner.rank_samplers import RankHostSamplers, Rows, gpu_index_for, gpu_rows_for
 from dsprof.runner.target import check_target
 from dsprof.store.documents import read_manifest, write_model
 from dsprof.store.layout import RunPaths
@@ -292,26 +292,18 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
     exit_codes = _torchrun_exit_codes(node.stderr_log)
     _collect_rank_logs(torchrun_logs, job, opts)
     for r, manifest in rank_manifests.items():
-        rank_samplers: dict[str, Any] = {}
-        status = {k: v for k, v in node_status.items() if k == "nvml"}
-        if r in per_rank.samplers:
-            rank_samplers["host"] = per_rank.samplers[r]
-        else:
-            status["host"] = CollectorStatus(ok=False, reason=per_rank.why_not(r))
-        if "nvml" in samplers:
-            rank_samplers["nvml"] = Rows(
-                gpu_rows_for(samplers["nvml"].rows, r - opts.local_ranks[0])
-            )
-        code = exit_codes.get(r, proc.returncode if proc.returncode > 0 else 1)
-        calls = finalize._jsonl_rows(job.rank(r).collectives_live)
-        finalize._write_parquet(calls, job.rank(r).collectives, ("start_ns", "end_ns"))
+        rank_paths = job.rank(r)
+        calls = finalize._jsonl_rows(rank_paths.collectives_live)
+        finalize._write_parquet(calls, rank_paths.collectives, ("start_ns", "end_ns"))
+        rank_samplers, status = _rank_samples(r - opts.local_ranks[0], r, per_rank, samplers)
         finalize.finish_run(
-            job.rank(r),
+            rank_paths,
             manifest,
-            code,
+            # used only when the rank wrote no child.json: torchrun's word on how it ended
+            exit_codes.get(r, proc.returncode),
             interrupted=interrupted,
             samplers=rank_samplers,
-            collector_status=status,
+            collector_status={**{k: v for k, v in node_status.items() if k == "nvml"}, **status},
             analyze=False,
         )
     node_result = finalize.finish_run(
@@ -333,6 +325,29 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         settle_s=RANKS_SETTLE_S if opts.nnodes > 1 else 0.0,
         analyze=req.analyze,
     )
+
+
+def _rank_samples(
+    local_rank: int, rank: int, per_rank: RankHostSamplers, node: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, CollectorStatus]]:
+    """A rank's own samplers (its processes, its GPU's NVML rows) and why any is missing."""
+    samplers: dict[str, Any] = {}
+    status: dict[str, CollectorStatus] = {}
+    if rank in per_rank.samplers:
+        samplers["host"] = per_rank.samplers[rank]
+    else:
+        status["host"] = CollectorStatus(ok=False, reason=per_rank.why_not(rank))
+    if "nvml" in node:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        index = gpu_index_for(local_rank, visible)
+        if index is None:
+            status["nvml"] = CollectorStatus(
+                ok=False,
+                reason=f"no GPU index for local rank {local_rank} in CUDA_VISIBLE_DEVICES={visible}",
+            )
+        else:
+            samplers["nvml"] = Rows(gpu_rows_for(node["nvml"].rows, index))
+    return samplers, status
 
 
 def _torchrun_exit_codes(stderr_log: Path) -> dict[int, int]:

@@ -8,7 +8,6 @@ the node once; each rank's folder gets the rows of the GPU its LOCAL_RANK select
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,9 +115,6 @@ def gpu_index_for(local_rank: int, visible: str | None) -> int | None:
     return int(entries[local_rank])
 
 
-def gpu_rows_for(rows: list[dict[str, Any]], local_rank: int) -> list[dict[str, Any]]:
-    """The NVML rows of the GPU this local rank uses (none when it cannot be told)."""
-    index = gpu_index_for(local_rank, os.environ.get("CUDA_VISIBLE_DEVICES"))
-    if index is None:
-        return []
+def gpu_rows_for(rows: list[dict[str, Any]], index: int) -> list[dict[str, Any]]:
+    """The NVML rows of one GPU (by NVML index)."""
     return [r for r in rows if r.get("gpu_index") == index]
