@@ -24,9 +24,11 @@ def test_bert_base_int8_is_accepted_with_a_measured_win(tmp_path):
         "int8-dynamic",
         "--",
         "--steps",
-        "10",
+        "12",
         "--seq",
         "32",
+        "--threads",  # one thread: steps stay steady when other jobs load the machine
+        "1",
     )
     t = trial(doc, "int8-dynamic")
     assert t["accepted"], t["reason"]
@@ -105,7 +107,9 @@ def test_apply_refuses_a_script_with_uncommitted_changes(tmp_path):
 def test_the_dataloader_example_gets_the_dataloader_recipe(tmp_path):
     example = Path(__file__).parent.parent / "examples" / "cnn_dataloader.py"
     shutil.copy(example, tmp_path / "cnn_dataloader.py")
-    out = dsprof("fix", "--json", "cnn_dataloader.py", "--batches", "24", cwd=tmp_path)
+    out = dsprof(
+        "fix", "--json", "--repeats", "2", "cnn_dataloader.py", "--batches", "32", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads(out.stdout)
     by = {c["recipe"]: c for c in doc["candidates"]}
