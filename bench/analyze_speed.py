@@ -174,9 +174,11 @@ def main() -> None:
         row(rel, SHARED / rel, hta, args.repeats)
     if not args.no_big:
         with tempfile.TemporaryDirectory(prefix="dsprof-bench-") as tmp:
-            big = generate_big_trace(
-                SHARED / GENERATED_SOURCE, Path(tmp) / "big.json", GENERATED_BYTES
-            )
+            src = SHARED / GENERATED_SOURCE
+            mid = generate_big_trace(src, Path(tmp) / "mid.json", GENERATED_MID_BYTES)
+            row(f"generated from {GENERATED_SOURCE}", mid, hta, 1)
+            mid.unlink()
+            big = generate_big_trace(src, Path(tmp) / "big.json", GENERATED_BYTES)
             row(f"generated from {GENERATED_SOURCE}", big, hta if args.big_hta else None, 1)
 
 
