@@ -113,9 +113,11 @@ def _traced_phases(steps: pd.DataFrame, tf: TraceFrames) -> dict[str, float] | N
 
 def _call_phases(calls: pd.DataFrame | None) -> dict[str, float] | None:
     """Per-call phases from collectives.parquet, or None with too few calls."""
-    if calls is None or len(calls) < SKIP_FIRST_CALLS + 2:
+    if calls is None or len(calls) < 2:
         return None
-    calls = calls.sort_values("start_ns").iloc[SKIP_FIRST_CALLS:].tail(MAX_CALLS)
+    # with very few calls the first one is kept: one interval is better than none
+    skip = SKIP_FIRST_CALLS if len(calls) >= SKIP_FIRST_CALLS + 3 else 0
+    calls = calls.sort_values("start_ns").iloc[skip:].tail(MAX_CALLS)
     sync = calls[~calls["async_op"].astype(bool)] if "async_op" in calls else calls
     coll = (sync["start_ns"].to_numpy(np.int64), sync["end_ns"].to_numpy(np.int64))
     return _interval_phases(calls["start_ns"].to_numpy(np.int64), coll, None)
