@@ -98,7 +98,9 @@ def explain_stopped_ranks(
 def _job_outcome(
     ranks: dict[int, RunManifest], causes: list[int], world_size: int, interrupted: bool
 ) -> tuple[RunStatus, int | None, str | None]:
-    if interrupted or any(m.status == "interrupted" for m in ranks.values()):
+    # a rank another node has not yet rewritten as "stopped by torchrun" still reads interrupted:
+    # a rank that failed by itself decides, unless the user pressed Ctrl-C
+    if interrupted or (not causes and any(m.status == "interrupted" for m in ranks.values())):
         return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)"
     failed = [r for r, m in sorted(ranks.items()) if m.status == "failed"]
     if failed:
