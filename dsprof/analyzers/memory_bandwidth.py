@@ -40,7 +40,7 @@ from dsprof.analyzers.trace_scope import (
 )
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.devices import GpuSpec, match_gpu
-from dsprof.trace.frames import COMM_KERNEL_RE
+from dsprof.trace.frames import COMM_KERNEL_RE, match_names
 from dsprof.trace.intervals import busy_ns
 from dsprof.trace.roofline import GEMM_OPS, op_costs
 
@@ -87,17 +87,10 @@ def classify(tf: TraceFrames, spec: GpuSpec | None) -> pd.DataFrame:
     if spec is not None and costed.any():
         ridge = np.array([spec.ridge_flops_per_byte(d or "float") for d in dtype[costed]])
         membound[costed] = flops[costed] / nbytes[costed] < ridge
-    by_name = _match(k["name"], STREAMING_KERNEL_RE)
+    by_name = match_names(k["name"], STREAMING_KERNEL_RE).to_numpy()
     membound[~costed] = by_name[~costed]
     via = np.where(costed & (spec is not None), "roofline", "name")
     return k.assign(membound=membound, flops=flops, bytes=nbytes, dtype=dtype, via=via)
-
-
-def _match(names: pd.Series, pattern: re.Pattern[str]) -> np.ndarray:
-    cats = names.cat.categories
-    hits = np.fromiter((bool(pattern.search(str(c))) for c in cats), dtype=bool, count=len(cats))
-    codes = names.cat.codes.to_numpy()
-    return np.where(codes >= 0, hits[np.maximum(codes, 0)], False)
 
 
 def _analyze_trace(tf: TraceFrames) -> list[Finding]:

@@ -56,7 +56,10 @@ tf.distributed (distributedInfo), tf.rank, tf.base_ns, tf.has_gpu_activity (kern
 present: use this, not deviceProperties, to decide that a trace is a GPU trace),
 tf.uncompressed_bytes.
 
-Intervals (dsprof.trace.intervals): union_intervals, busy_ns, gaps, overlap_ns, clip.
+Intervals (dsprof.trace.intervals): union_intervals, busy_ns, gaps, overlap_ns, clip,
+covered_ns_each, clusters (runs of back-to-back events), outermost (top-level ops per thread),
+innermost_containing (which op encloses a time on a thread).
+Name matching once per unique name: dsprof.trace.frames.match_names(series, regex).
 Devices (dsprof.trace.devices): GPU peak FLOP/s and bandwidth table, match_gpu(name).
 Roofline (dsprof.trace.roofline): per-op FLOPs and bytes from shapes and dtypes.
 """

@@ -125,12 +125,12 @@ class TraceFrames:
     def comm_kernels(self) -> pd.DataFrame:
         """Collective kernels, NCCL or not (symmetric-memory all-reduce, custom all-reduce, ...)."""
         k = self.kernels
-        return k[_match_per_unique(k["name"], COMM_KERNEL_RE)].reset_index(drop=True)
+        return k[match_names(k["name"], COMM_KERNEL_RE)].reset_index(drop=True)
 
     @cached_property
     def comm_cpu(self) -> pd.DataFrame:
         """Host-side collective spans (nccl:*, gloo:*, c10d::*): the CPU-only view of communication."""
-        return self.cpu[_match_per_unique(self.cpu["name"], COMM_CPU_RE)].reset_index(drop=True)
+        return self.cpu[match_names(self.cpu["name"], COMM_CPU_RE)].reset_index(drop=True)
 
     @cached_property
     def launches(self) -> pd.DataFrame:
@@ -267,7 +267,7 @@ def short_kernel_name(name: str) -> str:
     return head.rsplit("::", 1)[-1] or name[:60]
 
 
-def _match_per_unique(names: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
+def match_names(names: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
     """Boolean mask: regex evaluated once per unique (categorical) name."""
     cats = names.cat.categories
     hits = np.fromiter((bool(pattern.search(str(c))) for c in cats), dtype=bool, count=len(cats))
