@@ -71,12 +71,12 @@ def next_commands(run_dir: Path, manifest: RunManifest) -> list[str]:
     argv = " ".join(shlex.quote(a) for a in manifest.argv)
     target = f"-m {argv}" if manifest.kind == "module" else argv
     rd = shlex.quote(str(run_dir))
-    return [
-        f"dsprof report {rd} -o report.html",
-        f"dsprof fix {target}",
-        f"dsprof analyze {rd}",
-        f"dsprof dashboard {shlex.quote(str(run_dir.parent))}",
-    ]
+    commands = [f"dsprof report {rd} -o report.html"]
+    # fix runs single-process trials; a multi-rank job is diagnosed, not fixed, for now
+    if not manifest.world_size and manifest.kind in ("script", "module"):
+        commands.append(f"dsprof fix {target}")
+    commands += [f"dsprof analyze {rd}", f"dsprof dashboard {shlex.quote(str(run_dir.parent))}"]
+    return commands
 
 
 def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:

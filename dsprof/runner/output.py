@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -10,15 +11,15 @@ from pathlib import Path
 from typing import IO
 
 # torch's profiler prints these on stderr at every start/stop; they are not the script's output
-_NOISE_PREFIX = b"USDT:"
+# (torchrun prefixes each worker's lines with "[default0]:")
+_NOISE_MARK = b"USDT:"
+_NOISE_LINE = re.compile(rb"^(\[[^\]]*\]:)?USDT:")
 
 
 def _without_noise(chunk: bytes) -> bytes:
-    if _NOISE_PREFIX not in chunk:
+    if _NOISE_MARK not in chunk:
         return chunk
-    return b"".join(
-        line for line in chunk.splitlines(keepends=True) if not line.startswith(_NOISE_PREFIX)
-    )
+    return b"".join(line for line in chunk.splitlines(keepends=True) if not _NOISE_LINE.match(line))
 
 
 class Tee:
