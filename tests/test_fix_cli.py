@@ -35,6 +35,7 @@ def test_bert_base_int8_is_accepted_with_a_measured_win(tmp_path):
     assert t["ci95"][0] >= 1.03 and t["speedup"] >= t["ci95"][0]
     assert t["drift"]["cosine"] >= 0.99
     assert doc["accepted"] == ["int8-dynamic"]
+    assert doc["reference_check"].startswith("closing reference vs first: x")
     base = Path(tmp_path / doc["baseline"]["run"])
     session = json.loads((base / "fix.json").read_text())
     run = json.loads((base / session["trials"][0]["run_dir"] / "run.json").read_text())

@@ -141,4 +141,7 @@ class FixSession(BaseModel):
     candidates: list[Applicability] = Field(default_factory=list)
     trials: list[Trial] = Field(default_factory=list)
     accepted: list[str] = Field(default_factory=list, description="recipes in the final stack")
+    reference_check: str = Field(
+        default="", description="first vs closing reference run: did the machine's load move?"
+    )
     apply: ApplyResult | None = None

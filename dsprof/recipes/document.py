@@ -52,6 +52,7 @@ def session_json(session: FixSession) -> dict[str, Any]:
         "candidates": [c.model_dump() for c in session.candidates],
         "trials": trials,
         "accepted": session.accepted,
+        "reference_check": session.reference_check,
         "applied": [c.model_dump() for c in session.apply.changes] if session.apply else [],
         "apply": session.apply.model_dump(exclude={"changes"}) if session.apply else None,
     }

@@ -151,6 +151,10 @@ class FixRunner:
                 self.references.append(self._reference())
                 for name in names:
                     runs[name].append(self._trial_run([name]))
+            # a closing reference: all trials are compared with the references pooled, and
+            # when the machine's load moved during the session the two disagree and say so
+            self.references.append(self._reference())
+            session.reference_check = self._reference_check()
             session.baseline = self._metrics(self.references)
             for name in names:
                 session.trials.append(self._make_trial([name], runs[name]))
@@ -178,6 +182,19 @@ class FixRunner:
                 path=self.opts.target,
             )
         return load_run(result.paths.root)
+
+    def _reference_check(self) -> str:
+        first, last = self.durations(self.references[0]), self.durations(self.references[-1])
+        if min(len(first), len(last)) < V.MIN_STEPS:
+            return "too few steps to compare the first and the closing reference run"
+        s = V.bootstrap_speedup(first, last)
+        text = f"closing reference vs first: x{s.speedup:.2f} [{s.lo:.2f}, {s.hi:.2f}]"
+        if s.lo > 1 + self.opts.min_gain or s.hi < 1 - self.opts.min_gain:
+            return (
+                f"{text}: the machine's load changed during the session, so speedups carry that "
+                "too (references pooled; --repeats interleaves more runs)"
+            )
+        return f"{text}: stable"
 
     @property
     def reference(self) -> RunData | None:

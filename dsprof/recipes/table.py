@@ -97,6 +97,8 @@ def fix_tables(session: FixSession) -> list[Any]:
                 + (t.verdict.reason if t.verdict else t.error or t.status)
             )
         )
+    if session.reference_check:
+        parts.append(Text(f"  noise: {session.reference_check}"))
     parts.append(Text(f"accepted: {', '.join(session.accepted) or 'none'}", style="bold"))
     if session.apply is not None:
         a = session.apply
