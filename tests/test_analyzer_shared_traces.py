@@ -131,3 +131,11 @@ def test_bad_trace_and_missing_paths(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(UsageError, match=r"no \.json"):
         analyze_traces([empty])
+
+
+def test_unreadable_trace_in_a_run_is_reported_once(tmp_path: Path) -> None:
+    bad = tmp_path / "host_1.pt.trace.json"
+    bad.write_text('{"traceEvents": [')
+    doc = analyze_run(trace_run(bad))
+    assert list(doc.analyzers_failed) == ["trace"]
+    assert "truncated" in doc.analyzers_failed["trace"]

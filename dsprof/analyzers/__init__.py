@@ -74,6 +74,8 @@ def analyze_run(run: RunData) -> FindingsDocument:
         except DsprofError as e:
             failed["trace"] = str(e)
             trace_ok = False
+            # the unreadable trace counts as absent for analyzers that also use other data
+            run.__dict__["traces"] = []
     for analyzer in ANALYZERS:
         if not has_artifacts(run, analyzer.requires):
             continue
