@@ -33,7 +33,7 @@ def test_dataloader_bands(tmp_path: Path, loader_us: int, severity: str | None) 
     (f,) = got
     assert f.severity == severity
     assert f.impact == pytest.approx(loader_us / 1000)
-    assert f.recipes[0] == "dataloader"
+    assert f.recipes == ["dataloader"]  # a CPU trace: pinned memory would not help
 
 
 def test_pageable_copies(tmp_path: Path) -> None:

@@ -88,10 +88,9 @@ def _analyze_trace(tf: TraceFrames, extra: list[Evidence]) -> list[Finding]:
         ]
     evidence += extra
     if dl_share >= pg_share:
-        title = (
-            f"DataLoader fetches take {dl_share:.0%} of {w} ({ms(dl_ns)} ms in {len(dl)} fetches)"
-        )
-        recipes = ["dataloader", "pinned-memory"]
+        title = f"DataLoader fetches take {dl_share:.0%} of {w} ({dl_ns / 1e6:.1f} ms in {len(dl)} fetches)"
+        # pinned memory only speeds up host-to-device copies: a CPU run has none
+        recipes = ["dataloader", "pinned-memory"] if tf.has_gpu_activity else ["dataloader"]
     else:
         title = f"Pageable host-to-device copies take {pg_share:.0%} of {w}"
         recipes = ["pinned-memory", "dataloader"]
