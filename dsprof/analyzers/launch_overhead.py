@@ -188,7 +188,7 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
                     metric="tiny_ops_in_runs", value=int(counts[runs].sum()), unit="count", window=w
                 ),
             ],
-            recipes=["compile", "batching", "fused-kernels"],
+            recipes=["compile", "batching"],  # fused-kernels are GPU (Triton) kernels
             analyzer=LaunchOverheadAnalyzer.name,
         )
     ]
