@@ -43,8 +43,12 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
     for name, why in doc.analyzers_failed.items():
         console.print(f"[yellow]analyzer {name} failed:[/yellow] {why}")
     if run_dir is not None:
-        console.print(f"Wrote {run_dir / 'findings.json'}")
-        console.print(
-            f"Next: dsprof fix (for the script), or dsprof report {run_dir} -o report.html"
-        )
+        from dsprof.store import read_manifest
+        from dsprof.store.layout import RunPaths
+
+        paths = RunPaths(run_dir)
+        console.print(f"Wrote {paths.findings}", soft_wrap=True)
+        console.print("Next:")
+        console.print(f"  dsprof fix {read_manifest(paths.manifest).target}", soft_wrap=True)
+        console.print(f"  dsprof report {run_dir} -o report.html", soft_wrap=True)
     return 0
