@@ -39,7 +39,7 @@ def main() -> int:
 
     from dsprof.recipes.session import FixOptions, FixRunner
 
-    console = Console()
+    console = Console(width=160)  # the table stays whole when piped to a file
     out = args.out or Path(tempfile.mkdtemp(prefix="dsprof-fix-bench-"))
     table = Table(title="dsprof fix on the examples (CPU)")
     for col in (
