@@ -206,3 +206,18 @@ def test_modules_called_inside_a_first_call_hook_are_not_steps(tracker):
         for _ in range(3):
             model(torch.randn(2, 32))
     assert [r.module for r in tracker.records] == ["Sequential"] * 3
+
+
+def test_a_first_call_hook_that_raises_names_its_recipe(tracker):
+    """eval-mode on an object without .eval(): the real AttributeError, reported with the recipe."""
+
+    class Plain(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    model = Plain()
+    model.eval = None  # a script that shadowed eval: calling it raises TypeError
+    report = _installed(tracker, ["eval-mode"])
+    with pytest.raises(RuntimeError, match="recipe eval-mode failed at the model's first call"):
+        model(torch.ones(1))
+    assert report["eval-mode"]["status"] == "failed" and "TypeError" in report["eval-mode"]["error"]

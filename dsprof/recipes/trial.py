@@ -29,7 +29,8 @@ def install(names: list[str], options: dict[str, Any], tracker: Any) -> dict[str
         try:
             _UNDO.append(recipe.install(tracker, dict(options.get(recipe.name) or {}), status))
             tracker.first_call_hooks[before:] = [
-                _as_nested_call(tracker, h) for h in tracker.first_call_hooks[before:]
+                _as_nested_call(tracker, h, recipe.name, status)
+                for h in tracker.first_call_hooks[before:]
             ]
         except Exception as e:
             status.update(status="failed", error=f"{type(e).__name__}: {e}")
@@ -39,22 +40,30 @@ def install(names: list[str], options: dict[str, Any], tracker: Any) -> dict[str
     return report
 
 
-def _as_nested_call(tracker: Any, hook: Callable[[Any], None]) -> Callable[[Any], None]:
+def _as_nested_call(
+    tracker: Any, hook: Callable[[Any], None], name: str, status: dict[str, Any]
+) -> Callable[[Any], None]:
     """Run a first-call hook as if inside a step, so the modules it calls are not steps.
+
+    A hook that raises marks its recipe failed in the status and names it in the error.
 
     quantize_dynamic calls observer modules and a sweep calls the model; the tracker would
     otherwise discover them as roots and record their calls as steps (and capture their outputs
     as step 0..N). Uses the tracker's call depth, the same counter it uses for nested calls.
     """
-    if not hasattr(tracker, "_depth"):
-        return hook
+    depth = hasattr(tracker, "_depth")
 
     def nested(module: Any) -> None:
-        tracker._depth += 1
+        if depth:
+            tracker._depth += 1
         try:
             hook(module)
+        except Exception as e:
+            status.update(status="failed", error=f"{type(e).__name__}: {e}")
+            raise RuntimeError(f"recipe {name} failed at the model's first call: {e}") from e
         finally:
-            tracker._depth -= 1
+            if depth:
+                tracker._depth -= 1
 
     return nested
 
