@@ -158,3 +158,38 @@ def test_patched_script_runs_with_plain_python_and_keeps_a_backup(tmp_path):
     # a second apply keeps the first backup (the true original)
     write_backup_and_script(script, r.source + "\n")
     assert backup.read_text() == SCRIPT
+
+
+HELPER_CALL = textwrap.dedent(
+    """\
+    import torch
+
+
+    def run(model, x):
+        return model(x)
+
+
+    def main():
+        net = torch.nn.Linear(8, 4)
+        net = net.train()
+        print(run(net, torch.randn(2, 8)).shape, net.training)
+
+
+    main()
+    """
+)
+
+
+def test_a_model_called_through_a_helper_is_found_by_its_construction():
+    r = apply_changes(
+        HELPER_CALL, _changes("eval-mode"), path="s.py", call_line=5, model_class="Linear"
+    )
+    assert not r.manual and r.model_var == "net"
+    lines = r.source.splitlines()
+    assert lines[lines.index("    net = net.train()") + 1] == "    net.eval()"
+
+
+def test_two_constructions_of_the_class_stay_manual():
+    src = HELPER_CALL.replace("    net = net.train()", "    other = torch.nn.Linear(8, 4)")
+    r = apply_changes(src, _changes("eval-mode"), path="s.py", call_line=5, model_class="Linear")
+    assert r.source == src and "2 assignments build a Linear" in r.manual[0].reason

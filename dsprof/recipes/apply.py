@@ -59,6 +59,7 @@ def apply_accepted(runner: FixRunner, *, dry_run: bool = False, force: bool = Fa
         path=script.name,
         call_line=site.get("line"),
         call_file_matches=same_file,
+        model_class=runner.model_class,
     )
     result.changes, result.diff = mod.changes, mod.diff(original, script.name)
     if dry_run or mod.source == original:

@@ -13,6 +13,7 @@ in another scope, the call site is in another file), the change is returned as m
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ class _Survey(cst.CSTVisitor):
         self.called: list[tuple[str, tuple[int, ...]]] = []  # (name, scope) of calls on that line
         self.assigns: dict[str, list[tuple[int, tuple[int, ...], cst.CSTNode]]] = {}
         self.imports: set[str] = set()
+        # (variable, line, scope, source of the assigned value) of every assignment
+        self.constructs: list[tuple[str, int, tuple[int, ...], str]] = []
         self._scope: list[int] = []
 
     def _line(self, node: cst.CSTNode) -> int:
@@ -96,6 +99,16 @@ class _Survey(cst.CSTVisitor):
                     self.assigns.setdefault(n.value, []).append(
                         (self._line(node), tuple(self._scope), node)
                     )
+                    value = getattr(small, "value", None)
+                    if value is not None:
+                        self.constructs.append(
+                            (
+                                n.value,
+                                self._line(node),
+                                tuple(self._scope),
+                                cst.Module([]).code_for_node(value),
+                            )
+                        )
 
 
 def _is_import(stmt: cst.CSTNode) -> bool:
@@ -198,6 +211,7 @@ def apply_changes(
     path: str,
     call_line: int | None,
     call_file_matches: bool = True,
+    model_class: str | None = None,
 ) -> CodemodResult:
     """Rewrite `source` with the recipes' changes; see the module docstring for placement."""
     module = cst.parse_module(source)
@@ -208,6 +222,8 @@ def apply_changes(
     result = CodemodResult(source=source)
 
     model_var, anchor, why_not = _find_anchor(survey, call_line, call_file_matches)
+    if anchor is None and model_class:
+        model_var, anchor, why_not = _construction_anchor(survey, model_class, why_not, model_var)
     result.model_var = model_var
     after: dict[cst.CSTNode, list[cst.BaseStatement]] = {}
     imports: list[str] = []
@@ -305,6 +321,30 @@ def _find_anchor(
         return var, None, f"`{var}` is not assigned before line {call_line} in the same scope"
     line, _, node = max(before, key=lambda a: a[0])
     return var, (line, node), ""
+
+
+def _construction_anchor(
+    survey: _Survey, model_class: str, why_not: str, var: str | None
+) -> tuple[str | None, tuple[int, cst.CSTNode] | None, str]:
+    """Fallback: the one variable the script builds the recorded model class into.
+
+    When the call site gives no anchor (the model is a parameter there, or is called from
+    another file), an assignment whose value names the root module's class (`net =
+    BertModel(config)`) identifies the object; if exactly one variable in one scope is built so,
+    the change goes after that variable's last assignment in that scope. Otherwise: manual.
+    """
+    pattern = re.compile(rf"\b{re.escape(model_class)}\b")
+    makers = {(v, scope) for v, _, scope, code in survey.constructs if pattern.search(code)}
+    if len(makers) != 1:
+        found = "no" if not makers else f"{len(makers)}"
+        return (
+            var,
+            None,
+            f"{why_not}; {found} assignments build a {model_class} to anchor on instead",
+        )
+    name, scope = makers.pop()
+    line, _, node = max((a for a in survey.assigns[name] if a[1] == scope), key=lambda a: a[0])
+    return name, (line, node), ""
 
 
 def _add_top(
