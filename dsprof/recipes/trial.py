@@ -43,27 +43,18 @@ def install(names: list[str], options: dict[str, Any], tracker: Any) -> dict[str
 def _as_nested_call(
     tracker: Any, hook: Callable[[Any], None], name: str, status: dict[str, Any]
 ) -> Callable[[Any], None]:
-    """Run a first-call hook as if inside a step, so the modules it calls are not steps.
+    """Wrap a first-call hook so that, when it raises, its recipe is marked failed and named.
 
-    A hook that raises marks its recipe failed in the status and names it in the error.
-
-    quantize_dynamic calls observer modules and a sweep calls the model; the tracker would
-    otherwise discover them as roots and record their calls as steps (and capture their outputs
-    as step 0..N). Uses the tracker's call depth, the same counter it uses for nested calls.
+    (The tracker runs first-call hooks inside a step, so the modules they call, such as
+    quantize_dynamic's observers or a batch-size sweep's model calls, are not steps.)
     """
-    depth = hasattr(tracker, "_depth")
 
     def nested(module: Any) -> None:
-        if depth:
-            tracker._depth += 1
         try:
             hook(module)
         except Exception as e:
             status.update(status="failed", error=f"{type(e).__name__}: {e}")
             raise RuntimeError(f"recipe {name} failed at the model's first call: {e}") from e
-        finally:
-            if depth:
-                tracker._depth -= 1
 
     return nested
 

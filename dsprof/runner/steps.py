@@ -133,8 +133,13 @@ class StepTracker:
         self._handles.append(
             module.register_forward_hook(self._root_post, with_kwargs=True, always_call=True)
         )
-        for hook in self.first_call_hooks:
-            hook(module)
+        # modules a hook calls (quantization observers, a batch-size sweep) are not steps
+        self._depth += 1
+        try:
+            for hook in self.first_call_hooks:
+                hook(module)
+        finally:
+            self._depth -= 1
         # this very call is the root's first step; torch may or may not also run the instance
         # pre-hook just added for this call, so remember that the step has already begun
         self._enter(module, info)
@@ -158,6 +163,12 @@ class StepTracker:
         self._thread = threading.get_ident()
         self._started_by_discover = False
         info.calls += 1
+        if self.call_contexts:
+            stack = contextlib.ExitStack()
+            for make in self.call_contexts:
+                stack.enter_context(make(module))
+            self._stack = stack
+        # read after the recipes' contexts (inference_mode, autocast) are entered
         self._call_autograd = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
         self._call_training = sum(1 for m in info.modules if m.training)
         if self._call_training and not info.training_classes:
@@ -171,11 +182,6 @@ class StepTracker:
                 for n, m in module.named_modules()
                 if m.training
             ][:50]
-        if self.call_contexts:
-            stack = contextlib.ExitStack()
-            for make in self.call_contexts:
-                stack.enter_context(make(module))
-            self._stack = stack
         self._call_start_ns = time.time_ns()
         if self._first_call_start_ns is None:
             self._first_call_start_ns = self._call_start_ns
