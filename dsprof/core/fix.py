@@ -16,7 +16,8 @@ FIX_SCHEMA_VERSION = 1
 
 RiskClass = Literal["exact", "approximate", "deterministic"]
 TrialStatus = Literal["ok", "failed", "skipped"]
-# what a verdict concluded; only "win" is accepted
+# what a verdict concluded; only "win" is accepted, except eval-mode alone, which is accepted
+# when its outputs become deterministic whatever the speed (issue 4: judged by determinism)
 Outcome = Literal[
     "win",  # the interval's conservative end clears the minimum gain and drift is within tolerance
     "no-measurable-change",  # the interval reaches into the noise band

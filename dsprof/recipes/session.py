@@ -302,7 +302,7 @@ class FixRunner:
         )
         peak = run.manifest.summary.peak_rss_bytes if run.manifest else None
         change = peak - ref_peak if peak is not None and ref_peak is not None else None
-        return V.judge(
+        verdict = V.judge(
             risk,
             speed,
             drift,
@@ -310,6 +310,11 @@ class FixRunner:
             min_gain=self.opts.min_gain,
             memory_change=change,
         )
+        if len(names) > 1 and verdict.outcome != "win":
+            # a combination exists to be faster: eval-mode's "accepted on determinism alone"
+            # does not carry over to a stack that is not a measured win
+            verdict.accepted = False
+        return verdict
 
     def stack(self) -> list[str]:
         """Greedy: start from the fastest accepted recipe, add each next one that stays accepted
