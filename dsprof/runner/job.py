@@ -159,6 +159,12 @@ def finish_job(
     for name in RANK_ONLY_COLLECTORS:
         root.collectors.pop(name, None)
     root.collectors["ranks"] = _ranks_collector(ranks, opts.world_size)
+    # the job's own process is torchrun's parent: torch facts come from the ranks' children
+    first = next((m for _, m in sorted(ranks.items()) if m.environment), None)
+    if root.environment is not None and first is not None and first.environment is not None:
+        for f in ("torch", "cuda", "cudnn", "torch_num_threads"):
+            if getattr(root.environment, f) is None:
+                setattr(root.environment, f, getattr(first.environment, f))
     done = [m for m in ranks.values() if m.summary.p50_ns is not None]
     if done:  # the job runs at the pace of its slowest rank
         slowest = max(done, key=lambda m: m.summary.p50_ns or 0)
