@@ -29,9 +29,9 @@ def make_model(hidden: int, layers: int) -> nn.Module:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--layers", type=int, default=6)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--profiler", action="store_true")
     p.add_argument("--json-out", required=True)
     args = p.parse_args()

@@ -88,3 +88,12 @@ def test_markers_take_over_from_module_calls():
     markers = [r for r, _, _ in records if r.source == "marker"]
     assert [r.step for r in markers] == [0, 1, 2]
     assert markers[0].start_ns <= markers[0].end_ns <= markers[1].start_ns
+
+
+def test_json_line_is_the_row():
+    import json
+
+    from dsprof.runner.steps import StepRecord
+
+    rec = StepRecord(3, 10, 25, 'Odd"Name</script>', "module", True, False, 2)
+    assert json.loads(rec.as_json_line()) == rec.as_row()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_ENV = "DSPROF_CHILD_CONFIG"
+STEPS_FLUSH_S = 0.2
 EXIT_INTERRUPTED = 130
 
 
@@ -57,7 +58,10 @@ class ChildSession:
             if config.get("trace", True)
             else None
         )
-        self.steps_file = open(self.paths.steps_live, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        # block-buffered and flushed at most every STEPS_FLUSH_S: a write per step would cost
+        # the script a syscall per step; a killed child loses at most that much of steps.jsonl
+        self.steps_file = open(self.paths.steps_live, "a", encoding="utf-8")  # noqa: SIM115
+        self._next_flush = 0.0
         self.mem_file = (
             open(self.paths.metrics_dir / "cuda_memory.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
             if self.cuda
@@ -86,7 +90,11 @@ class ChildSession:
         if self.window is not None:
             record.traced = self.window.in_window(record.step)
             self.window.step()
-        self.steps_file.write(json.dumps(record.as_row()) + "\n")
+        self.steps_file.write(record.as_json_line())
+        now = time.monotonic()
+        if now >= self._next_flush:
+            self.steps_file.flush()
+            self._next_flush = now + STEPS_FLUSH_S
         if self.mem_file is not None:
             for row in self.cuda_memory.sample(record.step):
                 self.mem_file.write(json.dumps(row) + "\n")

@@ -202,9 +202,11 @@ def _wait(proc: subprocess.Popen[bytes], progress: Progress) -> bool:
             previous[sig] = signal.signal(sig, on_signal)
     forwarded = terminated = False
     try:
+        # a live progress line redraws at 4 Hz; without one, fewer wake-ups disturb the script
+        poll_s = 0.05 if progress.live else 0.2
         while proc.poll() is None:
             progress.refresh()
-            time.sleep(0.05)
+            time.sleep(poll_s)
             if not interrupted_at:
                 continue
             waited = time.monotonic() - interrupted_at[0]

@@ -36,6 +36,11 @@ class Progress:
             )
             self._live.start()
 
+    @property
+    def live(self) -> bool:
+        """True while the line is drawn (stderr is a terminal and progress was asked for)."""
+        return self._live is not None
+
     def _line(self) -> Text:
         elapsed = time.monotonic() - self._t0
         last = f"{self.last_ms:.1f} ms" if self.last_ms is not None else "-"

@@ -9,6 +9,7 @@ counter keeps the per-call work to an integer increment for all but the outermos
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import threading
@@ -39,6 +40,16 @@ class StepRecord:
     traced: bool = False
     autograd_enabled: bool = True
     training_modules: int = -1
+
+    def as_json_line(self) -> str:
+        """as_row() as one JSON line, formatted directly (this runs at every step end)."""
+        return (
+            f'{{"step": {self.step}, "start_ns": {self.start_ns}, "end_ns": {self.end_ns}, '
+            f'"duration_ns": {self.end_ns - self.start_ns}, "module": {json.dumps(self.module)}, '
+            f'"source": "{self.source}", "traced": {"true" if self.traced else "false"}, '
+            f'"autograd_enabled": {"true" if self.autograd_enabled else "false"}, '
+            f'"training_modules": {self.training_modules}}}\n'
+        )
 
     def as_row(self) -> dict[str, Any]:
         return {
