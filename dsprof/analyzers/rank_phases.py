@@ -89,9 +89,17 @@ def _interval_phases(bounds: np.ndarray, coll: Spans, data: Spans | None) -> dic
     """
     rows = []
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        c = busy_ns(*coll, lo, hi)
-        d = busy_ns(*data, lo, hi) if data is not None else 0
-        rows.append((hi - lo, c, d, max(hi - lo - c, 0), max(hi - lo - c - d, 0)))
+        in_coll = busy_ns(*coll, lo, hi)
+        in_data = busy_ns(*data, lo, hi) if data is not None else 0
+        rows.append(
+            (
+                hi - lo,
+                in_coll,
+                in_data,
+                max(hi - lo - in_coll, 0),
+                max(hi - lo - in_coll - in_data, 0),
+            )
+        )
     it, c, d, own, compute = (float(np.median(col)) for col in np.array(rows, dtype=float).T)
     return {
         "iteration_ns": it,

@@ -8,8 +8,12 @@ import click
 
 
 @click.command("ls")
-@click.argument("runs_dir", required=False, type=click.Path(path_type=Path), default=Path(".dsprof/runs"))
-@click.option("--limit", "-n", type=int, default=30, show_default=True, help="Show at most this many runs.")
+@click.argument(
+    "runs_dir", required=False, type=click.Path(path_type=Path), default=Path(".dsprof/runs")
+)
+@click.option(
+    "--limit", "-n", type=int, default=30, show_default=True, help="Show at most this many runs."
+)
 def command(runs_dir: Path, limit: int) -> int:
     """List the runs under RUNS_DIR (default .dsprof/runs), newest first."""
     from rich.console import Console

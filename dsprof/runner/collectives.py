@@ -77,7 +77,7 @@ class CollectiveLog:
         def timed(*args: Any, **kwargs: Any) -> Any:
             # inside a torch.compile trace the call must stay the plain collective (no graph
             # break); a collective built from another one counts once
-            if is_compiling() or getattr(self._depth, "n", 0):
+            if is_compiling() or self._depth.__dict__.get("n", 0):
                 return fn(*args, **kwargs)
             self._depth.n = 1
             start = time.time_ns()
