@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,30 +184,17 @@ def _prepare_job(req: RunRequest, opts: DistributedOptions) -> tuple[RunPaths, R
 
 
 def _manifest(req: RunRequest, opts: DistributedOptions, run_id: str, **extra: Any) -> RunManifest:
-    from dsprof.collectors.environment import collect_environment
+    from dsprof.runner.launch import new_manifest
 
-    return RunManifest(
-        run_id=run_id,
-        kind="module" if req.module else "script",
-        argv=[req.target, *req.args],
-        target=req.target,
-        cwd=os.getcwd(),
-        start_ns=time.time_ns(),
-        environment=collect_environment(),
-        options={
-            "warmup_steps": req.warmup_steps,
-            "active_steps": req.active_steps,
-            "trace": req.trace,
-            "sample_hz": req.sample_hz,
-            "capture_steps": req.capture_steps,
-            "max_steps": req.max_steps,
+    return new_manifest(
+        req,
+        run_id,
+        {
             "nproc_per_node": opts.nproc_per_node,
             "nnodes": opts.nnodes,
             "master_addr": opts.master_addr,
             "master_port": opts.master_port,
         },
-        parent_run=req.parent_run,
-        recipes=list(req.recipes),
         world_size=opts.world_size,
         **extra,
     )

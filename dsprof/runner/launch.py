@@ -112,14 +112,14 @@ def _start_samplers(pid: int, hz: float) -> tuple[dict[str, Any], dict[str, Coll
     return samplers, status
 
 
-def run_script(req: RunRequest) -> RunResult:
-    """Run the target under dsprof and return the finished run folder."""
-    check_target(req.target, req.module)
-    paths = _prepare_folder(req)
+def new_manifest(
+    req: RunRequest, run_id: str, options: dict[str, Any] | None = None, **fields: Any
+) -> RunManifest:
+    """The run.json a run starts with (status running), from the request."""
     from dsprof.collectors.environment import collect_environment
 
-    manifest = RunManifest(
-        run_id=paths.root.name,
+    return RunManifest(
+        run_id=run_id,
         kind="module" if req.module else "script",
         argv=[req.target, *req.args],
         target=req.target,
@@ -133,10 +133,19 @@ def run_script(req: RunRequest) -> RunResult:
             "sample_hz": req.sample_hz,
             "capture_steps": req.capture_steps,
             "max_steps": req.max_steps,
+            **(options or {}),
         },
         parent_run=req.parent_run,
         recipes=list(req.recipes),
+        **fields,
     )
+
+
+def run_script(req: RunRequest) -> RunResult:
+    """Run the target under dsprof and return the finished run folder."""
+    check_target(req.target, req.module)
+    paths = _prepare_folder(req)
+    manifest = new_manifest(req, paths.root.name)
     write_model(paths.manifest, manifest)
     config = {
         "run_dir": str(paths.root.resolve()),
