@@ -16,7 +16,6 @@ ranks/<r>/ for its own ranks (see docs/ranks.md).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from typing import Any
 from dsprof.core.errors import UsageError
 from dsprof.core.manifest import CollectorStatus, RunManifest
 from dsprof.runner import finalize
-from dsprof.runner.launch import RunRequest, RunResult, _start_samplers, _wait
+from dsprof.runner.launch import RunRequest, RunResult, _start_samplers, _wait, child_env
 from dsprof.runner.output import Tee
 from dsprof.runner.progress import Progress
 from dsprof.runner.rank_samplers import RankHostSamplers, Rows, gpu_index_for, gpu_rows_for
@@ -227,28 +226,8 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         )
         write_model(rank_paths.manifest, rank_manifests[r])
 
-    config = {
-        JOB_DIR_KEY: str(job.root.resolve()),
-        "run_dir": "",  # set per rank by resolve_rank_config
-        "target": req.target,
-        "args": req.args,
-        "module": req.module,
-        "warmup_steps": req.warmup_steps,
-        "active_steps": req.active_steps,
-        "trace": req.trace,
-        "capture_steps": req.capture_steps,
-        "recipes": req.recipes,
-        "recipe_options": req.recipe_options,
-        "max_steps": req.max_steps,
-    }
-    config_path = node.logs_dir / "child-config.json"
-    config_path.write_text(json.dumps(config, default=str), encoding="utf-8")
-    env = {
-        **os.environ,
-        **req.env,
-        "PYTHONUNBUFFERED": "1",
-        "DSPROF_CHILD_CONFIG": str(config_path.resolve()),
-    }
+    # run_dir is set per rank by resolve_rank_config
+    env = child_env(req, node.logs_dir, **{JOB_DIR_KEY: str(job.root.resolve()), "run_dir": ""})
     torchrun_logs = node.logs_dir / "torchrun"
     # torchrun gets its own session: a Ctrl-C reaches it once, forwarded by _wait, and it shuts
     # the workers down gracefully; a second SIGINT straight from the terminal would cut that short

@@ -141,14 +141,9 @@ def new_manifest(
     )
 
 
-def run_script(req: RunRequest) -> RunResult:
-    """Run the target under dsprof and return the finished run folder."""
-    check_target(req.target, req.module)
-    paths = _prepare_folder(req)
-    manifest = new_manifest(req, paths.root.name)
-    write_model(paths.manifest, manifest)
-    config = {
-        "run_dir": str(paths.root.resolve()),
+def child_env(req: RunRequest, logs_dir: Path, **config: Any) -> dict[str, str]:
+    """Write the child's config (logs/child-config.json) and return the child's environment."""
+    full = {
         "target": req.target,
         "args": req.args,
         "module": req.module,
@@ -159,15 +154,25 @@ def run_script(req: RunRequest) -> RunResult:
         "recipes": req.recipes,
         "recipe_options": req.recipe_options,
         "max_steps": req.max_steps,
+        **config,
     }
-    config_path = paths.logs_dir / "child-config.json"
-    config_path.write_text(json.dumps(config, default=str), encoding="utf-8")
-    env = {
+    config_path = logs_dir / "child-config.json"
+    config_path.write_text(json.dumps(full, default=str), encoding="utf-8")
+    return {
         **os.environ,
         **req.env,
         "PYTHONUNBUFFERED": "1",
         "DSPROF_CHILD_CONFIG": str(config_path.resolve()),
     }
+
+
+def run_script(req: RunRequest) -> RunResult:
+    """Run the target under dsprof and return the finished run folder."""
+    check_target(req.target, req.module)
+    paths = _prepare_folder(req)
+    manifest = new_manifest(req, paths.root.name)
+    write_model(paths.manifest, manifest)
+    env = child_env(req, paths.logs_dir, run_dir=str(paths.root.resolve()))
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "dsprof.runner.child"],
