@@ -51,7 +51,7 @@ class ProfileSession:
         from dsprof.collectors.environment import collect_environment
         from dsprof.runner import steps
         from dsprof.runner.child import ChildSession
-        from dsprof.runner.launch import _start_samplers
+        from dsprof.runner.launch import start_samplers
         from dsprof.store.documents import write_model
         from dsprof.store.run_store import create_run_folder
 
@@ -88,7 +88,7 @@ class ProfileSession:
             }
         )
         self._child.start()
-        samplers, self._status = _start_samplers(os.getpid(), self.sample_hz)
+        samplers, self._status = start_samplers(os.getpid(), self.sample_hz)
         self._nvml = samplers.pop("_nvml_handle", None)
         self._samplers = samplers
         return self

@@ -17,6 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from dsprof.store.documents import write_text_atomic
+
 CONFIG_ENV = "DSPROF_CHILD_CONFIG"
 STEPS_FLUSH_S = 0.2
 EXIT_INTERRUPTED = 130
@@ -153,9 +155,7 @@ class ChildSession:
             "profiler": self.window.status() if self.window is not None else None,
             "recipes": self.recipes,
         }
-        tmp = self.paths.child_info.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, self.paths.child_info)
+        write_text_atomic(self.paths.child_info, json.dumps(info, indent=1, default=str))
 
 
 def _merge_counts(dicts: Any) -> dict[str, int]:

@@ -29,7 +29,7 @@ from typing import Any
 from dsprof.core.errors import UsageError
 from dsprof.core.manifest import CollectorStatus, RunManifest
 from dsprof.runner import finalize
-from dsprof.runner.launch import RunRequest, RunResult, _start_samplers, _wait, child_env
+from dsprof.runner.launch import RunRequest, RunResult, child_env, start_samplers, wait_for_child
 from dsprof.runner.output import Tee
 from dsprof.runner.progress import Progress
 from dsprof.runner.rank_samplers import RankHostSamplers, Rows, gpu_index_for, gpu_rows_for
@@ -229,7 +229,7 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
     # run_dir is set per rank by resolve_rank_config
     env = child_env(req, node.logs_dir, **{JOB_DIR_KEY: str(job.root.resolve()), "run_dir": ""})
     torchrun_logs = node.logs_dir / "torchrun"
-    # torchrun gets its own session: a Ctrl-C reaches it once, forwarded by _wait, and it shuts
+    # torchrun gets its own session: a Ctrl-C reaches it once, forwarded by wait_for_child, and it shuts
     # the workers down gracefully; a second SIGINT straight from the terminal would cut that short
     proc = subprocess.Popen(
         opts.torchrun_argv(torchrun_logs),
@@ -239,12 +239,12 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         start_new_session=True,
     )
     tee = Tee(proc, node.stdout_log, node.stderr_log, echo=req.echo)
-    samplers, node_status = _start_samplers(proc.pid, req.sample_hz)
+    samplers, node_status = start_samplers(proc.pid, req.sample_hz)
     nvml_handle = samplers.pop("_nvml_handle", None)
     per_rank = RankHostSamplers(proc.pid, req.sample_hz)
     per_rank.start()
     progress = Progress(job.rank(opts.local_ranks[0]).steps_live, enabled=req.progress)
-    interrupted = _wait(proc, progress)
+    interrupted = wait_for_child(proc, progress)
     per_rank.wait_workers(WORKERS_EXIT_S)  # torchrun may be gone before its workers are
     tee.join()
     per_rank.stop()
@@ -258,8 +258,8 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
     _collect_rank_logs(torchrun_logs, job, opts)
     for r, manifest in rank_manifests.items():
         rank_paths = job.rank(r)
-        calls = finalize._jsonl_rows(rank_paths.collectives_live)
-        finalize._write_parquet(calls, rank_paths.collectives, ("start_ns", "end_ns"))
+        calls = finalize.jsonl_rows(rank_paths.collectives_live)
+        finalize.write_parquet(calls, rank_paths.collectives, ("start_ns", "end_ns"))
         rank_samplers, status = _rank_samples(r - opts.local_ranks[0], r, per_rank, samplers)
         finalize.finish_run(
             rank_paths,

@@ -15,7 +15,7 @@ from dsprof.store.layout import RunPaths
 EXIT_INTERRUPTED = 130
 
 
-def _jsonl_rows(path: Any) -> list[dict[str, Any]]:
+def jsonl_rows(path: Any) -> list[dict[str, Any]]:
     """Rows of a JSON-lines file; a last line cut off by a killed writer is dropped."""
     if not path.is_file():
         return []
@@ -28,7 +28,8 @@ def _jsonl_rows(path: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_parquet(rows: list[dict[str, Any]], path: Any, int_cols: tuple[str, ...] = ()) -> None:
+def write_parquet(rows: list[dict[str, Any]], path: Any, int_cols: tuple[str, ...] = ()) -> None:
+    """Rows to a parquet table (nothing written for no rows: not collected means absent)."""
     import pandas as pd
 
     if not rows:
@@ -92,18 +93,18 @@ def finish_run(
     """Write the parquet tables, child facts, summary, findings and the final run.json."""
     from dsprof.runner.launch import RunResult
 
-    step_rows = _jsonl_rows(paths.steps_live)
+    step_rows = jsonl_rows(paths.steps_live)
     if any(r.get("source") == "marker" for r in step_rows):
         # once the script marks steps with dsprof.step(), its markers define the steps; module
         # calls recorded before the first marker were provisional
         step_rows = [r for r in step_rows if r.get("source") == "marker"]
-    _write_parquet(step_rows, paths.steps, STEP_COLUMNS)
+    write_parquet(step_rows, paths.steps, STEP_COLUMNS)
     mem_live = paths.metrics_dir / "cuda_memory.jsonl"
-    _write_parquet(_jsonl_rows(mem_live), paths.cuda_memory, ("step", "ts_ns"))
+    write_parquet(jsonl_rows(mem_live), paths.cuda_memory, ("step", "ts_ns"))
     if "host" in samplers:
-        _write_parquet(samplers["host"].rows, paths.host, ("ts_ns",))
+        write_parquet(samplers["host"].rows, paths.host, ("ts_ns",))
     if "nvml" in samplers:
-        _write_parquet(samplers["nvml"].rows, paths.gpu, ("ts_ns", "gpu_index"))
+        write_parquet(samplers["nvml"].rows, paths.gpu, ("ts_ns", "gpu_index"))
 
     child: dict[str, Any] = {}
     if paths.child_info.is_file():
@@ -205,9 +206,9 @@ def _analyze(paths: RunPaths, manifest: RunManifest) -> FindingsDocument:
     """Run the analyzers over the finished folder; a failure is recorded, not raised."""
     try:
         from dsprof.analyzers import analyze_run
-        from dsprof.store.run_store import _load_paths
+        from dsprof.store.run_store import load_run_paths
 
         write_model(paths.manifest, manifest)
-        return analyze_run(_load_paths(paths, manifest))
+        return analyze_run(load_run_paths(paths, manifest))
     except Exception as e:
         return FindingsDocument(analyzers_failed={"registry": repr(e)})

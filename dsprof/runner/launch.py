@@ -85,7 +85,8 @@ def _prepare_folder(req: RunRequest) -> RunPaths:
     return create_run_folder(req.out, stem)
 
 
-def _start_samplers(pid: int, hz: float) -> tuple[dict[str, Any], dict[str, CollectorStatus]]:
+def start_samplers(pid: int, hz: float) -> tuple[dict[str, Any], dict[str, CollectorStatus]]:
+    """Start the host (and, with NVML, GPU) samplers on pid's process tree; statuses of the rest."""
     from dsprof.collectors import host, nvml
     from dsprof.collectors.sampler import PeriodicSampler
 
@@ -181,9 +182,9 @@ def run_script(req: RunRequest) -> RunResult:
         env=env,
     )
     tee = Tee(proc, paths.stdout_log, paths.stderr_log, echo=req.echo)
-    samplers, collector_status = _start_samplers(proc.pid, req.sample_hz)
+    samplers, collector_status = start_samplers(proc.pid, req.sample_hz)
     progress = Progress(paths.steps_live, enabled=req.progress)
-    interrupted = _wait(proc, progress)
+    interrupted = wait_for_child(proc, progress)
     tee.join()
     for name, s in samplers.items():
         if not name.startswith("_"):
@@ -202,7 +203,7 @@ def run_script(req: RunRequest) -> RunResult:
     )
 
 
-def _wait(proc: subprocess.Popen[bytes], progress: Progress) -> bool:
+def wait_for_child(proc: subprocess.Popen[bytes], progress: Progress) -> bool:
     """Wait for the child; on Ctrl-C let it clean up, forwarding and escalating if it must."""
     interrupted_at: list[float] = []
 

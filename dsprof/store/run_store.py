@@ -154,10 +154,11 @@ class RunData:
 def load_run(ref: str | Path, store: RunStore | None = None) -> RunData:
     """Load a run folder (path or id) for analysis and reporting."""
     root = (store or RunStore()).resolve(ref)
-    return _load_paths(RunPaths(root), read_manifest(root / MANIFEST))
+    return load_run_paths(RunPaths(root), read_manifest(root / MANIFEST))
 
 
-def _load_paths(paths: RunPaths, manifest: RunManifest | None) -> RunData:
+def load_run_paths(paths: RunPaths, manifest: RunManifest | None) -> RunData:
+    """Load a run folder (or one rank's) whose paths and manifest the caller already has."""
     child_info: dict[str, Any] = {}
     if paths.child_info.is_file():
         try:
@@ -181,5 +182,5 @@ def _load_paths(paths: RunPaths, manifest: RunManifest | None) -> RunData:
             rank_manifest = (
                 read_manifest(rank_paths.manifest) if rank_paths.manifest.is_file() else None
             )
-            run.ranks[rank] = _load_paths(rank_paths, rank_manifest)
+            run.ranks[rank] = load_run_paths(rank_paths, rank_manifest)
     return run
