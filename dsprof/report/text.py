@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
 from rich.panel import Panel
@@ -12,6 +13,9 @@ from rich.text import Text
 
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.manifest import RunManifest
+
+if TYPE_CHECKING:
+    from dsprof.collectors.availability import Availability
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
 
@@ -57,11 +61,14 @@ def _ms(ns: int | None) -> str:
 def _bytes(n: int | None) -> str:
     if n is None:
         return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return f"{n} B"
+    if abs(n) < 1024:
+        return f"{n} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if abs(value) < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 def next_commands(run_dir: Path, manifest: RunManifest) -> list[str]:
@@ -178,7 +185,7 @@ def runs_table(rows: Sequence[tuple[Path, RunManifest | Exception]]) -> Table:
     return table
 
 
-def env_table(rows: list) -> Table:  # type: ignore[type-arg]
+def env_table(rows: Sequence[Availability]) -> Table:
     """`dsprof env`: each collector, available or not, and why."""
     table = Table(title="What dsprof can collect here")
     table.add_column("collector")
