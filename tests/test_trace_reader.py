@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from trace_synthetic import TraceBuilder
 
 from dsprof.core.errors import TraceError
 from dsprof.trace import load_trace
+from dsprof.trace.reader import CHUNK_BYTES, TraceReader
 
 DATA = Path(__file__).parent / "data" / "traces"
 
@@ -155,3 +157,48 @@ def test_trace_and_analyzers_import_without_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _events(path: Path, fast: bool, chunk: int = CHUNK_BYTES) -> tuple[list, int]:
+    reader = TraceReader(path, chunk_bytes=chunk)
+    reader.fast = fast
+    events = [e for c in reader.chunks() for e in c]
+    return events, reader.events_total
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "tracelens/google_owlv2-large-patch14-ensemble__1016001.json.gz",  # indented, "M" at the end
+        "hta/rank0.json.gz",
+        "kineto/resnet50_num_workers_0/worker0.1623143089861.pt.trace.json.gz",  # 2021 schema
+        "tracelens/Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz",
+        "param/dlrm_kineto/worker1_step_12.1694128201556.pt.trace.json",
+    ],
+)
+def test_fast_path_reads_what_the_bracket_scan_reads(rel: str) -> None:
+    assert _events(DATA / rel, fast=True) == _events(DATA / rel, fast=False)
+
+
+def test_fast_path_keeps_events_written_by_other_writers(tmp_path: Path) -> None:
+    """Events whose first key is not "ph", or with "ph" keys nested in args, are never lost."""
+    events = [
+        {"ph": "X", "cat": "cpu_op", "name": "a", "pid": 1, "tid": 1, "ts": 1, "dur": 1},
+        {"ph": "f", "cat": "ac2g", "name": "flow", "id": 1, "pid": 1, "tid": 1, "ts": 2},
+        # another writer's key order, right after a skipped flow event
+        {"name": "b", "ph": "X", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": 3, "dur": 1},
+        {"ph": "X", "cat": "cpu_op", "name": 'c {"ph": "s"}', "pid": 1, "tid": 1, "ts": 4,
+         "dur": 1, "args": {"nested": {"ph": "X", "cat": "cpu_op"}}},
+        {"ph": "X", "cat": "python_function", "name": "f", "pid": 1, "tid": 1, "ts": 5, "dur": 1},
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaEventQuery", "pid": 1, "tid": 1, "ts": 6,
+         "dur": 1},
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1,
+         "ts": 7, "dur": 1},
+    ] * 50  # fmt: skip
+    p = tmp_path / "mixed.json"
+    p.write_bytes(orjson.dumps({"traceEvents": events}, option=orjson.OPT_INDENT_2))
+    for chunk in (64, 700, 1 << 20):
+        fast, total = _events(p, fast=True, chunk=chunk)
+        assert (fast, total) == _events(p, fast=False, chunk=chunk)
+        assert total == len(events)
+        assert [e["name"] for e in fast[:4]] == ["a", "b", 'c {"ph": "s"}', "cudaLaunchKernel"]

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsprof.analyzers.base import Analyzer, has_artifacts
-from dsprof.core.errors import DsprofError, UsageError
+from dsprof.core.errors import DsprofError
 from dsprof.core.findings import Finding, FindingsDocument
+from dsprof.store.layout import is_run_folder
+from dsprof.trace.files import TRACE_SUFFIXES, expand_trace_paths, names_a_run, trace_targets
+from dsprof.trace.workers import TraceWorkers
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -60,8 +63,6 @@ ANALYZERS: tuple[Analyzer, ...] = (
 # job's communication cost, so those per-rank findings are not repeated in the job's list
 JOB_LEVEL_CATEGORIES = ("communication-bound",)
 
-TRACE_SUFFIXES = (".json", ".json.gz")
-
 
 def analyze_run(run: RunData) -> FindingsDocument:
     """Run every applicable analyzer on one run; findings sorted by impact."""
@@ -99,75 +100,50 @@ def analyze_run(run: RunData) -> FindingsDocument:
     return FindingsDocument(findings=findings, analyzers_failed=failed).sorted()
 
 
-def expand_trace_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; a directory counts as the trace files directly inside it, sorted."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            inside = sorted(
-                q for q in p.iterdir() if q.is_file() and q.name.endswith(TRACE_SUFFIXES)
-            )
-            if not inside:
-                raise UsageError("no .json or .json.gz trace files in this directory", path=p)
-            files.extend(inside)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UsageError("no such trace file or directory", path=p)
-    return files
-
-
-def analyze_traces(paths: list[Path]) -> FindingsDocument:
+def analyze_traces(paths: list[Path], workers: TraceWorkers | None = None) -> FindingsDocument:
     """Diagnose bare Kineto traces; several files are read as the ranks of one job.
 
+    workers: the same files already being parsed in worker processes (dsprof.trace.workers).
     A trace that cannot be read raises TraceError (naming the file), since there is nothing else
     to analyse.
     """
     from dsprof.store.layout import RunPaths
     from dsprof.store.run_store import RunData
 
-    files = expand_trace_paths([Path(p) for p in paths])
+    files = workers.paths if workers is not None else expand_trace_paths([Path(p) for p in paths])
     run = RunData(paths=RunPaths(files[0].parent), manifest=None, trace_files=files)
-    run.traces  # noqa: B018 - raise TraceError here, not inside each analyzer
+    # raise TraceError here, not inside each analyzer
+    run.__dict__["traces"] = (workers or TraceWorkers(files)).frames()
     return analyze_run(run)
 
 
-def is_run_folder(path: Path) -> bool:
-    """True for a folder with a run.json (a dsprof run), as opposed to trace files."""
-    from dsprof.store.layout import MANIFEST
-
-    return path.is_dir() and (path / MANIFEST).is_file()
-
-
 def analyze_targets(
-    targets: list[Path], runs_dir: Path | None = None
+    targets: list[Path], runs_dir: Path | None = None, workers: TraceWorkers | None = None
 ) -> tuple[FindingsDocument, Path | None]:
     """`dsprof analyze`: one run folder (path or id: findings.json is rewritten) or trace files.
 
+    workers: the trace targets already being parsed (see dsprof.trace.workers).
     Returns the findings and the run folder whose findings.json was written (None for traces).
     """
     from dsprof.store.documents import write_model
     from dsprof.store.layout import RunPaths
-    from dsprof.store.run_store import RunStore, is_valid_run_id, load_run
+    from dsprof.store.run_store import RunStore, load_run
 
-    store = RunStore(runs_dir) if runs_dir is not None else RunStore()
-    if len(targets) == 1:
-        t = targets[0]
-        is_id = not t.exists() and is_valid_run_id(str(t))
-        if is_run_folder(t) or is_id or str(t) == "latest":
-            run = load_run(t, store)
-            doc = analyze_run(run)
-            paths: RunPaths = run.paths
-            write_model(paths.findings, doc)
-            return doc, paths.root
-    for t in targets:
-        if is_run_folder(t):
-            raise UsageError("give one run folder, or trace files; not a mix", path=t)
-    return analyze_traces(targets), None
+    if workers is None and names_a_run(targets):
+        store = RunStore(runs_dir) if runs_dir is not None else RunStore()
+        run = load_run(targets[0], store)
+        doc = analyze_run(run)
+        paths: RunPaths = run.paths
+        write_model(paths.findings, doc)
+        return doc, paths.root
+    if workers is None:
+        workers = TraceWorkers(trace_targets(targets))
+    return analyze_traces(workers.paths, workers), None
 
 
 __all__ = [
     "ANALYZERS",
+    "TRACE_SUFFIXES",
     "analyze_run",
     "analyze_targets",
     "analyze_traces",

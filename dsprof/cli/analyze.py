@@ -25,9 +25,14 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
 
     Several traces (or a directory of them) are read as the ranks of one job.
     """
+    from dsprof.trace.files import names_a_run, trace_targets
+    from dsprof.trace.workers import TraceWorkers
+
+    # traces start parsing in worker processes now, while the analyzers (pandas) import
+    workers = None if names_a_run(list(targets)) else TraceWorkers(trace_targets(list(targets)))
     from dsprof.analyzers import analyze_targets
 
-    doc, run_dir = analyze_targets(list(targets), runs_dir)
+    doc, run_dir = analyze_targets(list(targets), runs_dir, workers)
     if as_json:
         click.echo(doc.model_dump_json(indent=2))
         return 0

@@ -1,5 +1,9 @@
 """Persisted types shared by every part of dsprof. No torch, no dash imports here."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from dsprof.core.errors import (
     DsprofError,
     RunFolderError,
@@ -7,15 +11,17 @@ from dsprof.core.errors import (
     TraceError,
     UsageError,
 )
-from dsprof.core.findings import Evidence, Finding, FindingsDocument, Severity
-from dsprof.core.manifest import (
-    SCHEMA_VERSION,
-    CollectorStatus,
-    Environment,
-    GpuInfo,
-    RunManifest,
-    StepSummary,
-)
+
+if TYPE_CHECKING:
+    from dsprof.core.findings import Evidence, Finding, FindingsDocument, Severity
+    from dsprof.core.manifest import (
+        SCHEMA_VERSION,
+        CollectorStatus,
+        Environment,
+        GpuInfo,
+        RunManifest,
+        StepSummary,
+    )
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -34,3 +40,26 @@ __all__ = [
     "TraceError",
     "UsageError",
 ]
+
+# the pydantic models load on first use: `dsprof analyze` forks its parse workers before that
+_LAZY = {
+    "Evidence": "findings",
+    "Finding": "findings",
+    "FindingsDocument": "findings",
+    "Severity": "findings",
+    "SCHEMA_VERSION": "manifest",
+    "CollectorStatus": "manifest",
+    "Environment": "manifest",
+    "GpuInfo": "manifest",
+    "RunManifest": "manifest",
+    "StepSummary": "manifest",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"dsprof.core.{module}"), name)

@@ -14,6 +14,19 @@ class DsprofError(Exception):
         self.path = Path(path) if path is not None else None
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickled whole (a parse worker sends its error to the parent), path included
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[DsprofError], args: tuple[object, ...], state: dict[str, object]
+) -> DsprofError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class UsageError(DsprofError):
     """Bad command-line input (a missing script, an unwritable --out)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,3 +144,17 @@ class RunPaths:
         """Create the sub-folders a collecting run writes into."""
         for d in (self.trace_dir, self.metrics_dir, self.outputs_dir, self.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
+
+
+# run ids are folder names: the timestamp, a slug and 4 hex digits; nothing that walks paths
+RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4}$")
+
+
+def is_valid_run_id(run_id: str) -> bool:
+    """True when run_id has the shape of a run folder name (and so cannot traverse paths)."""
+    return bool(RUN_ID_RE.match(run_id)) and ".." not in run_id
+
+
+def is_run_folder(path: Path) -> bool:
+    """True for a folder with a run.json (a dsprof run), as opposed to trace files."""
+    return path.is_dir() and (path / MANIFEST).is_file()

@@ -17,14 +17,12 @@ from dsprof.core.errors import RunFolderError, UsageError
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.manifest import RunManifest
 from dsprof.store.documents import read_findings, read_manifest
-from dsprof.store.layout import MANIFEST, RunPaths
+from dsprof.store.layout import MANIFEST, RunPaths, is_valid_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_RUNS_DIR = Path(".dsprof") / "runs"
-# run ids are folder names: the timestamp, a slug and 4 hex digits; nothing that walks paths
-RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4}$")
 _SLUG_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -32,11 +30,6 @@ def slugify(name: str) -> str:
     """A folder-safe form of a script stem or user-given name."""
     slug = _SLUG_RE.sub("-", name).strip("-.") or "run"
     return slug[:48]
-
-
-def is_valid_run_id(run_id: str) -> bool:
-    """True when run_id has the shape of a run folder name (and so cannot traverse paths)."""
-    return bool(RUN_ID_RE.match(run_id)) and ".." not in run_id
 
 
 def check_writable_dir(out: Path) -> None:

@@ -64,6 +64,20 @@ Devices (dsprof.trace.devices): GPU peak FLOP/s and bandwidth table, match_gpu(n
 Roofline (dsprof.trace.roofline): per-op FLOPs and bytes from shapes and dtypes.
 """
 
-from dsprof.trace.frames import TraceFrames, load_trace
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsprof.trace.frames import TraceFrames, load_trace
 
 __all__ = ["TraceFrames", "load_trace"]
+
+
+def __getattr__(name: str) -> Any:
+    # pandas is imported on first use, so dsprof.trace.parse / .workers stay light
+    if name in __all__:
+        from dsprof.trace import frames
+
+        return getattr(frames, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,11 +9,15 @@ repeated a million times is stored once. Flows, metadata ('M') and profiler span
 from __future__ import annotations
 
 import operator
-from typing import Any
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Kineto category -> table. 2021 names (Operator/Runtime/Kernel/Memcpy/Memset) and current ones.
 KIND_OF_CAT: dict[str, str] = {
@@ -51,27 +55,20 @@ class Interner:
     def __init__(self) -> None:
         self.codes: dict[Any, int] = {}
 
-    def encode(self, values: list[Any]) -> np.ndarray:
-        """Codes for values; vectorised per unique value of the chunk."""
-        if not values:
-            return np.empty(0, dtype=np.int32)
-        local, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
-        remap = np.fromiter(
-            (self.codes.setdefault(u, len(self.codes)) for u in uniques),
-            dtype=np.int32,
-            count=len(uniques),
-        )
-        return remap[local]
+    def encode(self, values: Sequence[Any]) -> np.ndarray:
+        """Codes for values: one dict lookup each, new values numbered in order of appearance."""
+        codes = self.codes
+        for v in dict.fromkeys(values):  # the chunk's distinct values, in C
+            if v not in codes:
+                codes[v] = len(codes)
+        return np.fromiter(map(codes.__getitem__, values), dtype=np.int32, count=len(values))
 
-    def categorical(self, codes: np.ndarray) -> pd.Categorical:
-        """A pandas Categorical over all values seen so far (bytes decoded to str, per unique)."""
-        cats = [c.decode() if isinstance(c, bytes) else c for c in self.codes]
-        return pd.Categorical.from_codes(
-            codes, categories=pd.Index(cats, dtype=object), validate=False
-        )
+    def categories(self) -> list[Any]:
+        """Every value seen so far, in code order (bytes decoded to str)."""
+        return [c.decode() if isinstance(c, bytes) else c for c in self.codes]
 
 
-def _times_ns(values: list[Any]) -> np.ndarray:
+def _times_ns(values: Sequence[Any]) -> np.ndarray:
     """Kineto microseconds (int or float) to int64 ns, exact for integer epoch microseconds."""
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
@@ -81,30 +78,64 @@ def _times_ns(values: list[Any]) -> np.ndarray:
     return whole.astype(np.int64) * 1000 + np.rint((arr - whole) * 1000).astype(np.int64)
 
 
-def _ints(values: list[Any], missing: int = -1) -> np.ndarray:
+_TRAILING_INT = re.compile(r"(-?\d+)\s*$")
+
+
+def _ints(values: Sequence[Any], missing: int = -1) -> np.ndarray:
     """Integers where they are ints, `missing` where absent or not numbers (e.g. tid 'stream 7')."""
     if not values:
         return np.empty(0, dtype=np.int64)
     fast = np.asarray(values)
     if fast.dtype.kind in "iu":  # the common case: every value an int
         return fast.astype(np.int64)
-    arr = np.asarray(values, dtype=object)
-    out = pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce")
-    if out.isna().any():
-        # legacy string tids ("stream 7", "25738"): take the trailing integer, per unique value
-        strs = pd.Series(arr, dtype=object)[out.isna()].astype(str)
-        out[out.isna()] = pd.to_numeric(strs.str.extract(r"(-?\d+)\s*$")[0], errors="coerce")
-    return out.fillna(missing).to_numpy(dtype=np.int64)
+    # legacy string tids ("stream 7", "25738"): the trailing integer, once per distinct value
+    seen: dict[Any, int] = {}
+    for v in dict.fromkeys(values):
+        seen[v] = _to_int(v, missing)
+    return np.fromiter(map(seen.__getitem__, values), dtype=np.int64, count=len(values))
 
 
-def _floats(values: list[Any]) -> np.ndarray:
-    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
-        dtype=np.float64
+def _to_int(v: Any, missing: int) -> int:
+    if isinstance(v, bool) or v is None:
+        return missing
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return int(v) if v == v else missing
+    m = _TRAILING_INT.search(str(v))
+    return int(m.group(1)) if m else missing
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    """Floats; NaN for absent (None) values and for anything that is not a number."""
+    try:
+        return np.asarray(values, dtype=np.float64)  # None becomes NaN
+    except (TypeError, ValueError):
+        return np.array(
+            [
+                v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+                for v in values
+            ],
+            dtype=np.float64,
+        )
+
+
+def _external_ids(args: list[dict[str, Any]]) -> np.ndarray:
+    """args["External id"] (2021 traces: "external id"), -1 when absent."""
+    return _ints(
+        [v if (v := a.get("External id")) is not None else a.get("external id", -1) for a in args]
     )
 
 
+_COMMON_KEYS = operator.itemgetter("name", "ts", "dur", "pid", "tid")
+
+
 class ColumnBuilder:
-    """Accumulates per-chunk column arrays for each table; `frames()` concatenates once."""
+    """Accumulates per-chunk column arrays for each table; `frames()` concatenates once.
+
+    Needs only numpy and orjson (pandas is imported by frames()), so a worker process can build
+    the columns while its parent imports the analyzers.
+    """
 
     def __init__(self) -> None:
         self.names = Interner()
@@ -121,16 +152,18 @@ class ColumnBuilder:
     def add(self, events: list[dict[str, Any]]) -> None:
         """Sort one chunk's events into their tables."""
         self.events_seen += len(events)
-        if not events:
-            return
-        cat_of = [e.get("cat") or ("memory" if e.get("name") == "[memory]" else "") for e in events]
-        codes, uniques = pd.factorize(pd.Series(cat_of, dtype=object))
-        for i, cat in enumerate(uniques):
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for e in events:
+            cat = e.get("cat") or ("memory" if e.get("name") == "[memory]" else "")
+            group = groups.get(cat)
+            if group is None:
+                groups[cat] = [e]
+            else:
+                group.append(e)
+        for cat, group in groups.items():
             kind = "memory" if cat == "memory" else KIND_OF_CAT.get(cat)
             if kind is None:
                 continue
-            idx = np.flatnonzero(codes == i)
-            group = _take(events, idx)
             if kind == "memory":
                 group = [e for e in group if e.get("name") == "[memory]"]
             else:
@@ -141,19 +174,27 @@ class ColumnBuilder:
 
     def _common(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
         n = len(group)
+        try:  # Kineto writes all five on every complete event: one C-level pass
+            name, ts, dur, pid, tid = zip(*map(_COMMON_KEYS, group), strict=True)
+        except KeyError:
+            name = tuple(e.get("name", "") for e in group)
+            ts = tuple(e.get("ts", 0) for e in group)
+            dur = tuple(e.get("dur", 0) for e in group)
+            pid = tuple(e.get("pid", -1) for e in group)
+            tid = tuple(e.get("tid", -1) for e in group)
         return {
-            "name": self.names.encode([e.get("name", "") for e in group]),
+            "name": self.names.encode(name),
             "cat": np.full(n, self.cats.encode([cat])[0], dtype=np.int32),
-            "ts_ns": _times_ns([e.get("ts", 0) for e in group]),
-            "dur_ns": _times_ns([e.get("dur", 0) for e in group]),
-            "pid": _ints([e.get("pid", -1) for e in group]),
-            "tid": _ints([e.get("tid", -1) for e in group]),
+            "ts_ns": _times_ns(ts),
+            "dur_ns": _times_ns(dur),
+            "pid": _ints(pid),
+            "tid": _ints(tid),
         }
 
     def _cpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
         cols = self._common(group, cat)
         args = [e.get("args") or _EMPTY for e in group]
-        cols["external_id"] = _ints([a.get("External id", a.get("external id", -1)) for a in args])
+        cols["external_id"] = _external_ids(args)
         # autograd records a sequence number only for ops it builds a graph for
         cols["seq"] = _ints([a.get("Sequence number", -1) for a in args])
         if cat in ("cpu_op", "user_annotation"):
@@ -174,7 +215,7 @@ class ColumnBuilder:
         cols = self._common(group, cat)
         args = [e.get("args") or _EMPTY for e in group]
         cols["correlation"] = _ints([a.get("correlation", -1) for a in args])
-        cols["external_id"] = _ints([a.get("External id", a.get("external id", -1)) for a in args])
+        cols["external_id"] = _external_ids(args)
         return cols
 
     def _gpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
@@ -183,7 +224,7 @@ class ColumnBuilder:
         cols["device"] = _ints([a.get("device", -1) for a in args])
         cols["stream"] = _ints([a.get("stream", -1) for a in args])
         cols["correlation"] = _ints([a.get("correlation", -1) for a in args])
-        cols["external_id"] = _ints([a.get("External id", a.get("external id", -1)) for a in args])
+        cols["external_id"] = _external_ids(args)
         cols["bytes"] = _ints([a.get("bytes", -1) for a in args])
         if cat == "kernel":
             grid = np.asarray([_xyz(a.get("grid")) for a in args], dtype=np.int64).reshape(-1, 3)
@@ -207,22 +248,39 @@ class ColumnBuilder:
         cols["device_type"] = _ints([a.get("Device Type", -1) for a in args])
         return cols
 
-    def frames(self, base_ns: int) -> dict[str, pd.DataFrame]:
-        """One DataFrame per table, times shifted onto the epoch clock, sorted by start time."""
-        out = {}
-        for kind, parts in self.parts.items():
-            columns = _concat(parts, _SCHEMA[kind])
-            df = pd.DataFrame(columns)
-            df["name"] = self.names.categorical(columns["name"])
-            df["cat"] = self.cats.categorical(columns["cat"]).remove_unused_categories()
-            if "input_dims" in df:
-                df["input_dims"] = self.shapes.categorical(columns["input_dims"])
-                df["input_types"] = self.shapes.categorical(columns["input_types"])
-                df["concrete_inputs"] = self.shapes.categorical(columns["concrete_inputs"])
-            df["ts_ns"] += base_ns
-            df.insert(df.columns.get_loc("dur_ns") + 1, "end_ns", df["ts_ns"] + df["dur_ns"])
-            out[kind] = df.sort_values("ts_ns", kind="stable", ignore_index=True)
-        return out
+    def columns(self) -> dict[str, dict[str, np.ndarray]]:
+        """Each table's columns, its chunks concatenated (codes index the interners' values)."""
+        return {kind: _concat(parts, _SCHEMA[kind]) for kind, parts in self.parts.items()}
+
+
+def to_frames(
+    tables: dict[str, dict[str, np.ndarray]],
+    strings: dict[str, list[Any]],
+    base_ns: int,
+) -> dict[str, pd.DataFrame]:
+    """One DataFrame per table, times shifted onto the epoch clock, sorted by start time.
+
+    strings: the values behind the codes, by interner ("names", "cats", "shapes").
+    """
+    import pandas as pd
+
+    def categorical(codes: np.ndarray, values: list[Any]) -> pd.Categorical:
+        return pd.Categorical.from_codes(
+            codes, categories=pd.Index(values, dtype=object), validate=False
+        )
+
+    out = {}
+    for kind, columns in tables.items():
+        df = pd.DataFrame(columns)
+        df["name"] = categorical(columns["name"], strings["names"])
+        df["cat"] = categorical(columns["cat"], strings["cats"]).remove_unused_categories()
+        if "input_dims" in df:
+            for col in ("input_dims", "input_types", "concrete_inputs"):
+                df[col] = categorical(columns[col], strings["shapes"])
+        df["ts_ns"] += base_ns
+        df.insert(df.columns.get_loc("dur_ns") + 1, "end_ns", df["ts_ns"] + df["dur_ns"])
+        out[kind] = df.sort_values("ts_ns", kind="stable", ignore_index=True)
+    return out
 
 
 _CODED = ("name", "cat", "input_dims", "input_types", "concrete_inputs")
@@ -263,12 +321,6 @@ def _concat(parts: list[dict[str, np.ndarray]], schema: tuple[str, ...]) -> dict
                 0, dtype=np.float64 if _KERNEL_ONLY.get(col, -1) is np.nan else dtype
             )
     return out
-
-
-def _take(events: list[dict[str, Any]], idx: np.ndarray) -> list[dict[str, Any]]:
-    if len(idx) == 1:
-        return [events[int(idx[0])]]
-    return list(operator.itemgetter(*idx.tolist())(events))
 
 
 def _xyz(v: Any) -> Any:

@@ -13,9 +13,10 @@ import orjson
 import pandas as pd
 
 from dsprof.core.errors import TraceError
-from dsprof.trace.columns import ColumnBuilder
+from dsprof.trace.columns import to_frames
 from dsprof.trace.intervals import innermost_containing
-from dsprof.trace.reader import CHUNK_BYTES, TraceReader
+from dsprof.trace.parse import ParsedColumns, parse_columns
+from dsprof.trace.reader import CHUNK_BYTES
 
 _STEP_RE = re.compile(r"^ProfilerStep#(\d+)$")
 DATALOADER_PREFIX = "enumerate(DataLoader)"
@@ -285,17 +286,20 @@ def load_trace(
     Raises TraceError naming the file for a truncated gzip, invalid JSON, a file without
     traceEvents, or a trace with no CPU/GPU events.
     """
-    path = Path(path)
-    reader = TraceReader(path, chunk_bytes=chunk_bytes, keep_python_functions=keep_python_functions)
-    builder = ColumnBuilder()
-    for chunk in reader.chunks():
-        builder.add(chunk)
-    meta = reader.metadata
+    parsed = parse_columns(
+        path, chunk_bytes=chunk_bytes, keep_python_functions=keep_python_functions
+    )
+    return frames_from_columns(parsed)
+
+
+def frames_from_columns(parsed: ParsedColumns) -> TraceFrames:
+    """TraceFrames over columns from dsprof.trace.parse (parsed here or in a worker process)."""
+    meta = parsed.metadata
     base = meta.get("baseTimeNanoseconds")
-    frames = builder.frames(int(base) if isinstance(base, int) else 0)
+    frames = to_frames(parsed.tables, parsed.strings, int(base) if isinstance(base, int) else 0)
     if not any(len(df) for df in frames.values()):
-        what = "no events" if reader.events_total == 0 else "no CPU or GPU events"
-        raise TraceError(f"the trace has {what} in traceEvents", path=path)
+        what = "no events" if parsed.events_total == 0 else "no CPU or GPU events"
+        raise TraceError(f"the trace has {what} in traceEvents", path=parsed.path)
     return TraceFrames(
-        path=path, metadata=meta, uncompressed_bytes=reader.uncompressed_bytes, **frames
+        path=parsed.path, metadata=meta, uncompressed_bytes=parsed.uncompressed_bytes, **frames
     )

@@ -8,6 +8,14 @@ bytes: quotes, then brackets outside strings, then a running depth) finds where 
 is kept as raw bytes and parsed once at the end.
 
 Both layouts are accepted: the usual `{"traceEvents": [...], ...}` object and a bare `[...]` array.
+
+Fast path: Kineto writes every event as an object whose first key is "ph". A `{` followed by
+`"ph":` cannot occur inside a JSON string (a quote there would be escaped), so those positions are
+event starts, found with one numpy pass over the bytes instead of the full bracket scan; the kinds
+to skip are read from the "ph", "cat" and "name" values right after each start. The pieces kept
+are handed to orjson, and the chunk is accepted only when orjson parses exactly one object per
+piece; anything else (another writer's key order, a nested "ph" key, an event that is not an
+object) falls back to the bracket scan for that chunk, which is exact for any JSON.
 """
 
 from __future__ import annotations
@@ -50,6 +58,27 @@ _SKIP_NAMES = (
 _SKIP_COMMON = _SKIP_PH + rb'|"name"\s*:\s*"(?:' + _SKIP_NAMES + rb')"'
 SKIP_WITH_PYTHON_RE = re.compile(_SKIP_COMMON + rb'|"cat"\s*:\s*"(?:' + _SKIP_CATS + rb')"')
 SKIP_RE = re.compile(_SKIP_COMMON + rb'|"cat"\s*:\s*"(?:' + _SKIP_CATS + rb'|python_function)"')
+
+# the same kinds, as the fast path reads them from the first keys of each event
+_FAST_SKIP_PH = np.frombuffer(b"sftM", dtype=np.uint8)
+_FAST_SKIP_CATS = (
+    b"ac2g", b"async", b"async_cpu_to_gpu", b"Trace", b"overhead", b"gpu_user_annotation"
+)  # fmt: skip
+_FAST_SKIP_NAMES = (
+    *(n.encode() + b'"' for n in (  # the whole name, up to its closing quote
+        "cudaEventQuery", "cudaEventRecord", "cudaPeekAtLastError", "cudaGetLastError",
+        "cudaGetDevice", "cudaSetDevice", "cudaFuncGetAttributes", "cudaFuncSetAttribute",
+        "cudaPointerGetAttributes", "cudaStreamIsCapturing", "cudaDeviceGetAttribute",
+        "cuCtxGetCurrent",
+    )),
+    # families (\w* in SKIP_RE): the prefix
+    b"cudaOccupancyMaxActiveBlocksPerMultiprocessor", b"cudaStreamGetCaptureInfo",
+    b"cuGetProcAddress",
+)  # fmt: skip
+_WS = np.zeros(256, dtype=bool)
+_WS[[0x20, 0x0A, 0x0D, 0x09]] = True
+_MAX_WS = 64  # the longest run of whitespace the fast path steps over (pretty-printed indents)
+_CAT_WINDOW, _NAME_WINDOW = 24, 48
 
 
 def open_trace(path: Path) -> IO[bytes]:
@@ -115,9 +144,11 @@ class TraceReader:
         self.path = path
         self.chunk_bytes = chunk_bytes
         self.skip = SKIP_WITH_PYTHON_RE if keep_python_functions else SKIP_RE
+        self.skip_cats = _FAST_SKIP_CATS + (() if keep_python_functions else (b"python_function",))
         self.metadata: dict[str, Any] = {}
         self.uncompressed_bytes = 0
         self.events_total = 0  # every element of traceEvents, skipped kinds included
+        self.fast = True  # False: always the bracket scan (tests compare the two)
 
     def chunks(self) -> Iterator[list[dict[str, Any]]]:
         """Lists of raw event dicts, in file order."""
@@ -167,6 +198,13 @@ class TraceReader:
         while True:
             data = self._more(f)
             buf += data
+            if data and self.fast:
+                fast = self._parse_fast(buf)
+                if fast is not None:
+                    events, cut = fast
+                    yield events
+                    buf = buf[cut:]
+                    continue
             pos, depth = _depth_scan(buf)
             closed = np.flatnonzero(depth < 0)
             limit = int(closed[0]) if len(closed) else len(pos)
@@ -221,6 +259,49 @@ class TraceReader:
         ]
         return self._loads(b",".join(parts))
 
+    def _parse_fast(self, buf: bytes) -> tuple[list[dict[str, Any]], int] | None:
+        """(events, bytes consumed) for the whole events in buf, or None to use the bracket scan.
+
+        Events run from one start to the next; the last start of buf is where the next chunk
+        begins (its event may continue in the next read).
+        """
+        a = np.frombuffer(buf, dtype=np.uint8)
+        starts, ph_quote, other_ph = _event_starts(a)
+        if len(starts) < 2 or buf[: int(starts[0])].strip(b" \t\r\n,"):
+            return None
+        if len(other_ph) and other_ph[0] < starts[-1]:
+            return None  # an event not written "ph" first would hide inside its neighbour
+        # each event ends at the '}' before the ',' before the next start
+        comma = _step_ws(a, starts[1:] - 1, -1)
+        close = _step_ws(a, comma - 1, -1)
+        if not (_at(a, comma, b",") & _at(a, close, b"}")).all():
+            return None
+        starts, ph_quote, ends = starts[:-1], ph_quote[:-1], close + 1
+        skip, known = _fast_skips(a, ph_quote, self.skip_cats)
+        keep = ~skip
+        # events whose first keys are not "ph", "cat", "name" in that order: ask the regex
+        for i in np.flatnonzero(keep & ~known).tolist():
+            if self.skip.search(buf, int(starts[i]), int(ends[i])):
+                keep[i] = False
+        n_keep = int(keep.sum())
+        if n_keep:
+            # runs of consecutive kept events are sliced once each
+            edges = np.diff(keep.astype(np.int8), prepend=0, append=0)
+            first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+            body = b",".join(
+                buf[s:e] for s, e in zip(starts[first].tolist(), ends[last].tolist(), strict=True)
+            )
+            try:
+                events = orjson.loads(b"[" + body + b"]")
+            except orjson.JSONDecodeError:
+                return None
+            if len(events) != n_keep or not all(type(e) is dict for e in events):
+                return None
+        else:
+            events = []
+        self.events_total += len(starts)
+        return events, int(ends[-1])
+
     def _loads(self, body: bytes) -> list[dict[str, Any]]:
         try:
             events = orjson.loads(b"[" + body + b"]")
@@ -243,3 +324,106 @@ class TraceReader:
 def _outside_string(prefix: bytes) -> bool:
     a = np.frombuffer(prefix, dtype=np.uint8)
     return len(_string_quotes(a)) % 2 == 0
+
+
+def _at(a: np.ndarray, p: np.ndarray, literal: bytes) -> np.ndarray:
+    """Mask: the bytes at positions p spell literal (False where it would run off the buffer)."""
+    n = len(a)
+    ok = (p >= 0) & (p + len(literal) <= n)
+    base = np.where(ok, p, 0)
+    for i, ch in enumerate(literal):
+        ok &= a[np.minimum(base + i, n - 1)] == ch
+    return ok
+
+
+def _step_ws(a: np.ndarray, p: np.ndarray, step: int) -> np.ndarray:
+    """Move each position in p by step (+1 or -1) while it is on whitespace."""
+    n = len(a)
+    p = p.copy()
+    for _ in range(_MAX_WS):
+        ws = (p >= 0) & (p < n) & _WS[a[np.clip(p, 0, n - 1)]]
+        if not ws.any():
+            break
+        p[ws] += step
+    return p
+
+
+def _event_starts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions of each '{' whose first key is "ph", of the quote that opens that key, and of
+    the "ph" keys that are not first in their object (events another writer wrote, or nested)."""
+    quote = np.flatnonzero(a == ord("h")) - 2  # '"ph"' is found from its rarer letter
+    quote = quote[_at(a, quote, b'"ph"')]
+    quote = quote[_at(a, _step_ws(a, quote + 4, 1), b":")]  # a key, not the string "ph"
+    brace = _step_ws(a, quote - 1, -1)
+    is_start = _at(a, brace, b"{")
+    return brace[is_start], quote[is_start], quote[~is_start]
+
+
+def _string_value(a: np.ndarray, p: np.ndarray, key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(first character of the string value, mask where `key: "` is found at p)."""
+    ok = _at(a, p, key)
+    colon = _step_ws(a, p + len(key), 1)
+    ok &= _at(a, colon, b":")
+    quote = _step_ws(a, colon + 1, 1)
+    ok &= _at(a, quote, b'"')
+    return quote + 1, ok
+
+
+def _window(a: np.ndarray, p: np.ndarray, width: int) -> np.ndarray:
+    """The width bytes from each position in p, one row each (clipped at the buffer's end)."""
+    return a[np.minimum(p[:, None] + np.arange(width), len(a) - 1)]
+
+
+def _next_key(a: np.ndarray, closing_quote: np.ndarray) -> np.ndarray:
+    """Where the next key of an object is expected after a string value's closing quote."""
+    comma = _step_ws(a, closing_quote + 1, 1)
+    return np.where(_at(a, comma, b","), _step_ws(a, comma + 1, 1), -1)
+
+
+def _packed(rows: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each row as one little-endian uint64 (for one compare per row)."""
+    return np.ascontiguousarray(rows[:, :8]).view("<u8")[:, 0]
+
+
+def _starts_with(rows: np.ndarray, packed: np.ndarray, literal: bytes) -> np.ndarray:
+    """Mask: the row begins with literal (first 8 bytes compared packed, the rest on the few hits)."""
+    head = literal[:8]
+    mask = (1 << (8 * len(head))) - 1
+    hit = (packed & np.uint64(mask)) == np.uint64(int.from_bytes(head, "little"))
+    if len(literal) > 8 and hit.any():
+        idx = np.flatnonzero(hit)
+        tail = np.frombuffer(literal[8:], dtype=np.uint8)
+        hit[idx] = (rows[idx, 8 : len(literal)] == tail).all(axis=1)
+    return hit
+
+
+def _fast_skips(
+    a: np.ndarray, ph_quote: np.ndarray, skip_cats: tuple[bytes, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(skip, known) per event: skip its kind (see SKIP_RE); known: its first keys were read."""
+    ph, known = _string_value(a, ph_quote, b'"ph"')
+    known &= _at(a, ph + 1, b'"')
+    skip = known & np.isin(a[np.minimum(ph, len(a) - 1)], _FAST_SKIP_PH)
+    cat, has_cat = _string_value(a, _next_key(a, ph + 1), b'"cat"')
+    known &= has_cat
+    cats = _window(a, cat, _CAT_WINDOW)
+    packed = _packed(cats)
+    for c in skip_cats:
+        skip |= known & _starts_with(cats, packed, c + b'"')
+    quotes = cats == _QUOTE
+    known &= quotes.any(axis=1)
+    # names matter only for runtime calls (cuda_runtime, cuda_driver, legacy Runtime)
+    runtime = np.flatnonzero(
+        known
+        & ~skip
+        & (_starts_with(cats, packed, b"cuda_") | _starts_with(cats, packed, b"Runtime"))
+    )
+    if len(runtime):
+        cat_end = cat[runtime] + quotes[runtime].argmax(axis=1)
+        name, has_name = _string_value(a, _next_key(a, cat_end), b'"name"')
+        known[runtime] = has_name
+        names = _window(a, name, _NAME_WINDOW)
+        packed_names = _packed(names)
+        for n in _FAST_SKIP_NAMES:
+            skip[runtime] |= has_name & _starts_with(names, packed_names, n)
+    return skip, known

@@ -1,0 +1,172 @@
+"""Parse traces in forked worker processes while the caller goes on (importing the analyzers).
+
+    pending = TraceWorkers(paths)       # forks now, one worker per core at most
+    ...                                 # import pandas and the analyzers meanwhile
+    frames = pending.frames()           # list of TraceFrames, in the order of paths
+
+`dsprof analyze TRACE...` spends as long importing pandas and the analyzers as parsing a
+50 MB trace; a worker does the parse (numpy + orjson only, dsprof.trace.parse) on the other core
+and sends the columns back through a pipe (pickle protocol 5: arrays travel as raw buffers).
+Several traces (the ranks of a job) are parsed side by side, one per core.
+
+Workers are forked only from a process that has not yet imported numpy or torch (a fork copies a
+single thread; native thread pools that already exist would be left broken in the child), on a
+platform with os.fork and more than one usable core, and unless DSPROF_PARSE_WORKERS=0. Anywhere
+else the traces are parsed in this process when frames() is called, with the same result.
+A worker's TraceError (a truncated gzip, invalid JSON) is raised here with the file's name; a
+worker that dies without an answer is reported the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from dsprof.trace.frames import TraceFrames
+    from dsprof.trace.parse import ParsedColumns
+
+ENV_WORKERS = "DSPROF_PARSE_WORKERS"
+# imported by a process whose native threads a fork would not carry into the child
+_THREADED_MODULES = ("numpy", "torch", "pandas", "pyarrow")
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(n_traces: int) -> int:
+    """How many workers to fork for n_traces (0: parse in this process)."""
+    setting = os.environ.get(ENV_WORKERS, "").strip()
+    cap = usable_cores()
+    if setting:
+        try:
+            cap = max(0, int(setting))
+        except ValueError:
+            cap = 0
+    if not hasattr(os, "fork") or cap < 1 or usable_cores() < 2:
+        return 0
+    if any(m in sys.modules for m in _THREADED_MODULES):
+        return 0
+    return min(n_traces, cap)
+
+
+@dataclass
+class _Worker:
+    index: int
+    pid: int
+    pipe: BinaryIO
+
+
+class TraceWorkers:
+    """Traces being parsed by forked workers (or, where that is not safe, parsed on demand)."""
+
+    def __init__(self, paths: list[Path], *, keep_python_functions: bool = False) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.keep_python_functions = keep_python_functions
+        self.slots = worker_count(len(self.paths))
+        self._next = 0  # the next path to hand to a worker
+        self._running: list[_Worker] = []
+        self._results: dict[int, ParsedColumns | BaseException] = {}
+        while self._next < len(self.paths) and len(self._running) < self.slots:
+            self._start(self._next)
+            self._next += 1
+
+    def frames(self) -> list[TraceFrames]:
+        """Every trace's frames, in the order given; raises the first trace's error."""
+        from dsprof.trace.frames import frames_from_columns
+        from dsprof.trace.parse import parse_columns
+
+        try:
+            while self._running:
+                self._collect(self._running.pop(0))
+                if self._next < len(self.paths):
+                    self._start(self._next)
+                    self._next += 1
+        finally:
+            self._stop_all()
+        out = []
+        for i, path in enumerate(self.paths):
+            parsed = self._results.get(i)
+            if parsed is None:  # no worker: parse here
+                parsed = parse_columns(path, keep_python_functions=self.keep_python_functions)
+            if isinstance(parsed, BaseException):
+                raise parsed
+            out.append(frames_from_columns(parsed))
+        return out
+
+    # ---- workers ------------------------------------------------------------------------
+    def _start(self, index: int) -> None:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            os.close(read_fd)
+            _work(self.paths[index], self.keep_python_functions, write_fd)
+        os.close(write_fd)
+        self._running.append(_Worker(index, pid, os.fdopen(read_fd, "rb")))
+
+    def _collect(self, worker: _Worker) -> None:
+        from dsprof.core.errors import TraceError
+
+        path = self.paths[worker.index]
+        try:
+            with worker.pipe:
+                answer: Any = pickle.load(worker.pipe)
+        except (EOFError, pickle.UnpicklingError):
+            answer = None
+        _, status = os.waitpid(worker.pid, 0)
+        if answer is None:
+            why = _exit_reason(status)
+            answer = TraceError(f"the parse worker died without an answer ({why})", path=path)
+        self._results[worker.index] = answer
+
+    def _stop_all(self) -> None:
+        """On an error or Ctrl-C: end the workers still running and reap them."""
+        for w in self._running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w.pid, signal.SIGKILL)
+            os.waitpid(w.pid, 0)
+            w.pipe.close()
+        self._running.clear()
+
+
+def _work(path: Path, keep_python_functions: bool, write_fd: int) -> None:
+    """The forked worker's whole life: parse, send the columns (or the error), exit."""
+    status = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills on Ctrl-C
+        from dsprof.core.errors import DsprofError, TraceError
+        from dsprof.trace.parse import parse_columns
+
+        answer: Any
+        try:
+            answer = parse_columns(path, keep_python_functions=keep_python_functions)
+        except DsprofError as e:
+            answer = e
+        except Exception as e:  # a bug, or MemoryError: the parent raises it for this file
+            answer = TraceError(f"the parse worker failed ({type(e).__name__}: {e})", path=path)
+        with os.fdopen(write_fd, "wb") as pipe:
+            pickle.dump(answer, pipe, protocol=5)
+        status = 0
+    except BaseException:  # a broken pipe: the parent has gone; exit all the same
+        pass
+    finally:
+        os._exit(status)
+
+
+def _exit_reason(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return f"killed by {signal.Signals(sig).name}" + (
+            ", likely out of memory" if sig == signal.SIGKILL else ""
+        )
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
