@@ -31,7 +31,7 @@ from dsprof.analyzers.trace_scope import (
     worst_per_trace,
 )
 from dsprof.core.findings import Evidence, Finding
-from dsprof.trace.frames import COMM_KERNEL_RE, short_kernel_name
+from dsprof.trace.frames import COMM_KERNEL_RE, map_names, match_names, short_kernel_name
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -44,7 +44,7 @@ IDLE_SM_HIGH = 0.25
 
 def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     k = tf.in_window(tf.kernels)
-    k = k[k["blocks_per_sm"].notna() & ~k["name"].astype(str).str.contains(COMM_KERNEL_RE)]
+    k = k[k["blocks_per_sm"].notna() & ~match_names(k["name"], COMM_KERNEL_RE)]
     if not len(k):
         return []
     lo, hi = tf.window
@@ -61,7 +61,7 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     has_occ = ~np.isnan(occ)
     mean_occ = float((dur[has_occ] * occ[has_occ]).sum() / max(dur[has_occ].sum(), 1))
     top = (
-        k.assign(idle=idle, short=k["name"].astype(str).map(short_kernel_name))
+        k.assign(idle=idle, short=map_names(k["name"], short_kernel_name))
         .groupby("short")["idle"]
         .sum()
         .sort_values(ascending=False)

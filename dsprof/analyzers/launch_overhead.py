@@ -51,7 +51,7 @@ from dsprof.analyzers.trace_scope import (
     worst_per_trace,
 )
 from dsprof.core.findings import Evidence, Finding
-from dsprof.trace.frames import COMM_KERNEL_RE
+from dsprof.trace.frames import COMM_KERNEL_RE, match_names
 from dsprof.trace.intervals import busy_ns, clusters, outermost
 
 if TYPE_CHECKING:
@@ -132,8 +132,7 @@ def _gpu_trace(tf: TraceFrames) -> list[Finding]:
 
 
 def _is_comm(k: pd.DataFrame) -> pd.Series:
-    names = k["name"].astype(str)
-    return names.str.contains(COMM_KERNEL_RE)
+    return match_names(k["name"], COMM_KERNEL_RE)
 
 
 def _cpu_trace(tf: TraceFrames) -> list[Finding]:

@@ -71,7 +71,7 @@ def device_spec(tf: TraceFrames) -> GpuSpec | None:
 def classify(tf: TraceFrames, spec: GpuSpec | None) -> pd.DataFrame:
     """Kernels in the window with columns membound (bool), flops, bytes, via ('roofline'|'name')."""
     k = tf.in_window(tf.kernel_ops)
-    k = k[~k["name"].astype(str).str.contains(COMM_KERNEL_RE)]
+    k = k[~match_names(k["name"], COMM_KERNEL_RE)]
     costs = op_costs(tf.cpu_ops, tf.decoded_shapes)
     idx = k["op_index"].to_numpy()
     has = idx >= 0

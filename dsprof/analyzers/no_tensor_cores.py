@@ -32,7 +32,7 @@ from dsprof.analyzers.trace_scope import (
     worst_per_trace,
 )
 from dsprof.core.findings import Evidence, Finding
-from dsprof.trace.frames import short_kernel_name
+from dsprof.trace.frames import map_names, short_kernel_name
 from dsprof.trace.intervals import busy_ns
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     if severity is None:
         return []
     top = (
-        k.assign(short=k["name"].astype(str).map(short_kernel_name))
+        k.assign(short=map_names(k["name"], short_kernel_name))
         .groupby("short")["dur_ns"]
         .sum()
         .sort_values(ascending=False)

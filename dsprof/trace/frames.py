@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -270,10 +271,22 @@ def short_kernel_name(name: str) -> str:
 
 def match_names(names: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
     """Boolean mask: regex evaluated once per unique (categorical) name."""
+    names = _categorical(names)
     cats = names.cat.categories
     hits = np.fromiter((bool(pattern.search(str(c))) for c in cats), dtype=bool, count=len(cats))
     codes = names.cat.codes.to_numpy()
     return pd.Series(np.where(codes >= 0, hits[np.maximum(codes, 0)], False), index=names.index)
+
+
+def map_names(names: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
+    """fn(name) for each row, evaluated once per unique (categorical) name."""
+    names = _categorical(names)
+    values = np.array([fn(str(c)) for c in names.cat.categories] + [fn("")], dtype=object)
+    return pd.Series(values[names.cat.codes.to_numpy()], index=names.index)
+
+
+def _categorical(names: pd.Series) -> pd.Series:
+    return names if isinstance(names.dtype, pd.CategoricalDtype) else names.astype("category")
 
 
 def load_trace(

@@ -79,6 +79,7 @@ _WS = np.zeros(256, dtype=bool)
 _WS[[0x20, 0x0A, 0x0D, 0x09]] = True
 _MAX_WS = 64  # the longest run of whitespace the fast path steps over (pretty-printed indents)
 _CAT_WINDOW, _NAME_WINDOW = 24, 48
+_PAD = 64  # zero bytes after a chunk: the longest literal or window read past a position
 
 
 def open_trace(path: Path) -> IO[bytes]:
@@ -265,7 +266,8 @@ class TraceReader:
         Events run from one start to the next; the last start of buf is where the next chunk
         begins (its event may continue in the next read).
         """
-        a = np.frombuffer(buf, dtype=np.uint8)
+        a = np.zeros(len(buf) + _PAD, dtype=np.uint8)  # zero padding: no bounds checks below
+        a[: len(buf)] = np.frombuffer(buf, dtype=np.uint8)
         starts, ph_quote, other_ph = _event_starts(a)
         if len(starts) < 2 or buf[: int(starts[0])].strip(b" \t\r\n,"):
             return None
@@ -327,21 +329,18 @@ def _outside_string(prefix: bytes) -> bool:
 
 
 def _at(a: np.ndarray, p: np.ndarray, literal: bytes) -> np.ndarray:
-    """Mask: the bytes at positions p spell literal (False where it would run off the buffer)."""
-    n = len(a)
-    ok = (p >= 0) & (p + len(literal) <= n)
-    base = np.where(ok, p, 0)
-    for i, ch in enumerate(literal):
-        ok &= a[np.minimum(base + i, n - 1)] == ch
+    """Mask: the bytes at positions p spell literal (a is zero-padded; p >= -_PAD)."""
+    ok = a[p] == literal[0]
+    for i in range(1, len(literal)):
+        ok &= a[p + i] == literal[i]
     return ok
 
 
 def _step_ws(a: np.ndarray, p: np.ndarray, step: int) -> np.ndarray:
-    """Move each position in p by step (+1 or -1) while it is on whitespace."""
-    n = len(a)
+    """Move each position in p by step (+1 or -1) while it is on whitespace (padding is not)."""
     p = p.copy()
     for _ in range(_MAX_WS):
-        ws = (p >= 0) & (p < n) & _WS[a[np.clip(p, 0, n - 1)]]
+        ws = _WS[a[p]]
         if not ws.any():
             break
         p[ws] += step
@@ -370,8 +369,8 @@ def _string_value(a: np.ndarray, p: np.ndarray, key: bytes) -> tuple[np.ndarray,
 
 
 def _window(a: np.ndarray, p: np.ndarray, width: int) -> np.ndarray:
-    """The width bytes from each position in p, one row each (clipped at the buffer's end)."""
-    return a[np.minimum(p[:, None] + np.arange(width), len(a) - 1)]
+    """The width bytes from each position in p, one row each (width <= _PAD)."""
+    return a[p[:, None] + np.arange(width)]
 
 
 def _next_key(a: np.ndarray, closing_quote: np.ndarray) -> np.ndarray:
@@ -403,7 +402,7 @@ def _fast_skips(
     """(skip, known) per event: skip its kind (see SKIP_RE); known: its first keys were read."""
     ph, known = _string_value(a, ph_quote, b'"ph"')
     known &= _at(a, ph + 1, b'"')
-    skip = known & np.isin(a[np.minimum(ph, len(a) - 1)], _FAST_SKIP_PH)
+    skip = known & np.isin(a[ph], _FAST_SKIP_PH)
     cat, has_cat = _string_value(a, _next_key(a, ph + 1), b'"cat"')
     known &= has_cat
     cats = _window(a, cat, _CAT_WINDOW)

@@ -210,22 +210,35 @@ def op_costs(ops: pd.DataFrame, decode: Any) -> pd.DataFrame:
     keys = ["name", "input_dims", "input_types", "concrete_inputs"]
     if not len(ops):
         return pd.DataFrame({"flops": [], "bytes": [], "dtype": []}, index=ops.index)
-    codes = np.stack([ops[k].cat.codes.to_numpy() for k in keys], axis=1)
-    uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
-    first = pd.Series(np.arange(len(ops))).groupby(inverse.ravel()).first().to_numpy()
+    inverse = _call_shapes([ops[k].cat.codes.to_numpy() for k in keys])
+    n_uniq = int(inverse.max()) + 1
+    first = np.empty(n_uniq, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(ops))[::-1]  # the first row of each call shape
     sample = ops.iloc[first]
     dims = decode(sample["input_dims"]).tolist()
     types = decode(sample["input_types"]).tolist()
     concrete = decode(sample["concrete_inputs"]).tolist()
     names = sample["name"].astype(str).tolist()
-    flops = np.full(len(uniq), np.nan)
-    nbytes = np.full(len(uniq), np.nan)
-    dtype = np.full(len(uniq), "", dtype=object)
+    flops = np.full(n_uniq, np.nan)
+    nbytes = np.full(n_uniq, np.nan)
+    dtype = np.full(n_uniq, "", dtype=object)
     for i, (n, d, t, c) in enumerate(zip(names, dims, types, concrete, strict=False)):
         cost = op_cost(n, d, t, c)
         if cost is not None:
             flops[i], nbytes[i], dtype[i] = cost
-    inv = inverse.ravel()
     return pd.DataFrame(
-        {"flops": flops[inv], "bytes": nbytes[inv], "dtype": dtype[inv]}, index=ops.index
+        {"flops": flops[inverse], "bytes": nbytes[inverse], "dtype": dtype[inverse]},
+        index=ops.index,
     )
+
+
+def _call_shapes(codes: list[np.ndarray]) -> np.ndarray:
+    """A group number per row for the rows' tuples of category codes (hashing, not sorting)."""
+    key = np.zeros(len(codes[0]), dtype=np.int64)
+    for c in codes:
+        c = c.astype(np.int64) + 1  # -1 (missing) -> 0
+        span = int(c.max()) + 1
+        if int(key.max()) >= (1 << 62) // span:  # would overflow: sort the rows instead
+            return np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)[1].ravel()
+        key = key * span + c
+    return pd.factorize(key)[0]
