@@ -1,7 +1,5 @@
 """`python -m dsprof`."""
 
-import sys
+from dsprof.cli.main import entry
 
-from dsprof.cli.main import main
-
-sys.exit(main())
+entry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -28,8 +29,16 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
     from dsprof.trace.files import names_a_run, trace_targets
     from dsprof.trace.workers import TraceWorkers
 
-    # traces start parsing in worker processes now, while the analyzers (pandas) import
-    workers = None if names_a_run(list(targets)) else TraceWorkers(trace_targets(list(targets)))
+    workers = None
+    if not names_a_run(list(targets)):
+        trace_paths = trace_targets(list(targets))
+        # Traces start parsing in worker processes now, while the analyzers (pandas) import.
+        # The parser's modules load first, so a worker starts parsing at once; analyze does no
+        # linear algebra, and one OpenBLAS thread keeps this process single-threaded for the fork.
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        import dsprof.trace.parse  # noqa: F401
+
+        workers = TraceWorkers(trace_paths)
     from dsprof.analyzers import analyze_targets
 
     doc, run_dir = analyze_targets(list(targets), runs_dir, workers)

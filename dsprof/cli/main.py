@@ -6,6 +6,7 @@ start without importing torch or dash.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -65,5 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     return int(result) if isinstance(result, int) else 0
 
 
+def entry() -> None:
+    """The `dsprof` console script and `python -m dsprof`: main(), then exit with its code.
+
+    Before the interpreter's own teardown, every live object is moved out of the garbage
+    collector's reach (gc.freeze): the final full collection would otherwise walk pandas' and
+    pyarrow's millions of objects for nothing (~80 ms measured after `dsprof analyze`). atexit
+    handlers and finalizers still run.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

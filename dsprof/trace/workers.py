@@ -9,8 +9,9 @@
 and sends the columns back through a pipe (pickle protocol 5: arrays travel as raw buffers).
 Several traces (the ranks of a job) are parsed side by side, one per core.
 
-Workers are forked only from a process that has not yet imported numpy or torch (a fork copies a
-single thread; native thread pools that already exist would be left broken in the child), on a
+Workers are forked only from a single-threaded process (a fork copies the calling thread alone;
+thread pools that already exist, OpenBLAS's or torch's, would be left broken in the child): on
+Linux /proc/self/task says so, elsewhere no numpy/torch may be imported yet. Also only on a
 platform with os.fork and more than one usable core, and unless DSPROF_PARSE_WORKERS=0. Anywhere
 else the traces are parsed in this process when frames() is called, with the same result.
 A worker's TraceError (a truncated gzip, invalid JSON) is raised here with the file's name; a
@@ -24,6 +25,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -55,9 +57,18 @@ def worker_count(n_traces: int) -> int:
             cap = 0
     if not hasattr(os, "fork") or cap < 1 or usable_cores() < 2:
         return 0
-    if any(m in sys.modules for m in _THREADED_MODULES):
+    if not _single_threaded():
         return 0
     return min(n_traces, cap)
+
+
+def _single_threaded() -> bool:
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:  # no /proc: be strict
+        return threading.active_count() == 1 and not any(
+            m in sys.modules for m in _THREADED_MODULES
+        )
 
 
 @dataclass
