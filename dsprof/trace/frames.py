@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,8 +179,10 @@ class TraceFrames:
             by_ext = pd.Series(np.arange(len(ops)), index=ops["external_id"].to_numpy())
             by_ext = by_ext[~by_ext.index.duplicated()]
             idx[missing] = by_ext.reindex(ext[missing]).fillna(-1).to_numpy(dtype=np.int64)
-        names = ops["name"].astype(str).to_numpy()
-        op_name = np.where(idx >= 0, names[np.maximum(idx, 0)] if len(names) else "", "")
+        # the names of the ops found, decoded once per distinct name
+        names = np.asarray([str(c) for c in ops["name"].cat.categories] + [""], dtype=object)
+        codes = ops["name"].cat.codes.to_numpy()
+        op_name = np.where(idx >= 0, names[codes[np.maximum(idx, 0)]] if len(codes) else "", "")
         return k.assign(op_index=idx, op_name=op_name)
 
     @cached_property
@@ -261,6 +264,7 @@ class TraceFrames:
 _ANON = re.compile(r"\(anonymous namespace\)::")
 
 
+@functools.lru_cache(maxsize=8192)
 def short_kernel_name(name: str) -> str:
     """'void (anonymous namespace)::multimem_all_reduce_kernel<...>(...)' -> 'multimem_all_reduce_kernel'."""
     text = _ANON.sub("", name)
