@@ -25,3 +25,15 @@ def test_imports_without_torch_or_dash(modules):
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_analyze_forks_its_parser_before_pandas_loads():
+    """Everything `dsprof analyze` imports before forking its parse workers is light: no pandas,
+    pyarrow or pydantic (they load in the parent while the worker parses)."""
+    code = (
+        "import sys; import dsprof.cli.main, dsprof.trace.files, dsprof.trace.workers, "
+        "dsprof.trace.parse; "
+        "heavy = [m for m in ('pandas', 'pyarrow', 'pydantic', 'torch') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
