@@ -44,8 +44,18 @@ def _findings(script: str) -> FindingsDocument:
     return doc
 
 
+# control scripts with no planted bottleneck
+CONTROLS = ("healthy",)
+
+
 def test_every_planted_script_is_checked():
-    assert {p.stem for p in PLANTED_DIR.glob("*.py")} == set(PLANTED)
+    assert {p.stem for p in PLANTED_DIR.glob("*.py")} == set(PLANTED) | set(CONTROLS)
+
+
+@pytest.mark.parametrize("script", CONTROLS)
+def test_a_healthy_script_gets_no_medium_or_high_finding(script):
+    doc = _findings(script)
+    assert [(f.category, f.severity, f.title) for f in doc.findings if f.severity != "low"] == []
 
 
 @pytest.mark.parametrize(("script", "category"), PLANTED.items(), ids=list(PLANTED))
