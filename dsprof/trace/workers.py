@@ -7,7 +7,7 @@
 `dsprof analyze TRACE...` spends as long importing pandas and the analyzers as parsing a
 50 MB trace; a worker does the parse (numpy + orjson only, dsprof.trace.parse) on the other core
 and sends the columns back through a pipe (pickle protocol 5: arrays travel as raw buffers).
-Several traces (the ranks of a job) are parsed side by side, one per core.
+Several traces (the ranks of a job) are parsed side by side, one worker per core.
 
 Workers are forked only from a single-threaded process (a fork copies the calling thread alone;
 thread pools that already exist, OpenBLAS's or torch's, would be left broken in the child): on
@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
-    from dsprof.trace.parse import ParsedColumns
 
 ENV_WORKERS = "DSPROF_PARSE_WORKERS"
 # imported by a process whose native threads a fork would not carry into the child
@@ -73,100 +72,106 @@ def _single_threaded() -> bool:
 
 @dataclass
 class _Worker:
-    index: int
     pid: int
     pipe: BinaryIO
+    status: int | None = None  # its wait status, once reaped
 
 
 class TraceWorkers:
-    """Traces being parsed by forked workers (or, where that is not safe, parsed on demand)."""
+    """Traces being parsed by forked workers (or, where that is not safe, parsed on demand).
+
+    All workers are forked here, while this process is still single-threaded; with more traces
+    than workers, worker k parses traces k, k + workers, ... in turn and sends each answer as it
+    is done, and frames() reads them in the traces' order.
+    """
 
     def __init__(self, paths: list[Path], *, keep_python_functions: bool = False) -> None:
         self.paths = [Path(p) for p in paths]
         self.keep_python_functions = keep_python_functions
         self.slots = worker_count(len(self.paths))
-        self._next = 0  # the next path to hand to a worker
         self._running: list[_Worker] = []
-        self._results: dict[int, ParsedColumns | BaseException] = {}
-        while self._next < len(self.paths) and len(self._running) < self.slots:
-            self._start(self._next)
-            self._next += 1
+        for k in range(self.slots):
+            self._start(self.paths[k :: self.slots])
 
     def frames(self) -> list[TraceFrames]:
         """Every trace's frames, in the order given; raises the first trace's error."""
         from dsprof.trace.frames import frames_from_columns
         from dsprof.trace.parse import parse_columns
 
+        answers: list[Any] = []
         try:
-            while self._running:
-                self._collect(self._running.pop(0))
-                if self._next < len(self.paths):
-                    self._start(self._next)
-                    self._next += 1
+            for i, path in enumerate(self.paths):
+                if self.slots:
+                    answers.append(self._answer(self._running[i % self.slots], path))
+                else:  # no worker: parse here
+                    answers.append(
+                        parse_columns(path, keep_python_functions=self.keep_python_functions)
+                    )
         finally:
             self._stop_all()
         out = []
-        for i, path in enumerate(self.paths):
-            parsed = self._results.get(i)
-            if parsed is None:  # no worker: parse here
-                parsed = parse_columns(path, keep_python_functions=self.keep_python_functions)
+        for parsed in answers:
             if isinstance(parsed, BaseException):
                 raise parsed
             out.append(frames_from_columns(parsed))
         return out
 
     # ---- workers ------------------------------------------------------------------------
-    def _start(self, index: int) -> None:
+    def _start(self, paths: list[Path]) -> None:
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker: never returns
             os.close(read_fd)
-            _work(self.paths[index], self.keep_python_functions, write_fd)
+            for other in self._running:  # the pipes of the workers forked before this one
+                other.pipe.close()
+            _work(paths, self.keep_python_functions, write_fd)
         os.close(write_fd)
-        self._running.append(_Worker(index, pid, os.fdopen(read_fd, "rb")))
+        self._running.append(_Worker(pid, os.fdopen(read_fd, "rb")))
 
-    def _collect(self, worker: _Worker) -> None:
+    def _answer(self, worker: _Worker, path: Path) -> Any:
+        """The worker's next answer (columns or a DsprofError), or an error if it has died."""
         from dsprof.core.errors import TraceError
 
-        path = self.paths[worker.index]
         try:
-            with worker.pipe:
-                answer: Any = pickle.load(worker.pipe)
+            return pickle.load(worker.pipe)
         except (EOFError, pickle.UnpicklingError):
-            answer = None
-        _, status = os.waitpid(worker.pid, 0)
-        if answer is None:
-            why = _exit_reason(status)
-            answer = TraceError(f"the parse worker died without an answer ({why})", path=path)
-        self._results[worker.index] = answer
+            if worker.status is None:
+                worker.status = os.waitpid(worker.pid, 0)[1]
+            why = _exit_reason(worker.status)
+            return TraceError(f"the parse worker died without an answer ({why})", path=path)
 
     def _stop_all(self) -> None:
-        """On an error or Ctrl-C: end the workers still running and reap them."""
+        """When done, on an error, or on Ctrl-C: end the workers still running and reap them."""
         for w in self._running:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(w.pid, signal.SIGKILL)
-            os.waitpid(w.pid, 0)
             w.pipe.close()
-        self._running.clear()
+            if w.status is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGKILL)  # a worker that has finished is a zombie here
+                w.status = os.waitpid(w.pid, 0)[1]
 
 
-def _work(path: Path, keep_python_functions: bool, write_fd: int) -> None:
-    """The forked worker's whole life: parse, send the columns (or the error), exit."""
+def _work(paths: list[Path], keep_python_functions: bool, write_fd: int) -> None:
+    """The forked worker's whole life: parse each trace, send its columns (or error), exit."""
     status = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills on Ctrl-C
         from dsprof.core.errors import DsprofError, TraceError
         from dsprof.trace.parse import parse_columns
 
-        answer: Any
-        try:
-            answer = parse_columns(path, keep_python_functions=keep_python_functions)
-        except DsprofError as e:
-            answer = e
-        except Exception as e:  # a bug, or MemoryError: the parent raises it for this file
-            answer = TraceError(f"the parse worker failed ({type(e).__name__}: {e})", path=path)
         with os.fdopen(write_fd, "wb") as pipe:
-            pickle.dump(answer, pipe, protocol=5)
+            for path in paths:
+                answer: Any
+                try:
+                    answer = parse_columns(path, keep_python_functions=keep_python_functions)
+                except DsprofError as e:
+                    answer = e
+                except Exception as e:  # a bug, or MemoryError: the parent raises it for this file
+                    answer = TraceError(
+                        f"the parse worker failed ({type(e).__name__}: {e})", path=path
+                    )
+                pickle.dump(answer, pipe, protocol=5)
+                pipe.flush()
+                del answer
         status = 0
     except BaseException:  # a broken pipe: the parent has gone; exit all the same
         pass
