@@ -109,14 +109,15 @@ def test_a_worker_that_dies_is_reported_with_the_file(tmp_path: Path) -> None:
     assert f"{RANK0}: the parse worker died without an answer (killed by SIGKILL" in proc.stdout
 
 
-@needs_fork
-def test_ctrl_c_ends_the_workers_too() -> None:
-    big = DATA / "tracelens" / "google_owlv2-large-patch14-ensemble__1016001.json.gz"
+def _interrupt_analyze(paths: list[Path], after_fork_s: float) -> tuple[int, bytes, list[int]]:
+    """Start `dsprof analyze paths`, Ctrl-C it after_fork_s after its first worker appears;
+    (exit status, stderr, worker pids)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dsprof", "analyze", str(big)],
-        stdout=subprocess.PIPE,
+        [sys.executable, "-m", "dsprof", "analyze", *map(str, paths)],
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        env={**os.environ, ENV_WORKERS: "2"},  # the same pace on any number of cores
     )
     deadline = time.monotonic() + 20
     workers: list[int] = []
@@ -125,19 +126,40 @@ def test_ctrl_c_ends_the_workers_too() -> None:
         workers = [int(p) for p in children.read_text().split()] if children.exists() else []
         time.sleep(0.01)
     assert workers, "no parse worker was seen"
+    time.sleep(after_fork_s)
+    assert any(_state(pid) not in ("gone", "Z") for pid in workers), "the parse was already done"
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    status = proc.wait(timeout=30)  # not communicate(): a stray worker would hold stderr open
+    assert proc.stderr is not None
+    return status, proc.stderr.read(), workers
+
+
+OWLV2 = DATA / "tracelens" / "google_owlv2-large-patch14-ensemble__1016001.json.gz"
+
+
+@needs_fork
+def test_ctrl_c_while_waiting_for_the_workers_ends_them() -> None:
+    # twelve parses (~3 s on two workers): by 2 s the parent has its imports (~0.4 s) done and
+    # waits for the answers
+    status, err, workers = _interrupt_analyze([OWLV2] * 12, after_fork_s=2.0)
+    assert status == 130, err
     assert b"dsprof: aborted" in err
-    for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid), "a worker outlived dsprof"
+    assert [pid for pid in workers if _state(pid) not in ("gone", "Z")] == []
+
+
+@needs_fork
+def test_ctrl_c_while_importing_leaves_no_worker_behind() -> None:
+    status, err, workers = _interrupt_analyze([OWLV2], after_fork_s=0.0)
+    # pandas/pyarrow interrupted mid-import may end the process by the signal itself
+    assert status in (130, -signal.SIGINT), err
+    assert [pid for pid in workers if _state(pid) not in ("gone", "Z")] == []
 
 
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
     except OSError:
-        return "Z"
+        return "gone"
 
 
 def test_trace_error_pickles_with_its_path(tmp_path: Path) -> None:

@@ -30,18 +30,23 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
     from dsprof.trace.workers import TraceWorkers
 
     workers = None
-    if not names_a_run(list(targets)):
-        trace_paths = trace_targets(list(targets))
-        # Traces start parsing in worker processes now, while the analyzers (pandas) import.
-        # The parser's modules load first, so a worker starts parsing at once; analyze does no
-        # linear algebra, and one OpenBLAS thread keeps this process single-threaded for the fork.
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"
-        import dsprof.trace.parse  # noqa: F401
+    try:
+        if not names_a_run(list(targets)):
+            trace_paths = trace_targets(list(targets))
+            # Traces start parsing in worker processes now, while the analyzers (pandas) import.
+            # The parser's modules load first, so a worker starts parsing at once; analyze does
+            # no linear algebra, and one OpenBLAS thread keeps this process single-threaded for
+            # the fork.
+            os.environ["OPENBLAS_NUM_THREADS"] = "1"
+            import dsprof.trace.parse  # noqa: F401
 
-        workers = TraceWorkers(trace_paths)
-    from dsprof.analyzers import analyze_targets
+            workers = TraceWorkers(trace_paths)
+        from dsprof.analyzers import analyze_targets
 
-    doc, run_dir = analyze_targets(list(targets), runs_dir, workers)
+        doc, run_dir = analyze_targets(list(targets), runs_dir, workers)
+    finally:
+        if workers is not None:  # also when Ctrl-C or an error came before they answered
+            workers.close()
     if as_json:
         click.echo(doc.model_dump_json(indent=2))
         return 0

@@ -5,7 +5,7 @@
 
 Both the 2021 schema (cats Operator/Runtime/Kernel/Memcpy/Memset) and the current one (cpu_op,
 cuda_runtime, cuda_driver, kernel, gpu_memcpy, gpu_memset, cuda_sync, user_annotation,
-python_function, [memory] instants) are read. The file is streamed in 16 MiB chunks
+python_function, [memory] instants) are read. The file is streamed in 1 MiB chunks
 (dsprof/trace/reader.py), so memory is the frames plus one chunk, not the JSON's Python dicts.
 
 Times: every `*_ns` column is int64 nanoseconds on the epoch clock: round(ts_us * 1000) +

@@ -1,9 +1,10 @@
 """Turn chunks of raw Kineto event dicts into typed columns, one table per kind of event.
 
 Category names of both schemas map onto one vocabulary (KIND_OF_CAT). Per chunk, events are grouped
-by kind with numpy (one factorize of the category list), and only the fields a kind needs are
-pulled out. Strings are interned into int32 codes shared across chunks (Interner), so a name
-repeated a million times is stored once. Flows, metadata ('M') and profiler spans are dropped here.
+by category and only the fields a kind needs are pulled out into numpy columns. Strings are
+interned into int32 codes shared across chunks (Interner), so a name repeated a million times is
+stored once. Flows, metadata ('M') and profiler spans are dropped here. Only numpy and orjson are
+needed up to ColumnBuilder.columns(); to_frames() makes the pandas tables.
 """
 
 from __future__ import annotations
@@ -131,9 +132,9 @@ _COMMON_KEYS = operator.itemgetter("name", "ts", "dur", "pid", "tid")
 
 
 class ColumnBuilder:
-    """Accumulates per-chunk column arrays for each table; `frames()` concatenates once.
+    """Accumulates per-chunk column arrays for each table; `columns()` concatenates once.
 
-    Needs only numpy and orjson (pandas is imported by frames()), so a worker process can build
+    Needs only numpy and orjson (pandas is only in to_frames()), so a worker process can build
     the columns while its parent imports the analyzers.
     """
 

@@ -45,36 +45,43 @@ _KEY = b'"traceEvents"'
 # (ph s/f/t, cats ac2g/async/async_cpu_to_gpu), metadata (ph M), profiler spans and overhead
 # records, GPU-side copies of annotations, and (unless asked for) with_stack python_function
 # events. In traces recorded with_stack they are half of all events; flows are a third.
-_SKIP_CATS = rb"ac2g|async|async_cpu_to_gpu|Trace|overhead|gpu_user_annotation"
-_SKIP_PH = rb'"ph"\s*:\s*"[sftM]"'
+# Each list below feeds both the regex of the bracket-scan path and the fast path's byte
+# comparisons, so the two skip the same kinds.
+SKIP_PH = b"sftM"
+SKIP_CATS = (b"ac2g", b"async", b"async_cpu_to_gpu", b"Trace", b"overhead", b"gpu_user_annotation")
+PYTHON_CAT = b"python_function"
 # runtime calls that neither launch GPU work nor block the host (cudaEventQuery alone is a
-# quarter of the runtime events of hta/rank0)
-_SKIP_NAMES = (
-    rb"cudaEventQuery|cudaEventRecord|cudaPeekAtLastError|cudaGetLastError|cudaGetDevice|"
-    rb"cudaSetDevice|cudaFuncGetAttributes|cudaFuncSetAttribute|cudaPointerGetAttributes|"
-    rb"cudaStreamIsCapturing|cudaDeviceGetAttribute|cudaOccupancyMaxActiveBlocksPerMultiprocessor\w*|"
-    rb"cudaStreamGetCaptureInfo\w*|cuGetProcAddress\w*|cuCtxGetCurrent"
-)
-_SKIP_COMMON = _SKIP_PH + rb'|"name"\s*:\s*"(?:' + _SKIP_NAMES + rb')"'
-SKIP_WITH_PYTHON_RE = re.compile(_SKIP_COMMON + rb'|"cat"\s*:\s*"(?:' + _SKIP_CATS + rb')"')
-SKIP_RE = re.compile(_SKIP_COMMON + rb'|"cat"\s*:\s*"(?:' + _SKIP_CATS + rb'|python_function)"')
-
-# the same kinds, as the fast path reads them from the first keys of each event
-_FAST_SKIP_PH = np.frombuffer(b"sftM", dtype=np.uint8)
-_FAST_SKIP_CATS = (
-    b"ac2g", b"async", b"async_cpu_to_gpu", b"Trace", b"overhead", b"gpu_user_annotation"
+# quarter of the runtime events of hta/rank0): exact names, and families (any suffix)
+SKIP_CALLS = (
+    b"cudaEventQuery", b"cudaEventRecord", b"cudaPeekAtLastError", b"cudaGetLastError",
+    b"cudaGetDevice", b"cudaSetDevice", b"cudaFuncGetAttributes", b"cudaFuncSetAttribute",
+    b"cudaPointerGetAttributes", b"cudaStreamIsCapturing", b"cudaDeviceGetAttribute",
+    b"cuCtxGetCurrent",
 )  # fmt: skip
-_FAST_SKIP_NAMES = (
-    *(n.encode() + b'"' for n in (  # the whole name, up to its closing quote
-        "cudaEventQuery", "cudaEventRecord", "cudaPeekAtLastError", "cudaGetLastError",
-        "cudaGetDevice", "cudaSetDevice", "cudaFuncGetAttributes", "cudaFuncSetAttribute",
-        "cudaPointerGetAttributes", "cudaStreamIsCapturing", "cudaDeviceGetAttribute",
-        "cuCtxGetCurrent",
-    )),
-    # families (\w* in SKIP_RE): the prefix
+SKIP_CALL_FAMILIES = (
     b"cudaOccupancyMaxActiveBlocksPerMultiprocessor", b"cudaStreamGetCaptureInfo",
     b"cuGetProcAddress",
 )  # fmt: skip
+
+
+def _skip_re(cats: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    names = b"|".join(
+        [*map(re.escape, SKIP_CALLS), *(re.escape(f) + rb"\w*" for f in SKIP_CALL_FAMILIES)]
+    )
+    return re.compile(
+        rb'"ph"\s*:\s*"[' + SKIP_PH + rb']"'
+        + rb'|"name"\s*:\s*"(?:' + names + rb')"'
+        + rb'|"cat"\s*:\s*"(?:' + b"|".join(map(re.escape, cats)) + rb')"'
+    )  # fmt: skip
+
+
+SKIP_WITH_PYTHON_RE = _skip_re(SKIP_CATS)
+SKIP_RE = _skip_re((*SKIP_CATS, PYTHON_CAT))
+
+# the fast path compares the bytes after each value's opening quote: a whole name ends with the
+# closing quote, a family is a prefix
+_FAST_SKIP_PH = np.frombuffer(SKIP_PH, dtype=np.uint8)
+_FAST_SKIP_NAMES = (*(n + b'"' for n in SKIP_CALLS), *SKIP_CALL_FAMILIES)
 _WS = np.zeros(256, dtype=bool)
 _WS[[0x20, 0x0A, 0x0D, 0x09]] = True
 _MAX_WS = 64  # the longest run of whitespace the fast path steps over (pretty-printed indents)
@@ -145,7 +152,7 @@ class TraceReader:
         self.path = path
         self.chunk_bytes = chunk_bytes
         self.skip = SKIP_WITH_PYTHON_RE if keep_python_functions else SKIP_RE
-        self.skip_cats = _FAST_SKIP_CATS + (() if keep_python_functions else (b"python_function",))
+        self.skip_cats = SKIP_CATS if keep_python_functions else (*SKIP_CATS, PYTHON_CAT)
         self.metadata: dict[str, Any] = {}
         self.uncompressed_bytes = 0
         self.events_total = 0  # every element of traceEvents, skipped kinds included

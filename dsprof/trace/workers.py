@@ -108,7 +108,7 @@ class TraceWorkers:
                         parse_columns(path, keep_python_functions=self.keep_python_functions)
                     )
         finally:
-            self._stop_all()
+            self.close()
         out = []
         for parsed in answers:
             if isinstance(parsed, BaseException):
@@ -119,14 +119,26 @@ class TraceWorkers:
     # ---- workers ------------------------------------------------------------------------
     def _start(self, paths: list[Path]) -> None:
         read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the worker: never returns
-            os.close(read_fd)
-            for other in self._running:  # the pipes of the workers forked before this one
-                other.pipe.close()
-            _work(paths, self.keep_python_functions, write_fd)
-        os.close(write_fd)
-        self._running.append(_Worker(pid, os.fdopen(read_fd, "rb")))
+        # Ctrl-C is held back until the worker is forked and on the list close() ends: a worker
+        # taking it before ignoring it would raise into its copy of the caller's stack, and one
+        # forked but not yet listed would outlive an interrupted caller
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends it on Ctrl-C
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                    os.close(read_fd)
+                    for other in self._running:  # the pipes of the workers forked before this one
+                        other.pipe.close()
+                    _work(paths, self.keep_python_functions, write_fd)
+                finally:
+                    os._exit(1)
+            os.close(write_fd)
+            self._running.append(_Worker(pid, os.fdopen(read_fd, "rb")))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def _answer(self, worker: _Worker, path: Path) -> Any:
         """The worker's next answer (columns or a DsprofError), or an error if it has died."""
@@ -140,8 +152,8 @@ class TraceWorkers:
             why = _exit_reason(worker.status)
             return TraceError(f"the parse worker died without an answer ({why})", path=path)
 
-    def _stop_all(self) -> None:
-        """When done, on an error, or on Ctrl-C: end the workers still running and reap them."""
+    def close(self) -> None:
+        """End the workers still running and reap them (after frames(), on an error, on Ctrl-C)."""
         for w in self._running:
             w.pipe.close()
             if w.status is None:
@@ -149,12 +161,17 @@ class TraceWorkers:
                     os.kill(w.pid, signal.SIGKILL)  # a worker that has finished is a zombie here
                 w.status = os.waitpid(w.pid, 0)[1]
 
+    def __enter__(self) -> TraceWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _work(paths: list[Path], keep_python_functions: bool, write_fd: int) -> None:
     """The forked worker's whole life: parse each trace, send its columns (or error), exit."""
     status = 1
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills on Ctrl-C
         from dsprof.core.errors import DsprofError, TraceError
         from dsprof.trace.parse import parse_columns
 
