@@ -55,6 +55,8 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
     from dsprof.report.text import findings_table
 
     console = Console()
+    for notice in doc.notices:
+        console.print(f"[yellow]notice ({notice.code}):[/yellow] {notice.message}", soft_wrap=True)
     if doc.findings:
         console.print(findings_table(doc))
     else:

@@ -13,7 +13,7 @@ from dsprof.core.errors import (
 )
 
 if TYPE_CHECKING:
-    from dsprof.core.findings import Evidence, Finding, FindingsDocument, Severity
+    from dsprof.core.findings import Evidence, Finding, FindingsDocument, Notice, Severity
     from dsprof.core.manifest import (
         SCHEMA_VERSION,
         CollectorStatus,
@@ -32,6 +32,7 @@ __all__ = [
     "Finding",
     "FindingsDocument",
     "GpuInfo",
+    "Notice",
     "RunFolderError",
     "RunManifest",
     "SchemaVersionError",
@@ -46,6 +47,7 @@ _LAZY = {
     "Evidence": "findings",
     "Finding": "findings",
     "FindingsDocument": "findings",
+    "Notice": "findings",
     "Severity": "findings",
     "SCHEMA_VERSION": "manifest",
     "CollectorStatus": "manifest",

@@ -37,12 +37,26 @@ class Finding(BaseModel):
     detail: str = ""
 
 
+class Notice(BaseModel):
+    """Something the reader of a diagnosis must know that is not a bottleneck.
+
+    Silence must not read as health: a trace with no device activity, a schema newer than the
+    reader knows, events dropped by validation or an initialisation phase cut from the window are
+    said here, in the `--json` document and in the human output alike. `code` is a stable
+    kebab-case key (see docs/analyzers.md for the list); `message` is a sentence for a person.
+    """
+
+    code: str
+    message: str
+
+
 class FindingsDocument(BaseModel):
     """findings.json and the `--json` output of `dsprof analyze`."""
 
     schema_version: int = FINDINGS_SCHEMA_VERSION
     findings: list[Finding] = Field(default_factory=list)
     analyzers_failed: dict[str, str] = Field(default_factory=dict)
+    notices: list[Notice] = Field(default_factory=list)
 
     def sorted(self) -> FindingsDocument:
         """Highest impact first; severity breaks ties."""
