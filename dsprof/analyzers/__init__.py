@@ -1,7 +1,8 @@
 """The analyzer registry: an explicit tuple, run over a run folder or over bare traces.
 
     analyze_run(run)        every analyzer whose `requires` are present; an analyzer that raises
-                            is recorded in FindingsDocument.analyzers_failed, the others still run
+                            is recorded in FindingsDocument.analyzers_failed, the others still run;
+                            the traces' notices (TraceFrames.notices) become the document's
     analyze_traces(paths)   Kineto traces recorded anywhere; several files are the ranks of one job
 
 Adding an analyzer: write dsprof/analyzers/<name>.py (contract in dsprof.analyzers.base) and add
@@ -10,12 +11,13 @@ an instance to ANALYZERS below.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsprof.analyzers.base import Analyzer, has_artifacts
 from dsprof.core.errors import DsprofError
-from dsprof.core.findings import Finding, FindingsDocument
+from dsprof.core.findings import Finding, FindingsDocument, Notice
 from dsprof.store.layout import is_run_folder
 from dsprof.trace.files import TRACE_SUFFIXES, expand_trace_paths, names_a_run, trace_targets
 from dsprof.trace.workers import TraceWorkers
@@ -68,6 +70,7 @@ def analyze_run(run: RunData) -> FindingsDocument:
     """Run every applicable analyzer on one run; findings sorted by impact."""
     findings: list[Finding] = []
     failed: dict[str, str] = {}
+    notices: list[Notice] = []
     trace_ok = True
     if run.trace_files:
         try:
@@ -77,6 +80,7 @@ def analyze_run(run: RunData) -> FindingsDocument:
             trace_ok = False
             # the unreadable trace counts as absent for analyzers that also use other data
             run.__dict__["traces"] = []
+        _add_notices(notices, (n for tf in run.traces for n in tf.notices))
     for analyzer in ANALYZERS:
         if not has_artifacts(run, analyzer.requires):
             continue
@@ -97,7 +101,15 @@ def analyze_run(run: RunData) -> FindingsDocument:
             if not any(f.category == g.category and f.title == g.title for g in findings):
                 findings.append(f.model_copy(update={"title": f"rank {name}: {f.title}"}))
         failed.update({f"rank {name}: {k}": v for k, v in sub.analyzers_failed.items()})
-    return FindingsDocument(findings=findings, analyzers_failed=failed).sorted()
+        _add_notices(notices, sub.notices)
+    return FindingsDocument(findings=findings, analyzers_failed=failed, notices=notices).sorted()
+
+
+def _add_notices(notices: list[Notice], more: Iterable[Notice]) -> None:
+    """Append the notices not already listed (the same notice from two sources is said once)."""
+    for n in more:
+        if n not in notices:
+            notices.append(n)
 
 
 def analyze_traces(paths: list[Path], workers: TraceWorkers | None = None) -> FindingsDocument:

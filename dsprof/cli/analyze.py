@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+# notices also said on stderr (with --json too): the input is not what the reader was built for
+STDERR_NOTICES = frozenset({"unknown-schema-version"})
+
 
 @click.command("analyze")
 @click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -47,6 +50,9 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
     finally:
         if workers is not None:  # also when Ctrl-C or an error came before they answered
             workers.close()
+    for notice in doc.notices:
+        if notice.code in STDERR_NOTICES:
+            click.echo(f"dsprof: warning: {notice.message}", err=True)
     if as_json:
         click.echo(doc.model_dump_json(indent=2))
         return 0

@@ -15,6 +15,7 @@ import orjson
 import pandas as pd
 
 from dsprof.core.errors import TraceError
+from dsprof.core.findings import Notice
 from dsprof.trace.columns import to_frames
 from dsprof.trace.intervals import innermost_containing
 from dsprof.trace.parse import ParsedColumns, parse_columns
@@ -48,6 +49,9 @@ class TraceFrames:
     memory: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
     uncompressed_bytes: int = 0
+    # what the reader must know about this trace (events dropped, window cut, schema version):
+    # merged into FindingsDocument.notices by the registry (dsprof.analyzers.analyze_run)
+    notices: list[Notice] = field(default_factory=list)
 
     # ---- metadata -------------------------------------------------------------------------
     @property
@@ -318,5 +322,9 @@ def frames_from_columns(parsed: ParsedColumns) -> TraceFrames:
         what = "no events" if parsed.events_total == 0 else "no CPU or GPU events"
         raise TraceError(f"the trace has {what} in traceEvents", path=parsed.path)
     return TraceFrames(
-        path=parsed.path, metadata=meta, uncompressed_bytes=parsed.uncompressed_bytes, **frames
+        path=parsed.path,
+        metadata=meta,
+        uncompressed_bytes=parsed.uncompressed_bytes,
+        notices=[Notice(code=c, message=m) for c, m in parsed.notices],
+        **frames,
     )

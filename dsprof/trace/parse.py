@@ -18,6 +18,7 @@ import numpy as np
 
 from dsprof.trace.columns import ColumnBuilder
 from dsprof.trace.reader import CHUNK_BYTES, TraceReader
+from dsprof.trace.validate import check_metadata
 
 
 @dataclass
@@ -30,6 +31,9 @@ class ParsedColumns:
     metadata: dict[str, Any] = field(default_factory=dict)
     uncompressed_bytes: int = 0
     events_total: int = 0  # every element of traceEvents, skipped kinds included
+    # (code, message) pairs for FindingsDocument.notices: plain tuples, so a worker process
+    # need not import pydantic (dsprof.core.findings.Notice is built from them in frames.py)
+    notices: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_columns(
@@ -60,4 +64,5 @@ def parse_columns(
         metadata=reader.metadata,
         uncompressed_bytes=reader.uncompressed_bytes,
         events_total=reader.events_total,
+        notices=[(code, f"{path}: {message}") for code, message in check_metadata(reader.metadata)],
     )
