@@ -78,6 +78,10 @@ def model_steps(run: RunData) -> pd.DataFrame:
     return steps.reset_index(drop=True)
 
 
+# the evidence source of a core count the child measured (affinity and cgroup quota)
+FROM_CHILD = "child.json usable_cpus"
+
+
 def usable_cpus(run: RunData) -> tuple[float | None, str]:
     """Cores the run could use, and where that number comes from.
 
@@ -93,8 +97,8 @@ def usable_cpus(run: RunData) -> tuple[float | None, str]:
         # hyperthreads add little to GEMM/conv throughput, and torch's default pool is the
         # physical core count: more logical CPUs than cores must not read as idle cores
         if physical and physical < value:
-            return float(physical), "child.json usable_cpus, capped at run.json cpu_count_physical"
-        return float(value), "child.json usable_cpus"
+            return float(physical), f"{FROM_CHILD}, capped at run.json cpu_count_physical"
+        return float(value), FROM_CHILD
     if env is not None:
         if physical:
             return float(physical), "run.json cpu_count_physical"

@@ -106,7 +106,7 @@ class CpuThreadsAnalyzer:
                 )
             )
         base += _host_evidence(host, usable)
-        confidence = 1.0 if usable_source.startswith("child.json") else 0.7
+        confidence = 1.0 if usable_source.startswith(cpu_facts.FROM_CHILD) else 0.7
         if _other_load_pct(host, usable) >= OTHER_LOAD_PCT:
             confidence *= 0.6
         if threads < usable:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsprof.store.layout import TRIALS_DIR
+from dsprof.store.layout import RunPaths, is_run_folder
 from dsprof.store.run_store import RunStore, is_valid_run_id
 
 if TYPE_CHECKING:
@@ -62,12 +62,12 @@ def resolve_route(store: RunStore, path: str) -> Route | None:
         dirs = (store.root / m["a"], store.root / m["b"])
         page = "compare"
     elif m["trial"] is not None:
-        dirs = (store.root / m["run"] / TRIALS_DIR / m["trial"],)
+        dirs = (RunPaths(store.root / m["run"]).trials_dir / m["trial"],)
         page = "trial"
     else:
         dirs = (store.root / m["run"],)
         page = "fix" if m["sub"] == "fix" else "run"
-    if not all((d / "run.json").is_file() for d in dirs):
+    if not all(is_run_folder(d) for d in dirs):
         return None
     return Route(page, dirs, tuple(ids))
 

@@ -7,6 +7,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dsprof.store.layout import RunPaths
+
 if TYPE_CHECKING:
     from dsprof.report.build import Report
 
@@ -18,9 +20,9 @@ _CACHE: OrderedDict[tuple[Path, tuple[tuple[str, int, int], ...]], Report] = Ord
 
 def signature(run_dir: Path) -> tuple[tuple[str, int, int], ...]:
     """(name, mtime_ns, size) of the documents and tables a report reads: changes on any write."""
-    files = [run_dir / "run.json", run_dir / "findings.json", run_dir / "fix.json"]
-    for sub in ("metrics", "trace"):
-        d = run_dir / sub
+    paths = RunPaths(run_dir)
+    files = paths.documents()
+    for d in (paths.metrics_dir, paths.trace_dir):
         if d.is_dir():
             files.extend(sorted(d.iterdir()))
     out = []

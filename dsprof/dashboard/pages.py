@@ -15,6 +15,7 @@ from dsprof.core.errors import DsprofError
 from dsprof.dashboard.cache import cached_report
 from dsprof.dashboard.runs_list import runs_page
 from dsprof.report.figures import figure_json
+from dsprof.store.layout import TRIALS_DIR, RunPaths, is_run_folder
 from dsprof.store.run_store import is_valid_run_id
 
 if TYPE_CHECKING:
@@ -202,8 +203,8 @@ def fix_page(report: Report) -> Any:
         name: Any = t["name"]
         if (
             is_valid_run_id(folder)
-            and Path(t["run_dir"]).parent.name == "trials"
-            and (report.root / "trials" / folder / "run.json").is_file()
+            and Path(t["run_dir"]).parent.name == TRIALS_DIR
+            and is_run_folder(RunPaths(report.root).trials_dir / folder)
         ):
             name = dcc.Link(t["name"], href=f"/runs/{v.run_id}/trials/{folder}")
         cells = [

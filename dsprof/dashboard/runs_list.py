@@ -10,6 +10,7 @@ from dash import dcc, html
 
 from dsprof.core.errors import RunFolderError
 from dsprof.store.documents import read_findings
+from dsprof.store.layout import RunPaths
 from dsprof.store.run_store import is_valid_run_id
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def _list_row(run_dir: Path, manifest: Any) -> dict[str, Any]:
         stats = _step_stats(run_dir)
         if stats is not None and stats.count:
             row["steps"], row["p50_ms"] = stats.count, round((stats.p50_ns or 0) / 1e6, 3)
-    findings_path = run_dir / "findings.json"
+    findings_path = RunPaths(run_dir).findings
     if findings_path.is_file():
         try:
             doc = read_findings(findings_path).sorted()
@@ -64,7 +65,6 @@ def _list_row(run_dir: Path, manifest: Any) -> dict[str, Any]:
 def _step_stats(run_dir: Path) -> Any:
     from dsprof.report.build import read_live_steps
     from dsprof.report.view_model import steps_table_stats
-    from dsprof.store.layout import RunPaths
 
     paths = RunPaths(run_dir)
     if not paths.steps.is_file():

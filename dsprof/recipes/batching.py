@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from dsprof.recipes.base import CodeChange, Recipe, Undo, finding_categories, no_undo
+from dsprof.store.layout import BATCHING_RESULT
 
-RESULT_FILE = "batching.json"
 # requests arrive at this multiple of one-at-a-time capacity: well above 1, so that server
 # saturates and the batcher's extra capacity shows in the stream (a choice of this module)
 DEFAULT_RATE_FACTOR = 3.0
@@ -173,7 +173,7 @@ def batching_verdict(result_file: Path, tolerance: dict[str, float], min_gain: f
         return Verdict(
             accepted=False,
             outcome="failed",
-            reason=f"no {RESULT_FILE}: the model was called fewer than twice",
+            reason=f"no {BATCHING_RESULT}: the model was called fewer than twice",
         )
     result = json.loads(result_file.read_text(encoding="utf-8"))
     rows = {r["batch_size"]: r for r in result["sweep"] if "latency_ms" in r}

@@ -23,9 +23,10 @@ from dsprof.core.errors import UsageError
 from dsprof.core.fix import Applicability, FixSession, RiskClass, Trial, TrialMetrics, Verdict
 from dsprof.recipes import verdict as V
 from dsprof.recipes.base import finding_categories, uses_cuda
-from dsprof.recipes.batching import RESULT_FILE, batching_verdict
+from dsprof.recipes.batching import batching_verdict
 from dsprof.recipes.registry import BY_NAME, RECIPES, get_recipe
 from dsprof.store.documents import write_model
+from dsprof.store.layout import RunPaths
 from dsprof.store.run_store import RunData, load_run
 
 Progress = Callable[[str, str], None]  # (event, label): "start"/"done" of each run
@@ -231,7 +232,7 @@ class FixRunner:
             for n in names
         }
         if "batching" in names:
-            options["batching"]["out"] = str(d / RESULT_FILE)
+            options["batching"]["out"] = str(RunPaths(d).batching_result)
         env: dict[str, str] = {}
         for n in names:
             env.update(get_recipe(n).env(options[n]))
@@ -282,7 +283,7 @@ class FixRunner:
         run = runs[0]
         if names == ["batching"]:
             return batching_verdict(
-                run.paths.root / RESULT_FILE, self.session.tolerance, self.opts.min_gain
+                run.paths.batching_result, self.session.tolerance, self.opts.min_gain
             )
         risks = {get_recipe(n).risk for n in names}
         risk: RiskClass = (

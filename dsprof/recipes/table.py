@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dsprof.core.fix import FixSession, TrialMetrics
+from dsprof.store.layout import RunPaths
 
 
 def _ms(ns: int | None) -> str:
@@ -117,7 +119,6 @@ def fix_tables(session: FixSession) -> list[Any]:
         if a.backup:
             parts.append(Text(f"backup: {a.backup}"))
         parts.append(Text(a.check_reason))
-    parts.append(
-        Text(f"session: {session.baseline_run}/fix.json   trials: {session.baseline_run}/trials/")
-    )
+    baseline = RunPaths(Path(session.baseline_run))
+    parts.append(Text(f"session: {baseline.fix_session}   trials: {baseline.trials_dir}/"))
     return parts

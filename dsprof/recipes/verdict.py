@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsprof.core.fix import Drift, Outcome, RiskClass, TrialMetrics, Verdict
+from dsprof.store.layout import output_steps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,10 +146,10 @@ def metrics_of(d: np.ndarray, excluded: int, summary: Any) -> TrialMetrics:
 def _load_steps(outputs_dir: Path) -> dict[int, dict[str, Any]]:
     import torch
 
-    found = {}
-    for p in sorted(outputs_dir.glob("step-*.pt")):
-        found[int(p.stem.split("-")[1])] = torch.load(p, map_location="cpu", weights_only=True)
-    return found
+    return {
+        step: torch.load(p, map_location="cpu", weights_only=True)
+        for step, p in output_steps(outputs_dir).items()
+    }
 
 
 def is_logits(name: str, shape: tuple[int, ...]) -> bool:

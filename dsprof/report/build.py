@@ -115,9 +115,6 @@ def read_live_steps(paths: RunPaths) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
-REPORT_FILE = "report.html"
-
-
 def write_report(
     ref: str | Path,
     out: Path | None = None,
@@ -151,7 +148,7 @@ def write_report(
         return out, ""
     from dsprof.report.html import render_html
 
-    target = out if out is not None else run.paths.root / REPORT_FILE
+    target = out if out is not None else run.paths.report_html
     _check_out(target)
     write_text_atomic(target, render_html(report, cdn=cdn))
     _shareable(target)

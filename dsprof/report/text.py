@@ -13,6 +13,7 @@ from rich.text import Text
 
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.manifest import RunManifest
+from dsprof.store.layout import RunPaths
 
 if TYPE_CHECKING:
     from dsprof.collectors.availability import Availability
@@ -124,7 +125,7 @@ def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
     if off:
         kpis.add_row("not collected", Text("\n".join(off), style="dim"))
     out: list[RenderableType] = [Panel(kpis, title=f"dsprof run · {manifest.run_id}", expand=False)]
-    findings_path = run_dir / "findings.json"
+    findings_path = RunPaths(run_dir).findings
     doc = read_findings(findings_path) if findings_path.is_file() else FindingsDocument()
     if doc.findings:
         out.append(findings_table(doc, limit=8))

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from dsprof.store.layout import output_step_name
+
 MAX_TENSORS = 64
 
 
@@ -85,7 +87,7 @@ class OutputCapture:
             self._write(step, out, inp)
 
     def _write(self, step: int, out: dict[str, torch.Tensor], inp: dict[str, torch.Tensor]) -> None:
-        name = f"step-{step:04d}.pt"
+        name = output_step_name(step)
         try:
             torch.save({"output": out, "input": inp}, self.dir / name)
         except Exception as e:

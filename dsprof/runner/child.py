@@ -65,7 +65,7 @@ class ChildSession:
         self.steps_file = open(self.paths.steps_live, "a", encoding="utf-8")  # noqa: SIM115
         self._next_flush = 0.0
         self.mem_file = (
-            open(self.paths.metrics_dir / "cuda_memory.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+            open(self.paths.cuda_memory_live, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
             if self.cuda
             else None
         )

@@ -35,7 +35,7 @@ from dsprof.runner.progress import Progress
 from dsprof.runner.rank_samplers import RankHostSamplers, Rows, gpu_index_for, gpu_rows_for
 from dsprof.runner.target import check_target
 from dsprof.store.documents import read_manifest, write_model
-from dsprof.store.layout import RunPaths
+from dsprof.store.layout import TORCHRUN_WORKER_LOGS, RunPaths
 from dsprof.store.run_store import check_writable_dir, create_run_folder, slugify
 
 # the child config key naming the job folder: its presence makes the child a rank
@@ -227,8 +227,8 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         write_model(rank_paths.manifest, rank_manifests[r])
 
     # run_dir is set per rank by resolve_rank_config
-    env = child_env(req, node.logs_dir, **{JOB_DIR_KEY: str(job.root.resolve()), "run_dir": ""})
-    torchrun_logs = node.logs_dir / "torchrun"
+    env = child_env(req, node, **{JOB_DIR_KEY: str(job.root.resolve()), "run_dir": ""})
+    torchrun_logs = node.torchrun_logs_dir
     # torchrun gets its own session: a Ctrl-C reaches it once, forwarded by wait_for_child, and it shuts
     # the workers down gracefully; a second SIGINT straight from the terminal would cut that short
     proc = subprocess.Popen(
@@ -337,7 +337,9 @@ def _collect_rank_logs(torchrun_logs: Path, job: RunPaths, opts: DistributedOpti
         src = attempts[-1] / str(local)
         dst = job.rank(r)
         dst.logs_dir.mkdir(parents=True, exist_ok=True)
-        for name, target in (("stdout.log", dst.stdout_log), ("stderr.log", dst.stderr_log)):
+        for name, target in zip(
+            TORCHRUN_WORKER_LOGS, (dst.stdout_log, dst.stderr_log), strict=True
+        ):
             if (src / name).is_file():
                 shutil.move(str(src / name), target)
     shutil.rmtree(torchrun_logs, ignore_errors=True)

@@ -99,8 +99,7 @@ def finish_run(
         # calls recorded before the first marker were provisional
         step_rows = [r for r in step_rows if r.get("source") == "marker"]
     write_parquet(step_rows, paths.steps, STEP_COLUMNS)
-    mem_live = paths.metrics_dir / "cuda_memory.jsonl"
-    write_parquet(jsonl_rows(mem_live), paths.cuda_memory, ("step", "ts_ns"))
+    write_parquet(jsonl_rows(paths.cuda_memory_live), paths.cuda_memory, ("step", "ts_ns"))
     if "host" in samplers:
         write_parquet(samplers["host"].rows, paths.host, ("ts_ns",))
     if "nvml" in samplers:

@@ -142,8 +142,8 @@ def new_manifest(
     )
 
 
-def child_env(req: RunRequest, logs_dir: Path, **config: Any) -> dict[str, str]:
-    """Write the child's config (logs/child-config.json) and return the child's environment."""
+def child_env(req: RunRequest, paths: RunPaths, **config: Any) -> dict[str, str]:
+    """Write the child's config (paths.child_config) and return the child's environment."""
     full = {
         "target": req.target,
         "args": req.args,
@@ -157,7 +157,7 @@ def child_env(req: RunRequest, logs_dir: Path, **config: Any) -> dict[str, str]:
         "max_steps": req.max_steps,
         **config,
     }
-    config_path = logs_dir / "child-config.json"
+    config_path = paths.child_config
     config_path.write_text(json.dumps(full, default=str), encoding="utf-8")
     return {
         **os.environ,
@@ -173,7 +173,7 @@ def run_script(req: RunRequest) -> RunResult:
     paths = _prepare_folder(req)
     manifest = new_manifest(req, paths.root.name)
     write_model(paths.manifest, manifest)
-    env = child_env(req, paths.logs_dir, run_dir=str(paths.root.resolve()))
+    env = child_env(req, paths, run_dir=str(paths.root.resolve()))
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "dsprof.runner.child"],

@@ -19,6 +19,11 @@ RANKS_DIR = "ranks"
 # multi-node jobs: node-level samples and logs of nodes other than node 0 (node 0 uses the root)
 NODES_DIR = "nodes"
 
+# the `dsprof report` page, written into the run folder when no -o is given
+REPORT_HTML = "report.html"
+# a batching trial's sweep and stream results (dsprof.recipes.batching)
+BATCHING_RESULT = "batching.json"
+
 STEPS = "steps.parquet"
 HOST = "host.parquet"
 GPU = "gpu.parquet"
@@ -28,12 +33,23 @@ STEPS_LIVE = "steps.jsonl"
 # multi-rank jobs: the rank's torch.distributed collective calls (name, start_ns, end_ns), each
 # written as it returns; converted to collectives.parquet at the end
 COLLECTIVES = "collectives.parquet"
+# torch.cuda.memory_stats() rows written by the child at step ends; converted to cuda_memory.parquet
+CUDA_MEMORY_LIVE = "cuda_memory.jsonl"
 COLLECTIVES_LIVE = "collectives.jsonl"
 # what the child observed about the script's objects (autograd, training mode, call site)
 CHILD_INFO = "child.json"
+# what the parent asks of the child (logs/child-config.json, named by DSPROF_CHILD_CONFIG)
+CHILD_CONFIG = "child-config.json"
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
+# multi-rank jobs: torchrun's --log-dir under logs/ while the job runs; each worker's output is
+# <id>/attempt_<k>/<local rank>/ with torchrun's own names, moved to ranks/<r>/logs/ at the end
+TORCHRUN_LOGS_DIR = "torchrun"
+TORCHRUN_WORKER_LOGS = (STDOUT_LOG, STDERR_LOG)
 OUTPUTS_INDEX = "index.json"
+# one captured step's outputs and inputs: outputs/step-0000.pt
+OUTPUT_STEP_PREFIX = "step-"
+OUTPUT_STEP_SUFFIX = ".pt"
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,14 @@ class RunPaths:
     @property
     def fix_session(self) -> Path:
         return self.root / FIX_SESSION
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / REPORT_HTML
+
+    @property
+    def batching_result(self) -> Path:
+        return self.root / BATCHING_RESULT
 
     @property
     def trace_dir(self) -> Path:
@@ -99,6 +123,10 @@ class RunPaths:
         return self.metrics_dir / CUDA_MEMORY
 
     @property
+    def cuda_memory_live(self) -> Path:
+        return self.metrics_dir / CUDA_MEMORY_LIVE
+
+    @property
     def collectives(self) -> Path:
         return self.metrics_dir / COLLECTIVES
 
@@ -111,6 +139,14 @@ class RunPaths:
         return self.root / CHILD_INFO
 
     @property
+    def torchrun_logs_dir(self) -> Path:
+        return self.logs_dir / TORCHRUN_LOGS_DIR
+
+    @property
+    def child_config(self) -> Path:
+        return self.logs_dir / CHILD_CONFIG
+
+    @property
     def stdout_log(self) -> Path:
         return self.logs_dir / STDOUT_LOG
 
@@ -121,6 +157,18 @@ class RunPaths:
     @property
     def outputs_index(self) -> Path:
         return self.outputs_dir / OUTPUTS_INDEX
+
+    def output_step(self, step: int) -> Path:
+        """Where the child saves the captured outputs of one step."""
+        return self.outputs_dir / output_step_name(step)
+
+    def output_steps(self) -> dict[int, Path]:
+        """The captured steps' files by step number (see output_steps)."""
+        return output_steps(self.outputs_dir)
+
+    def documents(self) -> list[Path]:
+        """The JSON documents a report reads (run.json, findings.json, fix.json), present or not."""
+        return [self.manifest, self.findings, self.fix_session]
 
     def rank(self, rank: int) -> RunPaths:
         """The sub-folder holding one rank's data in a multi-rank run."""
@@ -144,6 +192,21 @@ class RunPaths:
         """Create the sub-folders a collecting run writes into."""
         for d in (self.trace_dir, self.metrics_dir, self.outputs_dir, self.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
+
+
+def output_step_name(step: int) -> str:
+    """The file name of one captured step under outputs/: step-0003.pt."""
+    return f"{OUTPUT_STEP_PREFIX}{step:04d}{OUTPUT_STEP_SUFFIX}"
+
+
+def output_steps(outputs_dir: Path) -> dict[int, Path]:
+    """The captured step files in an outputs/ folder, by step number, in step order."""
+    found = {}
+    for p in sorted(outputs_dir.glob(f"{OUTPUT_STEP_PREFIX}*{OUTPUT_STEP_SUFFIX}")):
+        number = p.name[len(OUTPUT_STEP_PREFIX) : -len(OUTPUT_STEP_SUFFIX)]
+        if number.isdigit():
+            found[int(number)] = p
+    return found
 
 
 # run ids are folder names: the timestamp, a slug and 4 hex digits; nothing that walks paths
