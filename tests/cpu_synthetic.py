@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from dsprof.core.child import ChildInfo
 from dsprof.core.manifest import Environment, GpuInfo, RunManifest
 from dsprof.store.layout import RunPaths
 from dsprof.store.run_store import RunData
@@ -207,7 +208,7 @@ def make_run(
         manifest=manifest,
         steps=steps,
         host=host,
-        child_info=dict(child_info or {}),
+        child_info=ChildInfo.model_validate(child_info) if child_info is not None else None,
         trace_files=files,
     )
 

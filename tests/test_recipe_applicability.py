@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dsprof.core.child import ChildInfo
 from dsprof.core.findings import Finding, FindingsDocument
 from dsprof.recipes.registry import BY_NAME, RECIPES, get_recipe
 from dsprof.recipes.session import candidates
@@ -43,7 +44,9 @@ def _run(tmp_path: Path, findings: list[str] = (), **info) -> RunData:
             findings=[Finding(category=c, severity="high", title=c, impact=0.5) for c in findings]
         )
         write_model(paths.findings, doc)
-    return RunData(paths=paths, manifest=None, child_info={**CPU_BERT, **info})
+    return RunData(
+        paths=paths, manifest=None, child_info=ChildInfo.model_validate({**CPU_BERT, **info})
+    )
 
 
 def test_registry_has_the_issue_ids_and_docstring_sections():

@@ -67,8 +67,8 @@ class AutogradInInferenceAnalyzer:
             grad_steps = int(steps["autograd_enabled"].sum())
             source = "steps.parquet autograd_enabled"
         else:
-            n_steps = int(run.child_info.get("steps_seen") or 0)
-            grad_steps = int(run.child_info.get("autograd_enabled_steps") or 0)
+            n_steps = run.child.steps_seen
+            grad_steps = run.child.autograd_enabled_steps or 0
             source = "child.json autograd_enabled_steps"
         if n_steps == 0 or grad_steps / n_steps < AUTOGRAD_STEP_SHARE:
             return []
@@ -180,13 +180,13 @@ def _graph_nodes_per_step(traces: list[TraceFrames]) -> float | None:
 
 
 def _params_requiring_grad(run: RunData) -> int | None:
-    counts = [m.get("params_requiring_grad") for m in run.child_info.get("root_modules", [])]
+    counts = [m.params_requiring_grad for m in run.child.root_modules]
     known = [c for c in counts if isinstance(c, int)]
     return sum(known) if known else None
 
 
 def _call_site(run: RunData) -> str:
-    site = run.child_info.get("call_site") or {}
-    if site.get("file") and site.get("line"):
-        return f" at {site['file']}:{site['line']}"
+    site = run.child.call_site
+    if site is not None and site.file and site.line:
+        return f" at {site.file}:{site.line}"
     return ""

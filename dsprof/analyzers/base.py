@@ -38,7 +38,7 @@ def has_artifacts(run: RunData, requires: tuple[str, ...]) -> bool:
         "host": run.host is not None and len(run.host) > 0,
         "gpu": run.gpu is not None and len(run.gpu) > 0,
         "cuda_memory": run.cuda_memory is not None and len(run.cuda_memory) > 0,
-        "child_info": bool(run.child_info),
+        "child_info": run.child_info is not None,
         "ranks": len(run.ranks) > 1 or len(run.trace_files) > 1,
     }
     return all(present.get(r, False) for r in requires)

@@ -56,7 +56,7 @@ def is_cpu_only(run: RunData) -> bool:
     traces = run_traces(run)
     if any(tf.has_gpu_activity for tf in traces):
         return False
-    devices = run.child_info.get("device_types")
+    devices = run.child.device_types
     if devices:
         return all(str(d) == "cpu" for d in devices)
     env = run.manifest.environment if run.manifest is not None else None
@@ -92,8 +92,8 @@ def usable_cpus(run: RunData) -> tuple[float | None, str]:
     """
     env = run.manifest.environment if run.manifest is not None else None
     physical = env.cpu_count_physical if env is not None else None
-    value = run.child_info.get("usable_cpus")
-    if isinstance(value, int | float) and value > 0:
+    value = run.child.usable_cpus
+    if value is not None and value > 0:
         # hyperthreads add little to GEMM/conv throughput, and torch's default pool is the
         # physical core count: more logical CPUs than cores must not read as idle cores
         if physical and physical < value:

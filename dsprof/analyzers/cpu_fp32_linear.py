@@ -179,5 +179,5 @@ class CpuFp32LinearAnalyzer:
 
 def _params_fp32(run: RunData) -> bool:
     """True when child.json says the root modules hold float32 parameters."""
-    dtypes = {d for m in run.child_info.get("root_modules", []) for d in m.get("param_dtypes", [])}
+    dtypes = {d for m in run.child.root_modules for d in m.param_dtypes}
     return bool(dtypes & {"torch.float32", "float32"})

@@ -84,7 +84,7 @@ class CpuThreadsAnalyzer:
 
     def analyze(self, run: RunData) -> list[Finding]:
         """At most one finding: under- or over-subscription."""
-        threads = run.child_info.get("torch_num_threads")
+        threads = run.child.torch_num_threads
         usable, usable_source = cpu_facts.usable_cpus(run)
         if not isinstance(threads, int) or threads < 1 or usable is None:
             return []
@@ -215,8 +215,7 @@ class CpuThreadsAnalyzer:
 
 def _dataloader_workers(run: RunData) -> int:
     """Worker processes of the script's DataLoaders (child.json dataloaders)."""
-    loaders = run.child_info.get("dataloaders") or []
-    return sum(int(d.get("num_workers") or 0) for d in loaders if isinstance(d, dict))
+    return sum(d.num_workers for d in run.child.dataloaders)
 
 
 def _host_in_steps(run: RunData) -> pd.DataFrame | None:

@@ -124,18 +124,13 @@ def _iowait_evidence(run: RunData) -> tuple[list[Evidence], float | None]:
 
 
 def _dataloader_settings(run: RunData) -> list[Evidence]:
-    loaders = run.child_info.get("dataloaders") or []
     out = []
-    for d in loaders[:2]:
-        if isinstance(d, dict) and "num_workers" in d:
-            where = f"{d.get('file', '')}:{d.get('line', '')}".strip(":")
-            out.append(
-                Evidence(metric="num_workers", value=d["num_workers"], source=f"child.json {where}")
-            )
-            if "pin_memory" in d:
-                out.append(
-                    Evidence(metric="pin_memory", value=str(d["pin_memory"]), source="child.json")
-                )
+    for d in run.child.dataloaders[:2]:
+        where = f"{d.file}:{d.line}".strip(":")
+        out.append(
+            Evidence(metric="num_workers", value=d.num_workers, source=f"child.json {where}")
+        )
+        out.append(Evidence(metric="pin_memory", value=str(d.pin_memory), source="child.json"))
     return out
 
 

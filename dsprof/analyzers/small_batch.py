@@ -43,7 +43,7 @@ References
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
 
@@ -203,12 +203,10 @@ def _utilisation(run: RunData) -> list[Evidence]:
 
 def _input_batch(run: RunData) -> int | None:
     """Leading dimension of the root module's first tensor input, when child.json records it."""
-    roots: Any = run.child_info.get("root_inputs") or {}
-    for inputs in roots.values() if isinstance(roots, dict) else []:
+    for inputs in run.child.root_inputs.values():
         for tensor in inputs:
-            shape = tensor.get("shape") if isinstance(tensor, dict) else None
-            if isinstance(shape, list) and shape:
-                return int(shape[0])
+            if tensor.shape:
+                return int(tensor.shape[0])
     return None
 
 

@@ -80,7 +80,7 @@ class TrainModeInInferenceAnalyzer:
         traces = cpu_facts.run_traces(run)
         if any(_has_backward(tf) for tf in traces):
             return []
-        classes = run.child_info.get("training_module_classes") or {}
+        classes = run.child.training_module_classes
         dropout_n = sum(n for c, n in classes.items() if DROPOUT_CLASS_RE.search(c))
         norm_n = sum(n for c, n in classes.items() if NORM_CLASS_RE.search(c))
         op_ns, dropout_ops, norm_ops = _train_ops(traces)
@@ -99,7 +99,7 @@ class TrainModeInInferenceAnalyzer:
         if severity != "low":
             impact = max(impact, MIN_IMPACT)
         n_modules = int(steps["training_modules"].max())
-        names = run.child_info.get("training_modules") or []
+        names = run.child.training_modules or []
         evidence = [
             Evidence(
                 metric="steps_with_training_modules",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from dsprof.core.child import CallSite
 from dsprof.core.errors import UsageError
 from dsprof.core.fix import ApplyResult
 from dsprof.recipes import verdict as V
@@ -51,13 +52,13 @@ def apply_accepted(runner: FixRunner, *, dry_run: bool = False, force: bool = Fa
         return _save(runner, result)
     if not dry_run and not force and uncommitted(script):
         raise UsageError("has uncommitted git changes; commit them or pass --force", path=script)
-    site = baseline.child_info.get("call_site") or {}
-    same_file = bool(site.get("file")) and Path(site["file"]).resolve() == script.resolve()
+    site = baseline.child.call_site or CallSite()
+    same_file = bool(site.file) and Path(site.file or "").resolve() == script.resolve()
     mod = apply_changes(
         original,
         [(n, get_recipe(n).codemod(baseline)) for n in names],
         path=script.name,
-        call_line=site.get("line"),
+        call_line=site.line,
         call_file_matches=same_file,
         model_class=runner.model_class,
     )

@@ -92,13 +92,13 @@ class Recipe:
 
 def uses_cuda(run: RunData) -> bool:
     """True when the run's step outputs lived on a CUDA device (or CUDA was in use)."""
-    info = run.child_info
-    return "cuda" in (info.get("device_types") or []) or bool(info.get("cuda_available"))
+    info = run.child
+    return "cuda" in info.device_types or info.cuda_available
 
 
 def cpu_reason(run: RunData) -> str:
     """Why the run counts as CPU-only, in words."""
-    devices = run.child_info.get("device_types") or ["cpu"]
+    devices = run.child.device_types or ["cpu"]
     return f"outputs on {', '.join(devices)}, torch.cuda not available"
 
 
@@ -110,14 +110,14 @@ def finding_categories(run: RunData) -> set[str]:
 
 def float_param_dtypes(run: RunData) -> set[str]:
     """Parameter dtypes of the root modules the script called."""
-    return {d for r in run.child_info.get("root_modules") or [] for d in r.get("param_dtypes", [])}
+    return {d for r in run.child.root_modules for d in r.param_dtypes}
 
 
 def has_fp32_model(run: RunData) -> tuple[bool, str]:
     """Whether a root module holds float32 parameters (the input of the precision recipes)."""
-    roots = run.child_info.get("root_modules") or []
+    roots = run.child.root_modules
     if not roots:
         return False, "no nn.Module was called as a step (dsprof.step() markers only)"
     if "float32" not in float_param_dtypes(run):
         return False, f"no float32 parameters (dtypes: {sorted(float_param_dtypes(run))})"
-    return True, "float32 parameters in " + ", ".join(r["class"] for r in roots)
+    return True, "float32 parameters in " + ", ".join(r.class_name for r in roots)

@@ -27,7 +27,7 @@ class CudaGraphsRecipe(CompileRecipe):
     mode = "reduce-overhead"
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        if not run.child_info.get("cuda_available"):
+        if not run.child.cuda_available:
             return False, "CUDA graphs need a CUDA GPU; this run used none"
         return super().applicable(run)
 

@@ -78,13 +78,13 @@ class DataLoaderRecipe(Recipe):
     order = 1
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        loaders = run.child_info.get("dataloaders") or []
+        loaders = run.child.dataloaders
         if not loaders:
             return False, "the script built no torch DataLoader"
-        single = [d for d in loaders if d.get("num_workers", 0) == 0]
+        single = [d for d in loaders if d.num_workers == 0]
         if not single:
             return False, f"its {len(loaders)} DataLoader(s) already use worker processes"
-        where = ", ".join(f"{d.get('file')}:{d.get('line')}" for d in single[:3])
+        where = ", ".join(f"{d.file}:{d.line}" for d in single[:3])
         return (
             True,
             f"{len(single)} DataLoader(s) load in the main process (num_workers=0) at {where}",
@@ -98,7 +98,7 @@ class DataLoaderRecipe(Recipe):
         return patch_dataloader(settings, status)
 
     def codemod(self, run: Any = None) -> CodeChange:
-        cuda = bool(run is not None and run.child_info.get("cuda_available"))
+        cuda = bool(run is not None and run.child.cuda_available)
         return CodeChange(
             dataloader_kwargs={k: repr(v) for k, v in loader_settings({}, cuda).items()}
         )

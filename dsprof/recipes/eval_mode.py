@@ -24,7 +24,7 @@ class EvalModeRecipe(Recipe):
     order = 10
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        training = run.child_info.get("training_modules")
+        training = run.child.training_modules
         if training is None:
             return False, "the run did not record training-mode modules"
         if not training:

@@ -24,8 +24,8 @@ class InferenceModeRecipe(Recipe):
     order = 61
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        info = run.child_info
-        grad_steps, seen = info.get("autograd_enabled_steps"), info.get("steps_seen")
+        info = run.child
+        grad_steps, seen = info.autograd_enabled_steps, info.steps_seen
         if grad_steps is None:
             return False, "the run did not record whether autograd was on"
         if grad_steps == 0:

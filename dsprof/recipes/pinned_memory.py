@@ -29,10 +29,10 @@ class PinnedMemoryRecipe(Recipe):
         ok, why = super().applicable(run)
         if not ok:
             return ok, why
-        loaders = run.child_info.get("dataloaders") or []
+        loaders = run.child.dataloaders
         if not loaders:
             return False, "the script built no torch DataLoader"
-        if all(d.get("pin_memory") for d in loaders):
+        if all(d.pin_memory for d in loaders):
             return False, "its DataLoaders already pin memory"
         return True, "DataLoader batches are pageable host memory"
 

@@ -264,7 +264,7 @@ class FixRunner:
             run_id=d.name,
             repeat_run_dirs=[str(r[0].relative_to(root)) for r in runs[1:]],
             combined=combined,
-            recipe_status=dict(run.child_info.get("recipes") or {}),
+            recipe_status=dict(run.child.recipes),
         )
         trial.metrics = self._metrics([r[2] for r in runs])
         for _, code, r in runs:
@@ -357,7 +357,7 @@ class FixRunner:
 
 def _failure(run: RunData, exit_code: int) -> str:
     """The trial's error in one line: the recipe status, the manifest error, or stderr's tail."""
-    for name, st in (run.child_info.get("recipes") or {}).items():
+    for name, st in run.child.recipes.items():
         if isinstance(st, dict) and st.get("status") == "failed":
             return f"recipe {name}: {st.get('error')}"
     if run.manifest and run.manifest.error:

@@ -57,7 +57,7 @@ class ThreadsRecipe(Recipe):
 
     def target(self, run: Any) -> int:
         """Usable cores, less those other processes kept busy (at least one)."""
-        usable = run.child_info.get("usable_cpus") if run is not None else None
+        usable = run.child.usable_cpus if run is not None else None
         cores = max(1, int(usable)) if usable else usable_cpus()
         others = busy_cores_of_others(run) if run is not None else None
         if others is not None and others >= OTHERS_BUSY_MIN:
@@ -68,7 +68,7 @@ class ThreadsRecipe(Recipe):
         return {"num_threads": self.target(run)}
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        threads = run.child_info.get("torch_num_threads")
+        threads = run.child.torch_num_threads
         target = self.target(run)
         others = busy_cores_of_others(run)
         load = f" (other processes kept {others:.1f} cores busy)" if others else ""

@@ -294,8 +294,7 @@ def _environment_rows(run: RunData) -> list[tuple[str, str]]:
 
 def root_modules(run: RunData) -> list[str]:
     """Class names of the outermost modules: child.json's root_modules, else steps.parquet."""
-    roots = run.child_info.get("root_modules") or []
-    names = [str(r.get("class", "")) for r in roots if isinstance(r, dict)]
+    names = [r.class_name for r in run.child.root_modules]
     if not names and run.steps is not None and "module" in run.steps:
         names = [str(m) for m in run.steps["module"].unique()]
     return sorted({n for n in names if n})

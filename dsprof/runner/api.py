@@ -49,6 +49,7 @@ class ProfileSession:
 
     def __enter__(self) -> ProfileSession:
         from dsprof.collectors.environment import collect_environment
+        from dsprof.core.child import ChildConfig
         from dsprof.runner import steps
         from dsprof.runner.child import ChildSession
         from dsprof.runner.launch import start_samplers
@@ -79,13 +80,13 @@ class ProfileSession:
         )
         write_model(paths.manifest, self.manifest)
         self._child = ChildSession(
-            {
-                "run_dir": str(paths.root.resolve()),
-                "warmup_steps": self.warmup,
-                "active_steps": self.active,
-                "trace": self.trace,
-                "capture_steps": self.capture_steps,
-            }
+            ChildConfig(
+                run_dir=str(paths.root.resolve()),
+                warmup_steps=self.warmup,
+                active_steps=self.active,
+                trace=self.trace,
+                capture_steps=self.capture_steps,
+            )
         )
         self._child.start()
         samplers, self._status = start_samplers(os.getpid(), self.sample_hz)

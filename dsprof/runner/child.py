@@ -17,7 +17,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dsprof.store.documents import write_text_atomic
+from pydantic import ValidationError
+
+from dsprof.core.child import ChildConfig, ChildInfo
+from dsprof.core.errors import DsprofError
+from dsprof.store.documents import read_child_config, write_model, write_text_atomic
 
 CONFIG_ENV = "DSPROF_CHILD_CONFIG"
 STEPS_FLUSH_S = 0.2
@@ -31,7 +35,7 @@ class StopRun(BaseException):
 class ChildSession:
     """Collectors and step bookkeeping inside the profiled process."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: ChildConfig) -> None:
         import torch
 
         from dsprof.collectors import cuda_memory
@@ -42,22 +46,22 @@ class ChildSession:
 
         self.torch = torch
         self.config = config
-        self.paths = RunPaths(Path(config["run_dir"]))
-        self.max_steps: int | None = config.get("max_steps")
+        self.paths = RunPaths(Path(config.run_dir))
+        self.max_steps = config.max_steps
         self.cuda = cuda_in_use()
         self.cuda_memory = cuda_memory
         self.tracker = steps.StepTracker()
         steps.TRACKER = self.tracker
         self._steps_module = steps
-        self.capture = OutputCapture(self.paths.outputs_dir, int(config.get("capture_steps", 3)))
+        self.capture = OutputCapture(self.paths.outputs_dir, config.capture_steps)
         self.window = (
             ProfilerWindow(
                 self.paths.trace_dir,
-                int(config.get("warmup_steps", 1)),
-                int(config.get("active_steps", 5)),
+                config.warmup_steps,
+                config.active_steps,
                 self.cuda,
             )
-            if config.get("trace", True)
+            if config.trace
             else None
         )
         # block-buffered and flushed at most every STEPS_FLUSH_S: a write per step would cost
@@ -76,13 +80,11 @@ class ChildSession:
         self.tracker.listeners.append(self.on_step)
 
     def start(self) -> None:
-        names = list(self.config.get("recipes") or [])
+        names = list(self.config.recipes)
         if names:
             from dsprof.recipes.trial import install
 
-            self.recipes = install(
-                names, dict(self.config.get("recipe_options") or {}), self.tracker
-            )
+            self.recipes = install(names, dict(self.config.recipe_options), self.tracker)
         self.tracker.install()
         self.tracker.start_clock()
         if self.window is not None:
@@ -155,7 +157,11 @@ class ChildSession:
             "profiler": self.window.status() if self.window is not None else None,
             "recipes": self.recipes,
         }
-        write_text_atomic(self.paths.child_info, json.dumps(info, indent=1, default=str))
+        try:
+            write_model(self.paths.child_info, ChildInfo.model_validate(info), lenient=True)
+        except ValidationError as e:  # keep what was observed: the reader names the bad field
+            info["error"] = info["error"] or f"dsprof: child.json does not fit its schema: {e}"
+            write_text_atomic(self.paths.child_info, json.dumps(info, indent=1, default=str))
 
 
 def _merge_counts(dicts: Any) -> dict[str, int]:
@@ -231,13 +237,13 @@ def _run_script_as_main(path: str) -> None:
 _KEEP: list[Any] = []
 
 
-def run_target(config: dict[str, Any]) -> int:
+def run_target(config: ChildConfig) -> int:
     """Run the script or module as __main__, exactly as the interpreter would."""
-    target: str = config["target"]
-    args: list[str] = list(config.get("args") or [])
+    target = config.target
+    args = list(config.args)
     session = ChildSession(config)
     status, exit_code, error = "ok", 0, None
-    if config.get("module"):
+    if config.module:
         sys.argv = [target, *args]
         sys.path[0] = os.getcwd()
     else:
@@ -246,7 +252,7 @@ def run_target(config: dict[str, Any]) -> int:
         sys.path[0] = os.path.dirname(script)
     try:
         session.start()
-        if config.get("module"):
+        if config.module:
             runpy.run_module(target, run_name="__main__", alter_sys=True)
         else:
             _run_script_as_main(os.path.abspath(target))
@@ -274,8 +280,11 @@ def main() -> None:
     config_path = os.environ.pop(CONFIG_ENV, None)
     if not config_path:
         sys.exit("dsprof.runner.child is started by `dsprof run`, not directly")
-    config = json.loads(Path(config_path).read_text(encoding="utf-8"))
-    if "job_dir" in config:  # one rank of `dsprof run --nproc-per-node N`: its own ranks/<RANK>/
+    try:
+        config = read_child_config(Path(config_path))
+    except DsprofError as e:  # a parent of another dsprof version: say so, run nothing
+        sys.exit(f"dsprof: {e}")
+    if config.job_dir is not None:  # one rank of `dsprof run --nproc-per-node N`: ranks/<RANK>/
         from dsprof.runner.distributed import resolve_rank_config
 
         config = resolve_rank_config(config)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsprof.core.child import ChildConfig
 from dsprof.core.errors import UsageError
 from dsprof.core.manifest import CollectorStatus, RunManifest
 from dsprof.runner import finalize
@@ -38,8 +39,6 @@ from dsprof.store.documents import read_manifest, write_model
 from dsprof.store.layout import TORCHRUN_WORKER_LOGS, RunPaths
 from dsprof.store.run_store import check_writable_dir, create_run_folder, slugify
 
-# the child config key naming the job folder: its presence makes the child a rank
-JOB_DIR_KEY = "job_dir"
 # how long the node finishing the job waits for other nodes' ranks to write their final run.json
 RANKS_SETTLE_S = 15.0
 # torchrun's failure summary: "rank : 1 (local_rank: 1)" then "exitcode : -15 (pid: 123)"
@@ -135,18 +134,18 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 _COLLECTIVE_LOGS: list[Any] = []  # the rank child's record of its torch.distributed calls
 
 
-def resolve_rank_config(config: dict[str, Any]) -> dict[str, Any]:
+def resolve_rank_config(config: ChildConfig) -> ChildConfig:
     """In a rank's child: point run_dir at ranks/<RANK>/ of the job folder (no-op for one run)."""
-    if JOB_DIR_KEY not in config:
+    if config.job_dir is None:
         return config
     rank = int(os.environ["RANK"])
-    paths = RunPaths(Path(config[JOB_DIR_KEY])).rank(rank)
+    paths = RunPaths(Path(config.job_dir)).rank(rank)
     paths.make_dirs()
     signal.signal(signal.SIGTERM, _on_sigterm)
     from dsprof.runner import collectives
 
     _COLLECTIVE_LOGS.append(collectives.install(paths.collectives_live))
-    return {**config, "run_dir": str(paths.root)}
+    return config.model_copy(update={"run_dir": str(paths.root)})
 
 
 def _prepare_job(req: RunRequest, opts: DistributedOptions) -> tuple[RunPaths, RunPaths]:
@@ -227,7 +226,7 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         write_model(rank_paths.manifest, rank_manifests[r])
 
     # run_dir is set per rank by resolve_rank_config
-    env = child_env(req, node, **{JOB_DIR_KEY: str(job.root.resolve()), "run_dir": ""})
+    env = child_env(req, node, run_dir="", job_dir=str(job.root.resolve()))
     torchrun_logs = node.torchrun_logs_dir
     # torchrun gets its own session: a Ctrl-C reaches it once, forwarded by wait_for_child, and it shuts
     # the workers down gracefully; a second SIGINT straight from the terminal would cut that short

@@ -7,9 +7,11 @@ import signal
 import time
 from typing import Any
 
+from dsprof.core.child import ChildInfo
+from dsprof.core.errors import DsprofError
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.manifest import CollectorStatus, RunManifest, RunStatus, StepSummary
-from dsprof.store.documents import write_model
+from dsprof.store.documents import read_child_info, write_model
 from dsprof.store.layout import RunPaths
 
 EXIT_INTERRUPTED = 130
@@ -105,12 +107,7 @@ def finish_run(
     if "nvml" in samplers:
         write_parquet(samplers["nvml"].rows, paths.gpu, ("ts_ns", "gpu_index"))
 
-    child: dict[str, Any] = {}
-    if paths.child_info.is_file():
-        try:
-            child = json.loads(paths.child_info.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            child = {}
+    child = _child_info(paths)
 
     status, exit_code, error = _outcome(returncode, interrupted, child)
     manifest.status = status
@@ -118,11 +115,11 @@ def finish_run(
     manifest.error = error
     manifest.end_ns = time.time_ns()
     manifest.collectors = _collector_statuses(paths, child, samplers, collector_status)
-    if manifest.environment is not None and child:
-        manifest.environment.torch = child.get("torch")
-        manifest.environment.cuda = child.get("cuda")
-        manifest.environment.cudnn = child.get("cudnn")
-        manifest.environment.torch_num_threads = child.get("torch_num_threads")
+    if manifest.environment is not None and child is not None:
+        manifest.environment.torch = child.torch
+        manifest.environment.cuda = child.cuda
+        manifest.environment.cudnn = child.cudnn
+        manifest.environment.torch_num_threads = child.torch_num_threads
     warmup = manifest.options.get("warmup_steps", 1)
     manifest.summary = summarize(paths, warmup if isinstance(warmup, int) else 1)
     findings = FindingsDocument()
@@ -133,15 +130,25 @@ def finish_run(
     return RunResult(paths=paths, manifest=manifest, exit_code=exit_code)
 
 
+def _child_info(paths: RunPaths) -> ChildInfo | None:
+    """child.json, or None when the child wrote none (or one that cannot be read)."""
+    if not paths.child_info.is_file():
+        return None
+    try:
+        return read_child_info(paths.child_info)
+    except DsprofError:  # the run is still finished from what the parent knows
+        return None
+
+
 def _outcome(
-    returncode: int, interrupted: bool, child: dict[str, Any]
+    returncode: int, interrupted: bool, child: ChildInfo | None
 ) -> tuple[RunStatus, int, str | None]:
-    if interrupted or child.get("status") == "interrupted":
+    if interrupted or (child is not None and child.status == "interrupted"):
         return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)"
-    if child:
-        code = int(child.get("exit_code", returncode))
-        status: RunStatus = child.get("status") or ("ok" if code == 0 else "failed")
-        return status, code, child.get("error")
+    if child is not None:
+        code = child.exit_code if child.exit_code is not None else returncode
+        status: RunStatus = child.status or ("ok" if code == 0 else "failed")
+        return status, code, child.error
     if returncode < 0:
         name = signal.Signals(-returncode).name
         return "failed", 128 - returncode, f"the script's process was killed by {name}"
@@ -158,7 +165,7 @@ def _outcome(
 
 def _collector_statuses(
     paths: RunPaths,
-    child: dict[str, Any],
+    child: ChildInfo | None,
     samplers: dict[str, Any],
     early: dict[str, CollectorStatus],
 ) -> dict[str, CollectorStatus]:
@@ -172,21 +179,23 @@ def _collector_statuses(
             else f"no samples ({s.last_error or 'the script ended before the first sample'})",
             detail={"samples": rows, "errors": s.errors},
         )
-    prof = child.get("profiler") if child else None
-    if prof is None:
+    prof = child.profiler if child is not None else None
+    if child is None or prof is None:
         reason = (
-            "--no-trace" if child else "the child did not report (it was killed before its end)"
+            "--no-trace"
+            if child is not None
+            else "the child did not report (it was killed before its end)"
         )
         out["torch_profiler"] = CollectorStatus(ok=False, reason=reason)
-    elif prof.get("trace_file"):
-        out["torch_profiler"] = CollectorStatus(ok=True, detail=prof)
+    elif prof.trace_file:
+        out["torch_profiler"] = CollectorStatus(ok=True, detail=prof.model_dump())
     else:
-        why = prof.get("error") or (
-            f"no trace: the script ran {child.get('steps_seen', 0)} steps; the window needs "
-            f"more than {prof.get('wait', 1)} (warm-up) to trace any"
+        why = prof.error or (
+            f"no trace: the script ran {child.steps_seen} steps; the window needs "
+            f"more than {prof.wait} (warm-up) to trace any"
         )
-        out["torch_profiler"] = CollectorStatus(ok=False, reason=why, detail=prof)
-    if child.get("cuda_available"):
+        out["torch_profiler"] = CollectorStatus(ok=False, reason=why, detail=prof.model_dump())
+    if child is not None and child.cuda_available:
         out["cuda_memory"] = CollectorStatus(
             ok=paths.cuda_memory.is_file(),
             reason=""

@@ -7,13 +7,12 @@ finishes last writes the complete picture; a rank whose node has not finished ye
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING
 
 from dsprof.core.errors import DsprofError
 from dsprof.core.manifest import CollectorStatus, RunManifest, RunStatus
-from dsprof.store.documents import read_manifest, write_model
+from dsprof.store.documents import read_child_info, read_manifest, write_model
 
 if TYPE_CHECKING:
     from dsprof.runner.distributed import DistributedOptions
@@ -61,10 +60,12 @@ def _failed_at(job: RunPaths, rank: int, m: RunManifest) -> int:
     A rank that crashes takes its peers down with it (gloo: "Connection closed by peer"); they
     fail after it.
     """
+    path = job.rank(rank).child_info
     try:
-        return int(json.loads(job.rank(rank).child_info.read_text(encoding="utf-8"))["end_ns"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return m.end_ns or 0
+        end_ns = read_child_info(path).end_ns if path.is_file() else None
+    except DsprofError:
+        end_ns = None
+    return end_ns or m.end_ns or 0
 
 
 def explain_stopped_ranks(

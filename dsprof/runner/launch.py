@@ -8,7 +8,6 @@ and finalises the run folder whatever way the child ends: exit, crash, Ctrl-C or
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -19,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsprof.core.child import ChildConfig
 from dsprof.core.errors import UsageError
 from dsprof.core.manifest import CollectorStatus, RunManifest
 from dsprof.runner import finalize
+from dsprof.runner.child import CONFIG_ENV
 from dsprof.runner.output import Tee
 from dsprof.runner.progress import Progress
 from dsprof.runner.target import check_target
@@ -53,7 +54,7 @@ class RunRequest:
     sample_hz: float = 10.0
     capture_steps: int = 3
     recipes: list[str] = field(default_factory=list)
-    recipe_options: dict[str, object] = field(default_factory=dict)
+    recipe_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     parent_run: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     echo: bool = True
@@ -142,28 +143,34 @@ def new_manifest(
     )
 
 
-def child_env(req: RunRequest, paths: RunPaths, **config: Any) -> dict[str, str]:
-    """Write the child's config (paths.child_config) and return the child's environment."""
-    full = {
-        "target": req.target,
-        "args": req.args,
-        "module": req.module,
-        "warmup_steps": req.warmup_steps,
-        "active_steps": req.active_steps,
-        "trace": req.trace,
-        "capture_steps": req.capture_steps,
-        "recipes": req.recipes,
-        "recipe_options": req.recipe_options,
-        "max_steps": req.max_steps,
-        **config,
-    }
-    config_path = paths.child_config
-    config_path.write_text(json.dumps(full, default=str), encoding="utf-8")
+def child_env(
+    req: RunRequest, paths: RunPaths, *, run_dir: str, job_dir: str | None = None
+) -> dict[str, str]:
+    """Write the child's config (paths.child_config) and return the child's environment.
+
+    run_dir: the folder the child writes; job_dir: a multi-rank job's folder (each rank's child
+    then writes ranks/<RANK>/ of it).
+    """
+    config = ChildConfig(
+        target=req.target,
+        args=list(req.args),
+        module=req.module,
+        run_dir=run_dir,
+        job_dir=job_dir,
+        warmup_steps=req.warmup_steps,
+        active_steps=req.active_steps,
+        trace=req.trace,
+        capture_steps=req.capture_steps,
+        recipes=list(req.recipes),
+        recipe_options=dict(req.recipe_options),
+        max_steps=req.max_steps,
+    )
+    write_model(paths.child_config, config, lenient=True)
     return {
         **os.environ,
         **req.env,
         "PYTHONUNBUFFERED": "1",
-        "DSPROF_CHILD_CONFIG": str(config_path.resolve()),
+        CONFIG_ENV: str(paths.child_config.resolve()),
     }
 
 

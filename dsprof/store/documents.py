@@ -10,6 +10,12 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from dsprof.core.child import (
+    CHILD_CONFIG_SCHEMA_VERSION,
+    CHILD_INFO_SCHEMA_VERSION,
+    ChildConfig,
+    ChildInfo,
+)
 from dsprof.core.errors import RunFolderError, SchemaVersionError
 from dsprof.core.findings import FINDINGS_SCHEMA_VERSION, FindingsDocument
 from dsprof.core.fix import FIX_SCHEMA_VERSION, FixSession
@@ -31,12 +37,24 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_model(path: Path, doc: BaseModel) -> None:
-    """Persist a pydantic document as indented JSON, atomically."""
-    write_text_atomic(path, doc.model_dump_json(indent=2) + "\n")
+def write_model(path: Path, doc: BaseModel, *, lenient: bool = False) -> None:
+    """Persist a pydantic document as indented JSON, atomically.
+
+    lenient: a value JSON cannot hold is written as its str() instead of raising (child.json
+    carries what recipes report, which may be any object).
+    """
+    text = doc.model_dump_json(indent=2, fallback=str if lenient else None)
+    write_text_atomic(path, text + "\n")
 
 
-def _read_versioned(path: Path, model: type[M], known_version: int) -> M:
+def _read_versioned(
+    path: Path, model: type[M], known_version: int, *, unversioned: int | None = None
+) -> M:
+    """Read a JSON document, refusing a schema_version other than known_version.
+
+    unversioned: the version a document without schema_version has (one written before the
+    document was versioned); None refuses such a document too.
+    """
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -49,7 +67,7 @@ def _read_versioned(path: Path, model: type[M], known_version: int) -> M:
         ) from None
     if not isinstance(raw, dict):
         raise RunFolderError("expected a JSON object", path=path)
-    version = raw.get("schema_version")
+    version = raw.get("schema_version", unversioned)
     if version != known_version:
         raise SchemaVersionError(
             f"schema_version {version!r} is not one this dsprof reads (it reads {known_version}); "
@@ -72,6 +90,16 @@ def read_manifest(path: Path) -> RunManifest:
 def read_findings(path: Path) -> FindingsDocument:
     """Read findings.json, checking its schema version."""
     return _read_versioned(path, FindingsDocument, FINDINGS_SCHEMA_VERSION)
+
+
+def read_child_config(path: Path) -> ChildConfig:
+    """Read logs/child-config.json (what the parent asked of the child), checking its version."""
+    return _read_versioned(path, ChildConfig, CHILD_CONFIG_SCHEMA_VERSION, unversioned=1)
+
+
+def read_child_info(path: Path) -> ChildInfo:
+    """Read child.json (what the child observed), checking its version."""
+    return _read_versioned(path, ChildInfo, CHILD_INFO_SCHEMA_VERSION, unversioned=1)
 
 
 def read_fix_session(path: Path) -> FixSession:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -13,10 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsprof.core.child import ChildInfo
 from dsprof.core.errors import RunFolderError, UsageError
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.manifest import RunManifest
-from dsprof.store.documents import read_findings, read_manifest
+from dsprof.store.documents import read_child_info, read_findings, read_manifest
 from dsprof.store.layout import MANIFEST, RunPaths, is_valid_run_id
 
 if TYPE_CHECKING:
@@ -125,7 +125,8 @@ class RunData:
     cuda_memory: pd.DataFrame | None = None
     # a rank of a multi-rank job: its torch.distributed calls (name, start_ns, end_ns, async_op)
     collectives: pd.DataFrame | None = None
-    child_info: dict[str, Any] = field(default_factory=dict)
+    # child.json: what the child observed (None when the child wrote none: killed, or a trace)
+    child_info: ChildInfo | None = None
     trace_files: list[Path] = field(default_factory=list)
     ranks: dict[int, RunData] = field(default_factory=dict)
 
@@ -135,6 +136,11 @@ class RunData:
         from dsprof.trace import load_trace
 
         return [load_trace(p) for p in self.trace_files]
+
+    @property
+    def child(self) -> ChildInfo:
+        """child.json, or every field at its default when the child wrote none."""
+        return self.child_info if self.child_info is not None else ChildInfo()
 
     @property
     def findings(self) -> FindingsDocument | None:
@@ -152,12 +158,7 @@ def load_run(ref: str | Path, store: RunStore | None = None) -> RunData:
 
 def load_run_paths(paths: RunPaths, manifest: RunManifest | None) -> RunData:
     """Load a run folder (or one rank's) whose paths and manifest the caller already has."""
-    child_info: dict[str, Any] = {}
-    if paths.child_info.is_file():
-        try:
-            child_info = json.loads(paths.child_info.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise RunFolderError(f"not valid JSON ({e})", path=paths.child_info) from None
+    child_info = read_child_info(paths.child_info) if paths.child_info.is_file() else None
     run = RunData(
         paths=paths,
         manifest=manifest,
