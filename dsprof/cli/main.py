@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("report", "report", "Write a self-contained HTML or markdown report of a run."),
     ("dashboard", "dashboard", "Serve a Dash app over the run folders."),
     ("compare", "compare", "Compare two runs; fail when step time regresses beyond a threshold."),
+    ("load", "load", "Measure a model service under open-loop load against its SLOs."),
 )
 
 

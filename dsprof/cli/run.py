@@ -67,6 +67,20 @@ def parse_steps(value: str) -> tuple[int, int]:
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This node's rank.")
 @click.option("--master-addr", default=None, help="Host of node 0 (multi-node jobs).")
 @click.option("--master-port", type=int, default=None, help="Rendezvous port on node 0.")
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    hidden=True,
+    help="Exactly this run folder (must not exist); dsprof load uses it.",
+)
+@click.option(
+    "--trace-hold-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    hidden=True,
+    help="Open the trace window only once this file exists (dsprof load: mid-load).",
+)
 @click.argument("script_and_args", nargs=-1, type=click.UNPROCESSED)
 def command(
     module: str | None,
@@ -84,6 +98,8 @@ def command(
     node_rank: int,
     master_addr: str | None,
     master_port: int | None,
+    run_dir: Path | None,
+    trace_hold_file: Path | None,
     script_and_args: tuple[str, ...],
 ) -> int:
     """Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) under dsprof's collectors.
@@ -116,6 +132,8 @@ def command(
         max_steps=max_steps,
         analyze=not no_analyze,
         progress=not quiet,
+        run_dir=run_dir,
+        trace_hold_file=trace_hold_file,
     )
     if nproc_per_node is not None:  # a multi-rank job under torchrun (dsprof/runner/distributed.py)
         from dsprof.runner.distributed import DistributedOptions, run_distributed

@@ -39,8 +39,15 @@ def _malloc_trim() -> bool:
 class ProfilerWindow:
     """Runs torch.profiler over steps [warmup, warmup + active) and exports the trace."""
 
-    def __init__(self, trace_dir: Path, warmup: int, active: int, cuda: bool) -> None:
+    def __init__(
+        self, trace_dir: Path, warmup: int, active: int, cuda: bool, hold_file: Path | None = None
+    ) -> None:
         self.trace_dir = trace_dir
+        # with a hold file the window opens at the first step after the file appears (dsprof
+        # load writes it in the middle of the load); steps before it do not count
+        self.hold_file = hold_file
+        self._base: int | None = None if hold_file is not None else 0
+        self._steps_total = 0
         self.warmup = warmup
         self.active = active
         self.cuda = cuda
@@ -51,28 +58,53 @@ class ProfilerWindow:
         self._done = False
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         self.activities = [a.name for a in activities]
-        self._prof = profile(
-            activities=activities,
+        self._activities = activities
+        # held: made and started at release, on the thread that makes the steps (a server's
+        # model calls run on a worker thread)
+        self._prof: Any = None if hold_file is not None else self._new_profile()
+
+    def _new_profile(self) -> Any:
+        warmup = self.warmup
+        return profile(
+            activities=self._activities,
             # warmup steps run the profiler but discard its events: one such step lets it
             # settle; earlier ones it waits out with the profiler off
             schedule=schedule(
-                wait=max(warmup - 1, 0), warmup=1 if warmup > 0 else 0, active=active, repeat=1
+                wait=max(warmup - 1, 0), warmup=1 if warmup > 0 else 0, active=self.active, repeat=1
             ),
             on_trace_ready=self._export,
             record_shapes=True,
-            profile_memory=cuda,
+            profile_memory=self.cuda,
         )
 
     def start(self) -> None:
-        self._prof.start()
+        if self._prof is not None:
+            self._prof.start()
+            return
+        # held: Kineto initialises on the first profiler start; on a thread other than the one
+        # that imported torch it stalls ~3 s ("External init callback must run in same thread
+        # as registerClient", measured on torch 2.13 CPU). An empty session here, on the main
+        # thread, pays that once (~1 ms) before the service takes any load.
+        with contextlib.suppress(Exception), profile(activities=self._activities):
+            pass
 
     def in_window(self, step: int) -> bool:
         """True when step (0-based) falls in the traced window."""
-        return self.warmup <= step < self.warmup + self.active
+        if self._base is None:
+            return False
+        return self._base + self.warmup <= step < self._base + self.warmup + self.active
 
     def step(self) -> None:
         """Advance the schedule at a step end; stop the profiler once the window is exported."""
         if self._done:
+            return
+        self._steps_total += 1
+        if self._base is None:
+            if self.hold_file is not None and self.hold_file.exists():
+                # the next step is the schedule's step 0
+                self._base = self._steps_total
+                self._prof = self._new_profile()
+                self._prof.start()
             return
         self.steps_seen += 1
         self._prof.step()
@@ -88,6 +120,8 @@ class ProfilerWindow:
         if self._done:
             return
         self._done = True
+        if self._base is None:
+            return  # held and never started
         with contextlib.suppress(Exception):
             self._prof.stop()
         self.trimmed = _malloc_trim()
@@ -105,6 +139,7 @@ class ProfilerWindow:
         return {
             "activities": self.activities,
             "wait": self.warmup,
+            "held_until_step": self._base if self.hold_file is not None else None,
             "active": self.active,
             "record_shapes": True,
             "profile_memory": self.cuda,

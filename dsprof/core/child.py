@@ -41,6 +41,10 @@ class ChildConfig(BaseModel):
     recipes: list[str] = Field(default_factory=list, description="recipes a trial installs")
     recipe_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     max_steps: int | None = None
+    trace_hold_file: str | None = Field(
+        default=None,
+        description="the trace window waits until this file exists (dsprof load: mid-load)",
+    )
 
 
 class CallSite(BaseModel):

@@ -69,7 +69,7 @@ class RunManifest(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     run_id: str
-    kind: Literal["script", "module", "api", "trace"] = "script"
+    kind: Literal["script", "module", "api", "trace", "load"] = "script"
     argv: list[str]
     target: str = Field(description="the script path or module name that was run")
     cwd: str

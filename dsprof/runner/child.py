@@ -60,6 +60,7 @@ class ChildSession:
                 config.warmup_steps,
                 config.active_steps,
                 self.cuda,
+                Path(config.trace_hold_file) if config.trace_hold_file else None,
             )
             if config.trace
             else None

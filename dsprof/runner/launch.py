@@ -61,6 +61,8 @@ class RunRequest:
     progress: bool = True
     analyze: bool = True
     max_steps: int | None = None
+    # the trace window waits for this file to exist (dsprof load opens it mid-load)
+    trace_hold_file: Path | None = None
 
 
 @dataclass
@@ -164,6 +166,7 @@ def child_env(
         recipes=list(req.recipes),
         recipe_options=dict(req.recipe_options),
         max_steps=req.max_steps,
+        trace_hold_file=str(req.trace_hold_file) if req.trace_hold_file else None,
     )
     write_model(paths.child_config, config, lenient=True)
     return {

@@ -25,6 +25,13 @@ REPORT_HTML = "report.html"
 BATCHING_RESULT = "batching.json"
 
 STEPS = "steps.parquet"
+# `dsprof load`: one row per request, and the summary (rates, percentiles per class, SLO verdicts)
+REQUESTS = "requests.parquet"
+LOAD_SUMMARY = "load.json"
+# `dsprof load`: a few bodies of error answers, and the file whose creation opens the service's
+# trace window (written in the middle of the load)
+ERROR_BODIES = "error-bodies.jsonl"
+TRACE_HOLD = "trace-hold"
 HOST = "host.parquet"
 GPU = "gpu.parquet"
 CUDA_MEMORY = "cuda_memory.parquet"
@@ -77,6 +84,22 @@ class RunPaths:
     @property
     def batching_result(self) -> Path:
         return self.root / BATCHING_RESULT
+
+    @property
+    def load_summary(self) -> Path:
+        return self.root / LOAD_SUMMARY
+
+    @property
+    def requests(self) -> Path:
+        return self.metrics_dir / REQUESTS
+
+    @property
+    def error_bodies(self) -> Path:
+        return self.logs_dir / ERROR_BODIES
+
+    @property
+    def trace_hold(self) -> Path:
+        return self.logs_dir / TRACE_HOLD
 
     @property
     def trace_dir(self) -> Path:

@@ -1,0 +1,191 @@
+"""`dsprof load` end to end: the real CLI in a subprocess, services on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from load_support import STALL_APP, stall_app
+
+from dsprof.load.service import free_port
+
+HANDLER = textwrap.dedent(
+    """
+    import time
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4)).eval()
+
+    def handle(payload, priority=None):
+        time.sleep(float(payload.get("sleep_ms", 0)) / 1000)
+        with torch.inference_mode():
+            return model(torch.randn(1, 32))
+    """
+)
+
+
+def dsprof(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    return subprocess.run(
+        [sys.executable, "-m", "dsprof", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def only_run(tmp_path: Path) -> Path:
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_handler_target_meets_its_slos_and_exits_0(tmp_path):
+    (tmp_path / "h.py").write_text(HANDLER)
+    r = dsprof(
+        "load", "h.py:handle", "--rate", "40", "--requests", "120", "--out", "runs",
+        "--slo", "p99<2s", "--slo", "errors<1%", "--mix", "real-time=0.25,batch=0.75",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = only_run(tmp_path)
+    doc = json.loads((run / "load.json").read_text())
+    assert doc["schema_version"] == 1 and doc["mode"] == "open-loop" and doc["slo_status"] == "pass"
+    (step,) = doc["steps"]
+    assert step["requests"] == 120 and step["completed"] == 120
+    assert set(step["classes"]) == {"real-time", "batch"}
+    df = pd.read_parquet(run / "metrics" / "requests.parquet")
+    assert len(df) == 120
+    assert {"scheduled_ns", "sent_ns", "latency_ns", "status", "priority", "bytes_sent"} <= set(df)
+    assert (df["latency_ns"] >= df["done_ns"] - df["sent_ns"]).all()  # counted from the schedule
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "ok" and manifest["summary"]["count"] >= 100  # model calls
+    assert list((run / "trace").glob("*.json.gz")), "the service's trace window was taken"
+    assert (run / "metrics" / "host.parquet").is_file()
+
+
+def test_a_failed_slo_exits_3_and_names_it(tmp_path):
+    (tmp_path / "h.py").write_text(HANDLER)
+    (tmp_path / "body.json").write_text('{"sleep_ms": 30}')
+    r = dsprof(
+        "load", "h.py:handle", "--rate", "20", "--requests", "40", "--out", "runs",
+        "--body", "body.json", "--slo", "p99<5ms", "--no-trace", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "FAIL" in r.stdout and "p99<5ms" in r.stdout
+    doc = json.loads((only_run(tmp_path) / "load.json").read_text())
+    (slo,) = doc["steps"][0]["slos"]
+    assert slo["status"] == "fail" and slo["measured"] > 30
+
+
+def test_server_command_is_started_profiled_and_stopped(tmp_path):
+    port = free_port()
+    r = dsprof(
+        "load", f"http://127.0.0.1:{port}/work", "--server", f"python {STALL_APP} --port {port}",
+        "--rate", "50", "--duration", "2", "--out", "runs", "--slo", "p99<1s", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = only_run(tmp_path)
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "ok" and manifest["options"]["load"]["stopped_by_dsprof_load"]
+    assert (run / "logs" / "stderr.log").is_file()
+    df = pd.read_parquet(run / "metrics" / "requests.parquet")
+    assert 60 <= len(df) <= 140 and df["error"].isna().all()
+
+
+def test_a_server_that_dies_mid_load_keeps_the_run_folder_as_failed(tmp_path):
+    port = free_port()
+    r = dsprof(
+        "load", f"http://127.0.0.1:{port}/work",
+        "--server", f"python {STALL_APP} --port {port} --die-at 30",
+        "--rate", "50", "--duration", "3", "--out", "runs", "--no-trace", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the server exited with code" in r.stderr
+    run = only_run(tmp_path)
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    doc = json.loads((run / "load.json").read_text())
+    assert doc["status"] == "failed" and "exited" in doc["error"]
+    df = pd.read_parquet(run / "metrics" / "requests.parquet")
+    assert (df["error"].isna()).sum() >= 25  # what was answered before it died is kept
+
+
+def test_unreachable_url_is_one_line_before_any_load(tmp_path):
+    r = dsprof("load", f"http://127.0.0.1:{free_port()}/x", "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("dsprof: error: cannot reach http://127.0.0.1:")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_server_that_never_answers_is_a_clear_error(tmp_path):
+    (tmp_path / "silent.py").write_text(
+        "import time\nprint('loading', flush=True)\ntime.sleep(60)\n"
+    )
+    r = dsprof(
+        "load", f"http://127.0.0.1:{free_port()}/x", "--server", "python silent.py",
+        "--ready-timeout", "3", "--out", "runs", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "did not answer" in r.stderr and "within 3 s" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (['{"text": "a"}', "{not json"], "line 2 is not valid JSON"),
+        (['{"text": "a"}', "[1, 2]"], "line 2: a request is a JSON object"),
+        (['{"body": "x", "priority": 3}'], "line 1: priority is a class name"),
+    ],
+    ids=["invalid-json", "not-an-object", "bad-priority"],
+)
+def test_a_malformed_requests_file_names_the_line(tmp_path, lines, message):
+    (tmp_path / "reqs.jsonl").write_text("\n".join(lines) + "\n")
+    with stall_app() as url:
+        r = dsprof("load", url, "--requests", "reqs.jsonl", "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "reqs.jsonl" in r.stderr and message in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--slo", "p99<100"], "a latency needs a unit"),
+        (["--slo", "latency<3ms"], "unknown metric"),
+        (["--rate", "fast"], "--rate wants"),
+        (["--mix", "real-time"], "--mix wants"),
+    ],
+    ids=["slo-unit", "slo-metric", "rate", "mix"],
+)
+def test_bad_options_are_one_line_errors(tmp_path, option, message):
+    r = dsprof("load", "http://127.0.0.1:9/x", *option, "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr
+
+
+def test_ctrl_c_keeps_partial_results_and_exits_130(tmp_path):
+    with stall_app("--work-ms", "1") as url:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dsprof", "load", url, "--rate", "50", "--duration", "30",
+             "--out", "runs"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        )  # fmt: skip
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    run = only_run(tmp_path)
+    doc = json.loads((run / "load.json").read_text())
+    assert doc["status"] == "interrupted"
+    df = pd.read_parquet(run / "metrics" / "requests.parquet")
+    assert 20 <= len(df) < 1500
