@@ -37,6 +37,7 @@ from dsprof.analyzers.launch_overhead import LaunchOverheadAnalyzer
 from dsprof.analyzers.memory_bandwidth import MemoryBandwidthAnalyzer
 from dsprof.analyzers.memory_fragmentation import MemoryFragmentationAnalyzer
 from dsprof.analyzers.no_tensor_cores import NoTensorCoresAnalyzer
+from dsprof.analyzers.slo_miss import SloMissAnalyzer
 from dsprof.analyzers.small_batch import SmallBatchAnalyzer
 from dsprof.analyzers.straggler import StragglerAnalyzer
 from dsprof.analyzers.train_mode_in_inference import TrainModeInInferenceAnalyzer
@@ -58,6 +59,8 @@ ANALYZERS: tuple[Analyzer, ...] = (
     CpuThreadsAnalyzer(),
     CpuFp32LinearAnalyzer(),
     SmallBatchAnalyzer(),
+    # load runs (requests.parquet, load.json): why a latency SLO failed
+    SloMissAnalyzer(),
 )
 
 # categories a multi-rank job's own analysis covers across its ranks (rank_communication.py):

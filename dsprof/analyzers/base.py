@@ -4,7 +4,7 @@ An analyzer class has:
     name: str               kebab-case registry name (usually the category it emits)
     version: int            bumped when its logic changes (findings can be rebuilt)
     requires: tuple[str, ...]  artifacts it needs: "trace", "steps", "host", "gpu",
-                            "cuda_memory", "child_info", "ranks"; missing ones -> it is skipped
+                            "cuda_memory", "child_info", "ranks", "requests"; missing ones -> it is skipped
     analyze(run) -> list[Finding]   pure: no I/O beyond RunData's lazy loading, no printing
 
 Its docstring has the sections Detects / Signal / Thresholds / Evidence / False positives /
@@ -40,5 +40,6 @@ def has_artifacts(run: RunData, requires: tuple[str, ...]) -> bool:
         "cuda_memory": run.cuda_memory is not None and len(run.cuda_memory) > 0,
         "child_info": run.child_info is not None,
         "ranks": len(run.ranks) > 1 or len(run.trace_files) > 1,
+        "requests": run.requests is not None and len(run.requests) > 0,
     }
     return all(present.get(r, False) for r in requires)

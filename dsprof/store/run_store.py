@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 from dsprof.core.child import ChildInfo
 from dsprof.core.errors import RunFolderError, UsageError
 from dsprof.core.findings import FindingsDocument
+from dsprof.core.load import LoadSummary
 from dsprof.core.manifest import RunManifest
-from dsprof.store.documents import read_child_info, read_findings, read_manifest
+from dsprof.store.documents import (
+    read_child_info,
+    read_findings,
+    read_load_summary,
+    read_manifest,
+)
 from dsprof.store.layout import MANIFEST, RunPaths, is_valid_run_id
 
 if TYPE_CHECKING:
@@ -136,6 +142,18 @@ class RunData:
         from dsprof.trace import load_trace
 
         return [load_trace(p) for p in self.trace_files]
+
+    @cached_property
+    def requests(self) -> pd.DataFrame | None:
+        """A load run's metrics/requests.parquet (one row per request), None for other runs."""
+        return _read_parquet(self.paths.requests)
+
+    @cached_property
+    def load(self) -> LoadSummary | None:
+        """A load run's load.json, None for other runs."""
+        if not self.paths.load_summary.is_file():
+            return None
+        return read_load_summary(self.paths.load_summary)
 
     @property
     def child(self) -> ChildInfo:
