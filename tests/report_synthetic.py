@@ -18,10 +18,9 @@ from dsprof.core.fix import (
     Drift,
     FixSession,
     Trial,
-    TrialMetrics,
     Verdict,
 )
-from dsprof.core.manifest import CollectorStatus, Environment, GpuInfo, RunManifest
+from dsprof.core.manifest import CollectorStatus, Environment, GpuInfo, RunManifest, StepSummary
 from dsprof.store.documents import write_model
 from dsprof.store.layout import RunPaths
 
@@ -159,9 +158,7 @@ def fix_session(baseline: str) -> FixSession:
             run_dir=f"trials/{tid}",
             run_id=tid,
             combined=combined,
-            metrics=TrialMetrics(
-                steps_measured=20, p50_ns=int(10e6 / speedup), p99_ns=int(14e6 / speedup)
-            ),
+            metrics=StepSummary(count=20, p50_ns=int(10e6 / speedup), p99_ns=int(14e6 / speedup)),
             verdict=Verdict(
                 accepted=accepted,
                 outcome=outcome,
@@ -176,7 +173,7 @@ def fix_session(baseline: str) -> FixSession:
         baseline_run=baseline,
         script="infer.py",
         start_ns=START_NS,
-        baseline=TrialMetrics(steps_measured=20, p50_ns=10_000_000),
+        baseline=StepSummary(count=20, p50_ns=10_000_000),
         candidates=[
             Applicability(
                 recipe="compile", applies=True, reason="fp32 Linear time", risk="approximate"

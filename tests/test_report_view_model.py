@@ -16,13 +16,7 @@ from report_synthetic import EVIL_MODULE, EVIL_OP, make_run
 from dsprof.core.manifest import StepSummary
 from dsprof.report.build import build_report
 from dsprof.report.markdown import render_markdown
-from dsprof.report.view_model import (
-    format_bytes,
-    format_ns,
-    nearest_rank,
-    step_stats,
-    steps_table_stats,
-)
+from dsprof.report.view_model import format_bytes, format_ns, run_numbers
 from dsprof.store import load_run
 from dsprof.store.documents import write_model
 
@@ -56,7 +50,7 @@ def test_view_model_content(tmp_path: Path) -> None:
     assert [f.category for f in view.findings] == ["gpu-idle", "small-batch"]  # by impact
     assert view.findings[0].evidence[1].value == EVIL_OP
     assert view.modules == [EVIL_MODULE]
-    assert view.steps.count == 20 and view.steps.source == "steps.parquet"
+    assert view.steps.count == 20 and view.steps_source == "the run's tables"
     assert view.fix.available and view.fix.accepted == ["compile"]
     assert [t["outcome"] for t in view.fix.trials] == ["win", "no-measurable-change", "win"]
     assert view.ranks == [0, 1]
@@ -75,16 +69,17 @@ def test_runner_summary_wins_over_steps_table(tmp_path: Path) -> None:
         update={"summary": StepSummary(count=15, p50_ns=9_000_000, p99_ns=12_000_000)}
     )
     write_model(run.paths.manifest, manifest)
-    stats = step_stats(load_run(run.paths.root))
-    assert (stats.count, stats.p50_ns, stats.source) == (15, 9_000_000, "run.json summary")
+    stats, source = run_numbers(load_run(run.paths.root))
+    assert (stats.count, stats.p50_ns, source) == (15, 9_000_000, "run.json summary")
 
 
-def test_steps_table_stats_nearest_rank() -> None:
-    steps = pd.DataFrame({"duration_ns": [5, 1, 4, 2, 3, 100, 6, 7, 8, 9]})
-    stats = steps_table_stats(steps)
-    assert (stats.count, stats.p50_ns, stats.p99_ns, stats.mean_ns) == (10, 5, 100, 14)
-    assert nearest_rank([1, 2, 3, 4], 50) == 2
-    assert steps_table_stats(None).count == 0
+def test_without_a_summary_the_numbers_follow_the_runners_rules(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path))
+    numbers, source = run_numbers(run)
+    durations = run.steps.sort_values("step")["duration_ns"].to_numpy()
+    assert source == "the run's tables" and numbers.steps_excluded == 1  # options.warmup_steps
+    assert numbers.p50_ns == int(pd.Series(durations[1:]).quantile(0.5))
+    assert numbers.mean_cpu_pct == pytest.approx(run.host["proc_cpu_pct"].iloc[1:].mean())
 
 
 def test_running_run_reads_live_steps(tmp_path: Path) -> None:

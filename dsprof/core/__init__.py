@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         RunManifest,
         StepSummary,
     )
+    from dsprof.core.steps import StepStats, step_stats
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -37,9 +38,11 @@ __all__ = [
     "RunManifest",
     "SchemaVersionError",
     "Severity",
+    "StepStats",
     "StepSummary",
     "TraceError",
     "UsageError",
+    "step_stats",
 ]
 
 # the pydantic models load on first use: `dsprof analyze` forks its parse workers before that
@@ -55,6 +58,8 @@ _LAZY = {
     "GpuInfo": "manifest",
     "RunManifest": "manifest",
     "StepSummary": "manifest",
+    "StepStats": "steps",
+    "step_stats": "steps",
 }
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from dsprof.core.manifest import StepSummary
+
 FIX_SCHEMA_VERSION = 1
 
 RiskClass = Literal["exact", "approximate", "deterministic"]
@@ -56,19 +58,6 @@ class Drift(BaseModel):
     note: str = ""
 
 
-class TrialMetrics(BaseModel):
-    """Numbers of one run over its measured steps (warm-up and compile steps excluded)."""
-
-    steps_measured: int = 0
-    steps_excluded: int = 0
-    p50_ns: int | None = None
-    p99_ns: int | None = None
-    mean_ns: int | None = None
-    throughput_per_s: float | None = None
-    peak_rss_bytes: int | None = None
-    peak_cuda_allocated_bytes: int | None = None
-
-
 class Verdict(BaseModel):
     """The judgement of one trial against the baseline."""
 
@@ -98,7 +87,9 @@ class Trial(BaseModel):
     recipe_status: dict[str, object] = Field(
         default_factory=dict, description="what trial.install reported per recipe (child.json)"
     )
-    metrics: TrialMetrics = Field(default_factory=TrialMetrics)
+    metrics: StepSummary = Field(
+        default_factory=StepSummary, description="measured steps: warm-up and compile excluded"
+    )
     verdict: Verdict | None = None
 
 
@@ -138,7 +129,7 @@ class FixSession(BaseModel):
     start_ns: int
     end_ns: int | None = None
     tolerance: dict[str, float] = Field(default_factory=dict)
-    baseline: TrialMetrics = Field(default_factory=TrialMetrics)
+    baseline: StepSummary = Field(default_factory=StepSummary)
     candidates: list[Applicability] = Field(default_factory=list)
     trials: list[Trial] = Field(default_factory=list)
     accepted: list[str] = Field(default_factory=list, description="recipes in the final stack")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from dsprof.core.steps import StepStats, step_durations, step_stats
 
 SCHEMA_VERSION = 1
 
@@ -48,18 +50,59 @@ class Environment(BaseModel):
     env_vars: dict[str, str] = Field(default_factory=dict)
 
 
-class StepSummary(BaseModel):
-    """Key numbers over the steps, kept in run.json so listings need not read parquet."""
+class StepSummary(StepStats):
+    """A run's key numbers: its step statistics (dsprof.core.steps) and its resource peaks and
+    means. Kept in run.json so listings need not read parquet; a fix trial's metrics too."""
 
-    count: int = 0
-    p50_ns: int | None = None
-    p99_ns: int | None = None
-    mean_ns: int | None = None
-    throughput_per_s: float | None = None
     peak_rss_bytes: int | None = None
     peak_cuda_allocated_bytes: int | None = None
-    mean_cpu_pct: float | None = None
+    mean_cpu_pct: float | None = Field(
+        default=None, description="process tree, 100 = one core; the first sample left out"
+    )
     mean_gpu_util_pct: float | None = None
+
+    def with_resources_of(self, other: StepSummary | None) -> StepSummary:
+        """These step figures with other's resource figures (peaks and means)."""
+        if other is None:
+            return self
+        return self.model_copy(update={f: getattr(other, f) for f in RESOURCE_FIELDS})
+
+
+RESOURCE_FIELDS = (
+    "peak_rss_bytes",
+    "peak_cuda_allocated_bytes",
+    "mean_cpu_pct",
+    "mean_gpu_util_pct",
+)
+
+
+def summarize_tables(steps: Any, host: Any, gpu: Any, cuda_memory: Any, warmup: int) -> StepSummary:
+    """A run's key numbers from its tables (steps, host, gpu, cuda_memory; None when absent).
+
+    Steps: step_stats over step_durations after `warmup` steps. Mean CPU leaves out the first
+    host sample, whose percentage has no full interval behind it. Peak CUDA memory is the
+    allocator's own peak, else the largest allocation seen at a step end.
+    """
+    summary = StepSummary(
+        **step_stats(step_durations(steps), warmup).model_dump(exclude={"steps_measured"})
+    )
+    if host is not None and len(host) and "proc_rss_bytes" in host:
+        summary.peak_rss_bytes = int(host["proc_rss_bytes"].max())
+        if len(host) > 1 and "proc_cpu_pct" in host:
+            summary.mean_cpu_pct = _mean(host["proc_cpu_pct"].iloc[1:])
+    if cuda_memory is not None and len(cuda_memory):
+        for column in ("allocated_peak_bytes", "allocated_bytes"):
+            if column in cuda_memory and cuda_memory[column].notna().any():
+                summary.peak_cuda_allocated_bytes = int(cuda_memory[column].max())
+                break
+    if gpu is not None and len(gpu) and "util_gpu_pct" in gpu:
+        summary.mean_gpu_util_pct = _mean(gpu["util_gpu_pct"])
+    return summary
+
+
+def _mean(column: Any) -> float | None:
+    value = column.mean()
+    return None if value != value else float(value)  # NaN: sampled, but never measured
 
 
 class RunManifest(BaseModel):
@@ -88,3 +131,9 @@ class RunManifest(BaseModel):
     # multi-rank jobs: one entry per rank folder under ranks/
     world_size: int | None = None
     ranks: list[int] = Field(default_factory=list)
+
+    @property
+    def warmup_steps(self) -> int:
+        """Steps the run's statistics leave out at the start (options.warmup_steps, default 1)."""
+        value = self.options.get("warmup_steps", 1)
+        return value if isinstance(value, int) else 1

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from dash import dcc, html
 
 from dsprof.core.errors import RunFolderError
+from dsprof.core.steps import StepStats, step_durations, step_stats
 from dsprof.store.documents import read_findings
 from dsprof.store.layout import RunPaths
 from dsprof.store.run_store import is_valid_run_id
@@ -42,7 +43,7 @@ def _list_row(run_dir: Path, manifest: Any) -> dict[str, Any]:
         "note": "",
     }
     if row["p50_ms"] is None:
-        stats = _step_stats(run_dir)
+        stats = _step_stats(run_dir, manifest.warmup_steps)
         if stats is not None and stats.count:
             row["steps"], row["p50_ms"] = stats.count, round((stats.p50_ns or 0) / 1e6, 3)
     findings_path = RunPaths(run_dir).findings
@@ -62,19 +63,20 @@ def _list_row(run_dir: Path, manifest: Any) -> dict[str, Any]:
     return row
 
 
-def _step_stats(run_dir: Path) -> Any:
+def _step_stats(run_dir: Path, warmup: int) -> StepStats | None:
+    """Step statistics from the steps table (or the live steps of a run in progress)."""
     from dsprof.report.build import read_live_steps
-    from dsprof.report.view_model import steps_table_stats
 
     paths = RunPaths(run_dir)
     if not paths.steps.is_file():
-        return steps_table_stats(read_live_steps(paths))  # a run in progress
+        return step_stats(step_durations(read_live_steps(paths)), warmup)  # a run in progress
     import pandas as pd
 
     try:
-        return steps_table_stats(pd.read_parquet(paths.steps, columns=["duration_ns"]))
+        steps = pd.read_parquet(paths.steps, columns=["step", "duration_ns"])
     except Exception:  # a half-written table: the run page says why; the list just shows n/a
         return None
+    return step_stats(step_durations(steps), warmup)
 
 
 def runs_rows(store: RunStore) -> list[dict[str, Any]]:

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from dsprof.core.errors import UsageError
-from dsprof.core.fix import Applicability, FixSession, RiskClass, Trial, TrialMetrics, Verdict
+from dsprof.core.fix import Applicability, FixSession, RiskClass, Trial, Verdict
+from dsprof.core.manifest import StepSummary
 from dsprof.recipes import verdict as V
 from dsprof.recipes.base import finding_categories, uses_cuda
 from dsprof.recipes.batching import batching_verdict
@@ -202,7 +203,7 @@ class FixRunner:
         """The first reference run (its outputs and peaks stand for all of them)."""
         return self.references[0] if self.references else None
 
-    def _metrics(self, runs: list[RunData]) -> TrialMetrics:
+    def _metrics(self, runs: list[RunData]) -> StepSummary:
         pooled = [V.measured_durations(r.steps, self.opts.warmup, self.model_class) for r in runs]
         d = np.concatenate([p[0] for p in pooled]) if pooled else np.array([], dtype=np.int64)
         summary = runs[0].manifest.summary if runs and runs[0].manifest else None

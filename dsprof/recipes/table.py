@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dsprof.core.fix import FixSession, TrialMetrics
+from dsprof.core.fix import FixSession
+from dsprof.core.manifest import StepSummary
 from dsprof.store.layout import RunPaths
 
 
@@ -47,7 +48,7 @@ def fix_tables(session: FixSession) -> list[Any]:
         )
     parts.append(cand)
 
-    b: TrialMetrics = session.baseline
+    b: StepSummary = session.baseline
     table = Table(title="Before / after (reference run vs each trial)", title_justify="left")
     for col in (
         "run",

@@ -3,7 +3,7 @@
 Speed: the ratio of step-time medians (baseline / trial; for steps detected as model calls, the
 time from one call's start to the next, so time spent between calls counts) with a percentile-bootstrap 95 % interval,
 resampling each run's measured steps independently. Warm-up steps and the leading compile steps
-are excluded first. Accepted only when the interval's lower end is at least 1 + MIN_GAIN; an
+are excluded first, by dsprof.core.steps (the rules every step figure follows). Accepted only when the interval's lower end is at least 1 + MIN_GAIN; an
 interval reaching below that but not wholly below 1 is "no measurable change", never a win.
 
 Outputs: the trial's captured outputs against the baseline's, tensor by tensor (same step, same
@@ -14,9 +14,10 @@ Thresholds (module constants):
     MIN_GAIN = 0.03            issue 4: a real win is at least 3 %
     CONFIDENCE = 0.95          issue 4 / DESIGN.md: bootstrap 95 % interval
     BOOTSTRAP_RESAMPLES = 2000 Efron & Tibshirani (1993) recommend >= 1000 for percentile intervals
-    MIN_STEPS = 5              fewer measured steps give no usable interval (a choice of this module)
+    MIN_STEPS = 5              fewer measured steps give no usable interval (dsprof.core.steps)
     COMPILE_STEP_FACTOR = 3.0  a leading step over 3x the median of the rest is warm-up/compile
-                               (torch.utils.benchmark likewise discards warm-up; factor is ours)
+                               (dsprof.core.steps: torch.utils.benchmark likewise discards
+                               warm-up; the factor is dsprof's)
     DEFAULT_COSINE = 0.99, DEFAULT_TOP1 = 0.99   issue 4's defaults for approximate recipes
     ALLCLOSE_RTOL = 1e-4, ALLCLOSE_ATOL = 1e-5   fp32 allclose loosened from torch's 1e-5/1e-8 to
                                admit reordered reductions (another thread count sums differently)
@@ -30,7 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dsprof.core.fix import Drift, Outcome, RiskClass, TrialMetrics, Verdict
+from dsprof.core.fix import Drift, Outcome, RiskClass, Verdict
+from dsprof.core.manifest import StepSummary
+from dsprof.core.steps import MIN_STEPS, stats_of, step_durations
+from dsprof.core.steps import measured_durations as measured
 from dsprof.store.layout import output_steps
 
 if TYPE_CHECKING:
@@ -39,8 +43,6 @@ if TYPE_CHECKING:
 MIN_GAIN = 0.03
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
-MIN_STEPS = 5
-COMPILE_STEP_FACTOR = 3.0
 DEFAULT_COSINE = 0.99
 DEFAULT_TOP1 = 0.99
 ALLCLOSE_RTOL = 1e-4
@@ -73,26 +75,12 @@ def measured_durations(
 ) -> tuple[np.ndarray, int]:
     """Step durations (ns) with warm-up and leading compile steps dropped; and how many dropped.
 
-    With `module`, only that root module's steps count: a script may call other modules at top
-    level (quantize_dynamic's observers, a tokenizer model) and each such call is a step too.
+    Model-call steps count start to start (dsprof.core.steps.step_durations). With `module`,
+    only that root module's steps count: a script may call other modules at top level
+    (quantize_dynamic's observers, a tokenizer model) and each such call is a step too.
     """
-    if steps is None or len(steps) == 0:
-        return np.array([], dtype=np.int64), 0
-    if module is not None and "module" in steps and (steps["module"] == module).any():
-        steps = steps[steps["module"] == module]
-    steps = steps.sort_values("step")
-    durations = steps["duration_ns"].to_numpy(dtype=np.int64)
-    if "source" in steps and len(steps) > 1 and (steps["source"] == "module").all():
-        # a module step is one model call; the iteration also holds what the loop does between
-        # calls (waiting for the DataLoader, pre/post-processing), which recipes such as
-        # dataloader change: time start to start (the last call has no successor and is dropped)
-        durations = np.diff(steps["start_ns"].to_numpy(dtype=np.int64))
-    start = min(warmup, len(durations))
-    rest = durations[start:]
-    while len(rest) > MIN_STEPS and rest[0] > COMPILE_STEP_FACTOR * np.median(rest[1:]):
-        rest = rest[1:]
-        start += 1
-    return rest, start
+    durations = step_durations(steps, module=module, start_to_start=True)
+    return measured(durations, warmup, exclude_compile=True)
 
 
 def bootstrap_speedup(
@@ -118,26 +106,11 @@ def bootstrap_speedup(
     )
 
 
-def run_metrics(
-    steps: pd.DataFrame | None, summary: Any, warmup: int = 1, module: str | None = None
-) -> TrialMetrics:
-    """Latency percentiles and throughput over the measured steps; peaks from run.json."""
-    d, excluded = measured_durations(steps, warmup, module)
-    return metrics_of(d, excluded, summary)
-
-
-def metrics_of(d: np.ndarray, excluded: int, summary: Any) -> TrialMetrics:
-    """TrialMetrics of measured durations (possibly pooled over repeated runs)."""
-    m = TrialMetrics(steps_measured=len(d), steps_excluded=excluded)
-    if len(d):
-        m.p50_ns = int(np.median(d))
-        m.p99_ns = int(np.percentile(d, 99))
-        m.mean_ns = int(d.mean())
-        m.throughput_per_s = float(1e9 / d.mean())
-    if summary is not None:
-        m.peak_rss_bytes = summary.peak_rss_bytes
-        m.peak_cuda_allocated_bytes = summary.peak_cuda_allocated_bytes
-    return m
+def metrics_of(d: np.ndarray, excluded: int, summary: StepSummary | None) -> StepSummary:
+    """A trial's numbers: step statistics of measured durations (possibly pooled over repeated
+    runs) with the resource peaks and means of its run.json summary."""
+    stats = stats_of(d, count=len(d) + excluded, excluded=excluded)
+    return StepSummary.model_validate(stats.model_dump()).with_resources_of(summary)
 
 
 # -- output drift ---------------------------------------------------------------------------

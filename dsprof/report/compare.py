@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dsprof.core.errors import RunFolderError, UsageError
-from dsprof.report.view_model import build_kpis, step_stats
+from dsprof.report.view_model import build_kpis, run_numbers
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -103,8 +103,8 @@ def _run_id(run: RunData) -> str:
 
 def compare_runs(a: RunData, b: RunData) -> Comparison:
     """KPI deltas of B against A and the finding categories each one has."""
-    kpis_a = {k.key: k for k in build_kpis(a, step_stats(a))}
-    kpis_b = {k.key: k for k in build_kpis(b, step_stats(b))}
+    kpis_a = {k.key: k for k in build_kpis(run_numbers(a)[0])}
+    kpis_b = {k.key: k for k in build_kpis(run_numbers(b)[0])}
     keys = [k for k in DIRECTION if k in kpis_a or k in kpis_b]
     metrics = [
         MetricDelta(

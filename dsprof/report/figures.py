@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from dsprof.report.view_model import FixView, StepStats
+    from dsprof.core.steps import StepStats
+    from dsprof.report.view_model import FixView
     from dsprof.store.run_store import RunData
 
 TEMPLATE = "plotly_white"

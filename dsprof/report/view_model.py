@@ -9,19 +9,17 @@ Deterministic: the same run folder gives the same view-model (no clocks, no rand
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from dsprof.core.findings import FindingsDocument
+from dsprof.core.manifest import StepSummary, summarize_tables
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from dsprof.store.run_store import RunData
 
-VIEW_MODEL_VERSION = 1
+VIEW_MODEL_VERSION = 2
 
 
 class Kpi(BaseModel):
@@ -66,17 +64,6 @@ class CollectorRow(BaseModel):
     reason: str
 
 
-class StepStats(BaseModel):
-    """Step-time statistics in nanoseconds (None when the run has no steps)."""
-
-    count: int = 0
-    p50_ns: int | None = None
-    p99_ns: int | None = None
-    mean_ns: int | None = None
-    throughput_per_s: float | None = None
-    source: str = Field(default="", description="run.json summary, or steps.parquet")
-
-
 class FixView(BaseModel):
     """A fix session (fix.json in the baseline run folder), flattened for tables."""
 
@@ -110,7 +97,8 @@ class ReportView(BaseModel):
     environment: list[tuple[str, str]]
     collectors: list[CollectorRow]
     kpis: list[Kpi]
-    steps: StepStats
+    steps: StepSummary = Field(description="the run's key numbers (dsprof.core.manifest)")
+    steps_source: str = Field(default="", description="run.json summary, or the run's tables")
     findings: list[FindingView]
     analyzers_failed: list[tuple[str, str]]
     findings_state: str = Field(description="'analysed', 'not analysed' or an error sentence")
@@ -118,42 +106,18 @@ class ReportView(BaseModel):
     fix: FixView
 
 
-def step_stats(run: RunData) -> StepStats:
-    """Step statistics: run.json's summary when the runner wrote one, else steps.parquet."""
-    summary = run.manifest.summary if run.manifest is not None else None
-    if summary is not None and summary.count and summary.p50_ns is not None:
-        return StepStats(
-            count=summary.count,
-            p50_ns=summary.p50_ns,
-            p99_ns=summary.p99_ns,
-            mean_ns=summary.mean_ns,
-            throughput_per_s=summary.throughput_per_s,
-            source="run.json summary",
-        )
-    return steps_table_stats(run.steps)
+def run_numbers(run: RunData) -> tuple[StepSummary, str]:
+    """The run's key numbers and where they come from.
 
-
-def steps_table_stats(steps: pd.DataFrame | None) -> StepStats:
-    """p50 / p99 / mean over every step of a steps.parquet table (nearest-rank percentiles)."""
-    if steps is None or len(steps) == 0 or "duration_ns" not in steps:
-        return StepStats()
-    durations = sorted(int(d) for d in steps["duration_ns"])
-    n = len(durations)
-    mean = sum(durations) / n
-    return StepStats(
-        count=n,
-        p50_ns=nearest_rank(durations, 50),
-        p99_ns=nearest_rank(durations, 99),
-        mean_ns=round(mean),
-        throughput_per_s=round(1e9 / mean, 3) if mean > 0 else None,
-        source="steps.parquet",
-    )
-
-
-def nearest_rank(sorted_values: list[int], pct: float) -> int:
-    """The nearest-rank percentile: an observed value, so it is exact and reproducible."""
-    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
+    run.json's summary (what `dsprof run` printed) when the runner wrote one; else the same
+    numbers computed the same way from the run's tables (a run in progress, a partial folder).
+    """
+    m = run.manifest
+    if m is not None and m.summary.count and m.summary.p50_ns is not None:
+        return m.summary, "run.json summary"
+    warmup = m.warmup_steps if m is not None else 1
+    numbers = summarize_tables(run.steps, run.host, run.gpu, run.cuda_memory, warmup)
+    return numbers, "the run's tables" if numbers.count else ""
 
 
 def format_ns(ns: float | None) -> str:
@@ -186,54 +150,36 @@ def format_value(v: object) -> str:
     return "" if v is None else str(v)
 
 
-def _peak(frame: pd.DataFrame | None, column: str) -> float | None:
-    if frame is None or column not in frame or len(frame) == 0:
-        return None
-    value = frame[column].max()
-    return None if value != value else float(value)  # NaN: collected but refused
-
-
-def _mean(frame: pd.DataFrame | None, column: str) -> float | None:
-    if frame is None or column not in frame or len(frame) == 0:
-        return None
-    value = frame[column].mean()
-    return None if value != value else float(value)
-
-
-def build_kpis(run: RunData, stats: StepStats) -> list[Kpi]:
+def build_kpis(numbers: StepSummary) -> list[Kpi]:
     """Headline numbers; a metric that was not collected is left out, never shown as 0."""
-    summary = run.manifest.summary if run.manifest is not None else None
+    n = numbers
     kpis = [
-        Kpi(key="steps", label="steps", value=str(stats.count), raw=float(stats.count)),
-        Kpi(key="p50", label="step p50", value=format_ns(stats.p50_ns), raw=stats.p50_ns),
-        Kpi(key="p99", label="step p99", value=format_ns(stats.p99_ns), raw=stats.p99_ns),
+        Kpi(key="steps", label="steps", value=str(n.count), raw=float(n.count)),
+        Kpi(key="p50", label="step p50", value=format_ns(n.p50_ns), raw=n.p50_ns),
+        Kpi(key="p99", label="step p99", value=format_ns(n.p99_ns), raw=n.p99_ns),
     ]
-    if stats.throughput_per_s is not None:
+    if n.throughput_per_s is not None:
         kpis.append(
             Kpi(
                 key="throughput",
                 label="steps / s",
-                value=f"{stats.throughput_per_s:.3g}",
-                raw=stats.throughput_per_s,
+                value=f"{n.throughput_per_s:.3g}",
+                raw=n.throughput_per_s,
             )
         )
-    rss = _peak(run.host, "proc_rss_bytes")
-    if rss is None and summary is not None and summary.peak_rss_bytes is not None:
-        rss = float(summary.peak_rss_bytes)
-    if rss is not None:
+    if n.peak_rss_bytes is not None:
+        rss = float(n.peak_rss_bytes)
         kpis.append(Kpi(key="peak_rss", label="peak RSS", value=format_bytes(rss), raw=rss))
-    cpu = _mean(run.host, "proc_cpu_pct")
-    if cpu is not None:
+    if n.mean_cpu_pct is not None:
+        cpu = n.mean_cpu_pct
         kpis.append(Kpi(key="cpu", label="mean CPU", value=f"{cpu:.0f} %", raw=round(cpu, 3)))
-    gpu = _mean(run.gpu, "util_gpu_pct")
-    if gpu is not None:
+    if n.mean_gpu_util_pct is not None:
+        gpu = n.mean_gpu_util_pct
         kpis.append(
             Kpi(key="gpu_util", label="mean GPU util", value=f"{gpu:.0f} %", raw=round(gpu, 3))
         )
-    cuda = _peak(run.cuda_memory, "allocated_peak_bytes")
-    if cuda is None:
-        cuda = _peak(run.cuda_memory, "allocated_bytes")
-    if cuda is not None:
+    if n.peak_cuda_allocated_bytes is not None:
+        cuda = float(n.peak_cuda_allocated_bytes)
         kpis.append(
             Kpi(key="peak_cuda", label="peak CUDA allocated", value=format_bytes(cuda), raw=cuda)
         )
@@ -311,7 +257,7 @@ def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
     m = run.manifest
     if m is None:
         raise RunFolderError("run.json is missing: cannot report this folder", path=run.paths.root)
-    stats = step_stats(run)
+    numbers, numbers_source = run_numbers(run)
     findings: list[FindingView] = []
     failed: list[tuple[str, str]] = []
     try:
@@ -347,8 +293,9 @@ def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
             CollectorRow(name=name, ok=c.ok, reason=c.reason)
             for name, c in sorted(m.collectors.items())
         ],
-        kpis=build_kpis(run, stats),
-        steps=stats,
+        kpis=build_kpis(numbers),
+        steps=numbers,
+        steps_source=numbers_source,
         findings=findings,
         analyzers_failed=failed,
         findings_state=state,

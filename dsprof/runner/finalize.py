@@ -10,7 +10,13 @@ from typing import Any
 from dsprof.core.child import ChildInfo
 from dsprof.core.errors import DsprofError
 from dsprof.core.findings import FindingsDocument
-from dsprof.core.manifest import CollectorStatus, RunManifest, RunStatus, StepSummary
+from dsprof.core.manifest import (
+    CollectorStatus,
+    RunManifest,
+    RunStatus,
+    StepSummary,
+    summarize_tables,
+)
 from dsprof.store.documents import read_child_info, write_model
 from dsprof.store.layout import RunPaths
 
@@ -47,39 +53,19 @@ STEP_COLUMNS = ("step", "start_ns", "end_ns", "duration_ns", "training_modules")
 
 
 def summarize(paths: RunPaths, warmup_steps: int) -> StepSummary:
-    """Key numbers for run.json: steady-state step latency, throughput, peaks, utilisation."""
-    import numpy as np
+    """Key numbers for run.json (dsprof.core.manifest.summarize over the folder's tables)."""
     import pandas as pd
 
-    summary = StepSummary()
-    if paths.steps.is_file():
-        steps = pd.read_parquet(paths.steps)
-        summary.count = len(steps)
-        steady = steps[steps["step"] >= warmup_steps] if len(steps) > warmup_steps else steps
-        d = steady["duration_ns"].to_numpy()
-        if len(d):
-            summary.p50_ns = int(np.percentile(d, 50))
-            summary.p99_ns = int(np.percentile(d, 99))
-            summary.mean_ns = int(d.mean())
-            if d.sum() > 0:
-                summary.throughput_per_s = float(len(d) / (d.sum() / 1e9))
-    if paths.host.is_file():
-        host = pd.read_parquet(paths.host)
-        if len(host):
-            summary.peak_rss_bytes = int(host["proc_rss_bytes"].max())
-            # the first sample has no interval to measure CPU over
-            summary.mean_cpu_pct = (
-                float(host["proc_cpu_pct"].iloc[1:].mean()) if len(host) > 1 else None
-            )
-    if paths.cuda_memory.is_file():
-        mem = pd.read_parquet(paths.cuda_memory)
-        if "allocated_peak_bytes" in mem:
-            summary.peak_cuda_allocated_bytes = int(mem["allocated_peak_bytes"].max())
-    if paths.gpu.is_file():
-        gpu = pd.read_parquet(paths.gpu)
-        if "util_gpu_pct" in gpu and gpu["util_gpu_pct"].notna().any():
-            summary.mean_gpu_util_pct = float(gpu["util_gpu_pct"].mean())
-    return summary
+    def table(path: Any) -> Any:
+        return pd.read_parquet(path) if path.is_file() else None
+
+    return summarize_tables(
+        table(paths.steps),
+        table(paths.host),
+        table(paths.gpu),
+        table(paths.cuda_memory),
+        warmup_steps,
+    )
 
 
 def finish_run(
@@ -120,8 +106,7 @@ def finish_run(
         manifest.environment.cuda = child.cuda
         manifest.environment.cudnn = child.cudnn
         manifest.environment.torch_num_threads = child.torch_num_threads
-    warmup = manifest.options.get("warmup_steps", 1)
-    manifest.summary = summarize(paths, warmup if isinstance(warmup, int) else 1)
+    manifest.summary = summarize(paths, manifest.warmup_steps)
     findings = FindingsDocument()
     if analyze:
         findings = _analyze(paths, manifest)

@@ -24,7 +24,7 @@ EXIT_INTERRUPTED = 130
 STOPPED_EXIT_CODES = (128 + 15, 128 + 9)
 # collectors that exist per rank only; the job root has none of its own
 RANK_ONLY_COLLECTORS = ("torch_profiler", "cuda_memory")
-STEP_FIELDS = ("count", "p50_ns", "p99_ns", "mean_ns", "throughput_per_s")
+STEP_FIELDS = ("count", "steps_excluded", "p50_ns", "p99_ns", "mean_ns", "throughput_per_s")
 
 
 def _rank_manifests(job: RunPaths, world_size: int, settle_s: float) -> dict[int, RunManifest]:
