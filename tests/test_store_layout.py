@@ -23,10 +23,11 @@ def _spelled(source: str, where: str) -> list[str]:
     """
     tree = ast.parse(source)
     evidence_sources = {
-        id(kw.value)
+        id(part)
         for node in ast.walk(tree)
         for kw in getattr(node, "keywords", []) or []
         if kw.arg == "source"
+        for part in ast.walk(kw.value)
     }
     return [
         f"{where}:{node.lineno} {node.value!r}"
@@ -54,7 +55,11 @@ def test_nothing_outside_store_spells_a_run_folder_file_name() -> None:
 
 
 def test_the_check_sees_a_spelled_name() -> None:
-    probe = 'PATH = "cuda_memory.jsonl"\nE = dict(source="host.parquet")\n'
+    probe = (
+        'PATH = "cuda_memory.jsonl"\n'
+        'E = dict(source="host.parquet")\n'
+        'F = dict(source="a" if PATH else "steps.parquet")\n'
+    )
     assert _spelled(probe, "probe.py") == ["probe.py:1 'cuda_memory.jsonl'"]
 
 
