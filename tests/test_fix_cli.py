@@ -36,7 +36,7 @@ def test_bert_base_int8_is_accepted_with_a_measured_win(tmp_path):
     assert t["drift"]["cosine"] >= 0.99
     assert doc["accepted"] == ["int8-dynamic"]
     assert doc["reference_check"].startswith("closing reference vs first: x")
-    base = Path(tmp_path / doc["baseline"]["run"])
+    base = Path(tmp_path / doc["baseline_run"])
     session = json.loads((base / "fix.json").read_text())
     run = json.loads((base / session["trials"][0]["run_dir"] / "run.json").read_text())
     assert run["parent_run"] == base.name and run["recipes"] == ["int8-dynamic"]
@@ -75,8 +75,10 @@ def test_a_recipe_that_raises_in_its_trial_is_reported_and_nothing_else_breaks(t
     assert "does not require grad" in bad["reason"]
     good = trial(doc, "eval-mode")  # the other trial ran and was judged
     assert good["status"] == "ok" and good["drift"]["deterministic"] is True and good["accepted"]
-    base = Path(tmp_path / doc["baseline"]["run"])
+    base = Path(tmp_path / doc["baseline_run"])
     assert json.loads((base / "run.json").read_text())["status"] == "ok"
+    # --json prints fix.json's document: one schema
+    assert doc == json.loads((base / "fix.json").read_text())
 
 
 def test_unknown_recipe_and_missing_script_are_user_errors(tmp_path):
@@ -153,7 +155,7 @@ def test_batching_trial_sweeps_batch_sizes_and_serves_a_stream(tmp_path):
     t = trial(doc, "batching")
     assert t["status"] == "ok", t["reason"]
     result = json.loads(
-        (tmp_path / doc["baseline"]["run"] / t["run_dir"] / "batching.json").read_text()
+        (tmp_path / doc["baseline_run"] / t["run_dir"] / "batching.json").read_text()
     )
     sizes = [r["batch_size"] for r in result["sweep"]]
     assert sizes[:3] == [1, 2, 4] and result["best_batch_size"] > 1

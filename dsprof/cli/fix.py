@@ -99,7 +99,6 @@ def command(
     """
     from rich.console import Console
 
-    from dsprof.recipes.document import dumps
     from dsprof.recipes.session import FixOptions, FixRunner
     from dsprof.recipes.table import fix_tables
 
@@ -139,7 +138,7 @@ def command(
 
             apply_accepted(runner, dry_run=dry_run, force=force)
     if as_json:
-        click.echo(dumps(session))
+        click.echo(session.model_dump_json(indent=2))
         return 0
     for part in fix_tables(session):
         console.print(part)

@@ -1,5 +1,8 @@
 """fix.json: one `dsprof fix` session, written into the baseline run folder.
 
+`dsprof fix --json` prints the same document (FixSession, one schema): the trials carry their
+verdict at a glance (recipe, accepted, speedup, ci95, drift, reason) as computed fields.
+
 A session is: the baseline run, the recipes considered (each with why it does or does not apply),
 one trial run per recipe (a run folder under <baseline>/trials/), a verdict per trial (speed with a
 bootstrap interval, memory, output drift), the greedy combination of the accepted recipes measured
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from dsprof.core.manifest import StepSummary
 
@@ -92,6 +95,46 @@ class Trial(BaseModel):
     )
     verdict: Verdict | None = None
 
+    # the verdict at a glance, as `dsprof fix --json` readers want it (issue 4); derived, so a
+    # fix.json read back recomputes them from `verdict`
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def recipe(self) -> str:
+        """The recipes of the trial joined with '+'."""
+        return "+".join(self.recipes)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def accepted(self) -> bool:
+        return bool(self.verdict and self.verdict.accepted)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def outcome(self) -> str:
+        """The verdict's outcome, or the trial's status when it has no verdict."""
+        return self.verdict.outcome if self.verdict else self.status
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def speedup(self) -> float | None:
+        return self.verdict.speedup if self.verdict else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        return self.verdict.ci95 if self.verdict else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def drift(self) -> Drift | None:
+        return self.verdict.drift if self.verdict else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reason(self) -> str:
+        """Why the verdict is what it is, or the trial's error."""
+        return self.verdict.reason if self.verdict else (self.error or "")
+
 
 class AppliedChange(BaseModel):
     """One code change `--apply` made (or, when `manual`, printed for the user to make)."""
@@ -137,3 +180,9 @@ class FixSession(BaseModel):
         default="", description="first vs closing reference run: did the machine's load move?"
     )
     apply: ApplyResult | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def applied(self) -> list[AppliedChange]:
+        """The changes `--apply` made (or printed to be made by hand)."""
+        return list(self.apply.changes) if self.apply else []
