@@ -77,11 +77,19 @@ def parse_tolerance(values: tuple[str, ...]) -> dict[str, float]:
     "--force", is_flag=True, help="With --apply: patch a script with uncommitted changes."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the session as JSON on stdout.")
+@click.option(
+    "--slo",
+    "slos",
+    multiple=True,
+    metavar="accuracy-drop<X%",
+    help="Accuracy SLO as drift tolerance: cosine and top-1 >= 1 - X/100 (see docs/load.md).",
+)
 @click.argument("script_and_args", nargs=-1, type=click.UNPROCESSED)
 def command(
     module: str | None,
     recipes: tuple[str, ...],
     tolerance: tuple[str, ...],
+    slos: tuple[str, ...],
     min_gain: float,
     warmup: int,
     repeats: int,
@@ -99,6 +107,7 @@ def command(
     """
     from rich.console import Console
 
+    from dsprof.load.run_slo import drift_tolerance
     from dsprof.recipes.session import FixOptions, FixRunner
     from dsprof.recipes.table import fix_tables
 
@@ -116,7 +125,8 @@ def command(
         module=bool(module),
         out=out,
         recipes=list(recipes),
-        tolerance=parse_tolerance(tolerance),
+        # an explicit --tolerance is the more specific ask and wins over the SLO's bound
+        tolerance={**drift_tolerance(slos), **parse_tolerance(tolerance)},
         min_gain=min_gain,
         warmup=warmup,
         repeats=repeats,

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dsprof.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from dsprof.load.slo import Slo
+    from dsprof.runner.launch import RunResult
 
 _STEPS_RE = re.compile(r"^(\d+):(\d+)$")
 
@@ -68,6 +73,13 @@ def parse_steps(value: str) -> tuple[int, int]:
 @click.option("--master-addr", default=None, help="Host of node 0 (multi-node jobs).")
 @click.option("--master-port", type=int, default=None, help="Rendezvous port on node 0.")
 @click.option(
+    "--slo",
+    "slos",
+    multiple=True,
+    metavar="SPEC",
+    help="Check step latency/throughput: p99<50ms, rps>20, cpu<90%; exit 3 when one fails.",
+)
+@click.option(
     "--run-dir",
     type=click.Path(path_type=Path),
     default=None,
@@ -98,6 +110,7 @@ def command(
     node_rank: int,
     master_addr: str | None,
     master_port: int | None,
+    slos: tuple[str, ...],
     run_dir: Path | None,
     trace_hold_file: Path | None,
     script_and_args: tuple[str, ...],
@@ -108,10 +121,12 @@ def command(
     """
     from rich.console import Console
 
+    from dsprof.load.run_slo import parse_run_slos
     from dsprof.report.text import run_summary
     from dsprof.runner.launch import RunRequest, run_script
 
     warmup, active = parse_steps(steps)
+    slo_list = parse_run_slos(slos) if slos else []  # a bad spec fails before the script runs
     if module:
         target, args = module, list(script_and_args)
     elif script_and_args:
@@ -152,4 +167,29 @@ def command(
         console = Console(stderr=True)
         for part in run_summary(result.paths.root, result.manifest):
             console.print(part)
+    if slo_list:
+        return _check_slos(result, slo_list, result.exit_code)
     return result.exit_code
+
+
+def _check_slos(result: RunResult, slos: list[Slo], exit_code: int) -> int:
+    """Print the SLO table for the run's steps; 3 (EXIT_SLO_FAILED) when one fails."""
+    from rich.console import Console
+
+    from dsprof.load.run_slo import check_run
+    from dsprof.load.session import EXIT_SLO_FAILED
+    from dsprof.load.slo import overall
+    from dsprof.report.load_text import slo_notes, slo_table
+    from dsprof.store.run_store import load_run_paths
+
+    run = load_run_paths(result.paths, result.manifest)
+    results = check_run(run, slos)
+    console = Console()
+    console.print(slo_table(results, title="SLOs on the steps (warm-up excluded)"))
+    for line in slo_notes(results):
+        console.print(line)
+    verdict = overall(results)
+    console.print(f"SLOs: {(verdict or 'none').upper()}")
+    if exit_code == 0 and verdict == "fail":
+        return EXIT_SLO_FAILED
+    return exit_code
