@@ -72,6 +72,14 @@ def test_handler_target_meets_its_slos_and_exits_0(tmp_path):
     assert manifest["status"] == "ok" and manifest["summary"]["count"] >= 100  # model calls
     assert list((run / "trace").glob("*.json.gz")), "the service's trace window was taken"
     assert (run / "metrics" / "host.parquet").is_file()
+    # the report and dashboard draw the load: curve, CDF per class, time line
+    from dsprof.report.build import build_report
+    from dsprof.store.run_store import load_run
+
+    keys = [f.key for f in build_report(load_run(run), trace=False).figures]
+    assert {"load_curve", "load_cdf", "load_timeline"} <= set(keys)
+    cdf = next(f for f in build_report(load_run(run), trace=False).figures if f.key == "load_cdf")
+    assert {t.name for t in cdf.figure.data} == {"batch", "real-time"}
 
 
 def test_a_failed_slo_exits_3_and_names_it(tmp_path):

@@ -48,6 +48,9 @@ def run_figures(
         else:
             specs.append(FigureSpec(key, title, fig))  # type: ignore[arg-type]
 
+    from dsprof.report.load_figures import load_figures
+
+    specs.extend(load_figures(run))  # a dsprof load run: its requests first
     add("timeline", "Timeline", timeline_figure(run), "no steps or samples recorded")
     add(
         "latency",
