@@ -94,15 +94,18 @@ def test_no_gpu_category_on_cpu_trace(tmp_path: Path) -> None:
     assert not {f.category for f in doc.findings} & GPU_CATEGORIES
 
 
-def test_cpu_only_manifest_silences_gpu_analyzers(tmp_path: Path) -> None:
+def test_gpu_work_in_the_trace_decides_over_a_manifest_without_gpus(tmp_path: Path) -> None:
+    # NVML sees no AMD GPU and a ROCm torch has no torch.version.cuda: run.json lists no GPU on a
+    # ROCm machine, so the trace's own GPU work decides (RunFacts.uses_device), for every analyzer
     run = trace_run(DATA / "hta/rank0.json.gz")
     run.manifest = RunManifest(
         run_id="x", argv=[], target="x", cwd="/", start_ns=0,
         environment=Environment(python="3", platform="linux", hostname="h", cpu_model="c", cpu_count_logical=2),
     )  # fmt: skip
-    assert not {f.category for f in analyze_run(run).findings} & (
-        GPU_CATEGORIES | {"host-sync", "launch-overhead"}
-    )
+    assert run.facts.uses_device
+    with_manifest = {(f.category, f.severity) for f in analyze_run(run).findings}
+    bare = {(f.category, f.severity) for f in analyze_traces([DATA / "hta/rank0.json.gz"]).findings}
+    assert with_manifest == bare and {c for c, _ in bare} & GPU_CATEGORIES
 
 
 def test_failing_analyzer_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

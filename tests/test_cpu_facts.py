@@ -57,20 +57,3 @@ def test_only_outermost_gemms_per_thread(tmp_path):
 )
 def test_severity_scale(impact, severity):
     assert cpu_facts.severity_for(impact) == severity
-
-
-@pytest.mark.parametrize(
-    ("info", "cores", "expected"),
-    [
-        ({"usable_cpus": 2.5}, 8, (2.5, "child.json usable_cpus")),  # cgroup quota of 2.5 cores
-        (
-            {"usable_cpus": 16},
-            8,
-            (8.0, "child.json usable_cpus, capped at run.json cpu_count_physical"),
-        ),
-        ({}, 8, (8.0, "run.json cpu_count_physical")),
-    ],
-    ids=["quota", "hyperthreads", "fallback"],
-)
-def test_usable_cpus(tmp_path, info, cores, expected):
-    assert cpu_facts.usable_cpus(make_run(tmp_path, child_info=info, cpu_count=cores)) == expected

@@ -17,15 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from dsprof.collectors.cpus import whole_usable_cores
 from dsprof.core.errors import TraceError
 from dsprof.trace import load_trace
-from dsprof.trace.workers import ENV_WORKERS, TraceWorkers, usable_cores, worker_count
+from dsprof.trace.workers import ENV_WORKERS, TraceWorkers, worker_count
 
 DATA = Path(__file__).parent / "data" / "traces"
 RANK0 = DATA / "hta" / "rank0.json.gz"
 DLRM = sorted((DATA / "param" / "dlrm_kineto").glob("*.json"))[:3]
 needs_fork = pytest.mark.skipif(
-    not hasattr(os, "fork") or usable_cores() < 2, reason="parse workers need fork and two cores"
+    not hasattr(os, "fork") or whole_usable_cores() < 2,
+    reason="parse workers need fork and two cores",
 )
 
 FORKED = """

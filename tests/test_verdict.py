@@ -181,7 +181,6 @@ def test_model_steps_are_timed_start_to_start_so_time_between_calls_counts():
 def test_steps_of_other_top_level_modules_are_left_out():
     table = _steps([100] * 12)
     table["module"] = ["MinMaxObserver"] * 6 + ["BertModel"] * 6
-    assert V.main_module(table) in ("MinMaxObserver", "BertModel")
     d, _ = V.measured_durations(table, warmup=0, module="BertModel")
     assert len(d) == 6
     d_all, _ = V.measured_durations(table, warmup=0, module="NotThere")

@@ -1,5 +1,6 @@
-"""Facts about a run that the CPU analyzers share: is it CPU-only, which cores it may use, which
-steps ran the model, and the GEMM-family ops of its traces with their rows, dtype and FLOPs.
+"""What the CPU analyzers share: which steps ran the model, the GEMM-family ops of its traces with
+their rows, dtype and FLOPs, and the severity scale. Whether a run is CPU work and how many cores
+it may use are RunFacts (run.facts: dsprof.store.facts), which the recipes read too.
 
 Severity scale of the CPU analyzers (impact = share of the traced iteration time at stake):
     IMPACT_HIGH = 0.30    the seed documents' cut-off ("idle CUDA cores above 30 %"), used for
@@ -48,21 +49,6 @@ def severity_for(impact: float) -> Severity | None:
     return None
 
 
-def is_cpu_only(run: RunData) -> bool:
-    """True when the work ran on the CPU: no GPU events in the traces and only CPU tensors in
-    the step outputs (child.json device_types). A GPU in the machine does not matter when the
-    script left it unused; without traces or device_types, a GPU in run.json counts as used.
-    """
-    traces = run_traces(run)
-    if any(tf.has_gpu_activity for tf in traces):
-        return False
-    devices = run.child.device_types
-    if devices:
-        return all(str(d) == "cpu" for d in devices)
-    env = run.manifest.environment if run.manifest is not None else None
-    return bool(traces) or env is None or not env.gpus
-
-
 def run_traces(run: RunData) -> list[TraceFrames]:
     """The run's parsed traces ([] without trace files)."""
     return list(run.traces) if run.trace_files else []
@@ -76,35 +62,6 @@ def model_steps(run: RunData) -> pd.DataFrame:
     if "source" in steps.columns:
         steps = steps[steps["source"] == "module"]
     return steps.reset_index(drop=True)
-
-
-# the evidence source of a core count the child measured (affinity and cgroup quota)
-FROM_CHILD = "child.json usable_cpus"
-
-
-def usable_cpus(run: RunData) -> tuple[float | None, str]:
-    """Cores the run could use, and where that number comes from.
-
-    child.json `usable_cpus` (affinity mask and cgroup quota, recorded in the child) is preferred;
-    run.json's physical, then logical, core count is the fallback (it overstates the cores in a
-    container or under taskset, so findings built on it carry a lower confidence). Either way the
-    number is capped at the physical cores, torch's default intra-op pool size.
-    """
-    env = run.manifest.environment if run.manifest is not None else None
-    physical = env.cpu_count_physical if env is not None else None
-    value = run.child.usable_cpus
-    if value is not None and value > 0:
-        # hyperthreads add little to GEMM/conv throughput, and torch's default pool is the
-        # physical core count: more logical CPUs than cores must not read as idle cores
-        if physical and physical < value:
-            return float(physical), f"{FROM_CHILD}, capped at run.json cpu_count_physical"
-        return float(value), FROM_CHILD
-    if env is not None:
-        if physical:
-            return float(physical), "run.json cpu_count_physical"
-        if env.cpu_count_logical:
-            return float(env.cpu_count_logical), "run.json cpu_count_logical"
-    return None, ""
 
 
 def exact_faults(run: RunData) -> list[str]:

@@ -72,7 +72,7 @@ class CpuFp32LinearAnalyzer:
     def analyze(self, run: RunData) -> list[Finding]:
         """One finding when fp32 GEMMs hold a large share of the traced iterations."""
         traces = cpu_facts.run_traces(run)
-        if not traces or not cpu_facts.is_cpu_only(run):
+        if not traces or run.facts.uses_device:
             return []
         calls = pd.concat([cpu_facts.gemm_calls(tf) for tf in traces], ignore_index=True)
         if len(calls) == 0:
@@ -179,5 +179,4 @@ class CpuFp32LinearAnalyzer:
 
 def _params_fp32(run: RunData) -> bool:
     """True when child.json says the root modules hold float32 parameters."""
-    dtypes = {d for m in run.child.root_modules for d in m.param_dtypes}
-    return bool(dtypes & {"torch.float32", "float32"})
+    return bool(set(run.facts.param_dtypes) & {"torch.float32", "float32"})

@@ -84,8 +84,12 @@ class CpuThreadsAnalyzer:
 
     def analyze(self, run: RunData) -> list[Finding]:
         """At most one finding: under- or over-subscription."""
-        threads = run.child.torch_num_threads
-        usable, usable_source = cpu_facts.usable_cpus(run)
+        facts = run.facts
+        threads, usable, usable_source = (
+            facts.torch_threads,
+            facts.usable_cores,
+            facts.usable_cores_source,
+        )
         if not isinstance(threads, int) or threads < 1 or usable is None:
             return []
         traces = cpu_facts.run_traces(run)
@@ -106,7 +110,7 @@ class CpuThreadsAnalyzer:
                 )
             )
         base += _host_evidence(host, usable)
-        confidence = 1.0 if usable_source.startswith(cpu_facts.FROM_CHILD) else 0.7
+        confidence = 1.0 if facts.usable_cores_measured else 0.7
         if _other_load_pct(host, usable) >= OTHER_LOAD_PCT:
             confidence *= 0.6
         if threads < usable:

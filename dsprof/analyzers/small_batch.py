@@ -71,7 +71,7 @@ class SmallBatchAnalyzer:
     def analyze(self, run: RunData) -> list[Finding]:
         """One finding when the model's GEMMs run on a batch too small to use the CPU."""
         traces = cpu_facts.run_traces(run)
-        if not traces or not cpu_facts.is_cpu_only(run):
+        if not traces or run.facts.uses_device:
             return []
         batch = _input_batch(run)
         if batch is not None and batch >= SMALL_BATCH_ROWS:
@@ -187,7 +187,7 @@ def _utilisation(run: RunData) -> list[Evidence]:
     inside = host[
         (host["ts_ns"] >= steps["start_ns"].min()) & (host["ts_ns"] <= steps["end_ns"].max())
     ]
-    usable, _ = cpu_facts.usable_cpus(run)
+    usable = run.facts.usable_cores
     if len(inside) == 0 or usable is None:
         return []
     used = float(inside["proc_cpu_pct"].mean()) / usable

@@ -20,15 +20,10 @@ if TYPE_CHECKING:
 NS_PER_MS = 1_000_000
 
 
-def run_is_cpu_only(run: RunData) -> bool:
-    """True when run.json says the machine had no GPU (traces are then not consulted)."""
-    env = run.manifest.environment if run.manifest is not None else None
-    return env is not None and not env.gpus and not env.cuda
-
-
 def gpu_traces(run: RunData) -> list[TraceFrames]:
-    """The run's traces that recorded GPU activity; [] on a CPU-only run."""
-    if run_is_cpu_only(run) or not run.trace_files:
+    """The run's traces that recorded GPU activity; [] when the run's work ran on the CPU
+    (RunFacts.uses_device)."""
+    if not run.trace_files or not run.facts.uses_device:
         return []
     return [tf for tf in run.traces if tf.has_gpu_activity]
 

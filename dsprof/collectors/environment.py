@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from dsprof.collectors.cpus import whole_usable_cores
 from dsprof.core.manifest import Environment, GpuInfo
 
 # environment variables that change how torch runs; recorded so two runs can be compared
@@ -38,31 +39,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cgroup_cpu_quota() -> float | None:
-    """The cgroup CPU quota in cores (v2 cpu.max, else v1 cfs quota/period); None if unlimited."""
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        q = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        p = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-        return None if q <= 0 or p <= 0 else q / p
-    except (OSError, ValueError):
-        return None
-
-
-def usable_cores() -> int:
-    """Cores this process may run on: the affinity mask, bounded by a cgroup CPU quota."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n = os.cpu_count() or 1
-    quota = cgroup_cpu_quota()
-    return n if quota is None else min(n, max(1, int(quota)))
-
-
 def collect_environment() -> Environment:
     """Python, OS, CPU, memory, and the GPUs and driver NVML reports (none without NVML)."""
     from dsprof.collectors import nvml
@@ -75,7 +51,7 @@ def collect_environment() -> Environment:
         cpu_model=cpu_model(),
         cpu_count_logical=psutil.cpu_count(logical=True) or 1,
         cpu_count_physical=psutil.cpu_count(logical=False),
-        usable_cores=usable_cores(),
+        usable_cores=whole_usable_cores(),
         memory_total_bytes=psutil.virtual_memory().total,
         driver=driver,
         gpus=[GpuInfo(**g) for g in gpus],

@@ -128,6 +128,7 @@ class ChildInfo(BaseModel):
     end_ns: int | None = None
     torch: str | None = None
     cuda: str | None = None
+    hip: str | None = Field(default=None, description="torch.version.hip on a ROCm build")
     cudnn: int | None = None
     cuda_available: bool = False
     cuda_devices: list[str] = Field(default_factory=list)

@@ -91,15 +91,18 @@ class Recipe:
 
 
 def uses_cuda(run: RunData) -> bool:
-    """True when the run's step outputs lived on a CUDA device (or CUDA was in use)."""
-    info = run.child
-    return "cuda" in info.device_types or info.cuda_available
+    """True when the run's work ran on a GPU torch drives as `cuda` (RunFacts.uses_cuda)."""
+    return run.facts.uses_cuda
 
 
 def cpu_reason(run: RunData) -> str:
-    """Why the run counts as CPU-only, in words."""
+    """Why the run counts as not using a CUDA GPU, in words."""
+    facts = run.facts
     devices = run.child.device_types or ["cpu"]
-    return f"outputs on {', '.join(devices)}, torch.cuda not available"
+    where = f"outputs on {', '.join(devices)}"
+    if facts.device.kind == "cpu":
+        return f"{where}, no GPU seen"
+    return f"{where}; {facts.device.label} present but unused" if not facts.uses_device else where
 
 
 def finding_categories(run: RunData) -> set[str]:
@@ -108,16 +111,11 @@ def finding_categories(run: RunData) -> set[str]:
     return {f.category for f in doc.findings} if doc is not None else set()
 
 
-def float_param_dtypes(run: RunData) -> set[str]:
-    """Parameter dtypes of the root modules the script called."""
-    return {d for r in run.child.root_modules for d in r.param_dtypes}
-
-
 def has_fp32_model(run: RunData) -> tuple[bool, str]:
     """Whether a root module holds float32 parameters (the input of the precision recipes)."""
-    roots = run.child.root_modules
-    if not roots:
+    facts = run.facts
+    if not facts.root_modules:
         return False, "no nn.Module was called as a step (dsprof.step() markers only)"
-    if "float32" not in float_param_dtypes(run):
-        return False, f"no float32 parameters (dtypes: {sorted(float_param_dtypes(run))})"
-    return True, "float32 parameters in " + ", ".join(r.class_name for r in roots)
+    if "float32" not in facts.param_dtypes:
+        return False, f"no float32 parameters (dtypes: {list(facts.param_dtypes)})"
+    return True, "float32 parameters in " + ", ".join(facts.root_modules)

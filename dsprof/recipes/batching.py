@@ -133,7 +133,7 @@ class BatchingRecipe(Recipe):
     order = 95
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        if not run.child.root_modules:
+        if not run.facts.root_modules:
             return False, "no nn.Module was called as a step: nothing to batch"
         if "small-batch" in finding_categories(run):
             return True, "small-batch finding: throughput is left on the table"

@@ -50,7 +50,7 @@ class CompileRecipe(Recipe):
     mode: str | None = None
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        if not run.child.root_modules:
+        if not run.facts.root_modules:
             return False, "no nn.Module was called as a step: nothing to compile"
         if not run.child.cuda_available and cpp_compiler() is None:
             return False, "Inductor on the CPU needs a C++ compiler (g++/clang++); none on PATH"

@@ -13,7 +13,6 @@ Verification: outputs must equal the baseline's (fp32 allclose); the speedup is 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from dsprof.recipes.base import CodeChange, Recipe, Undo
@@ -27,9 +26,10 @@ NUM_WORKERS_POSITION = 5
 
 
 def default_workers() -> int:
-    """Usable cores (affinity), capped at DEFAULT_MAX_WORKERS, at least 2."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(2, min(DEFAULT_MAX_WORKERS, usable or 1))
+    """Usable cores (affinity and cgroup quota), capped at DEFAULT_MAX_WORKERS, at least 2."""
+    from dsprof.collectors.cpus import whole_usable_cores
+
+    return max(2, min(DEFAULT_MAX_WORKERS, whole_usable_cores()))
 
 
 def loader_settings(options: dict[str, Any], cuda: bool) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class SdpaRecipe(Recipe):
     order = 25
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        if not run.child.root_modules:
+        if not run.facts.root_modules:
             return False, "no nn.Module was called as a step"
         return (
             True,

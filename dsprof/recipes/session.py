@@ -212,7 +212,7 @@ class FixRunner:
     @property
     def model_class(self) -> str | None:
         """The baseline's main root module: trials are timed on the same module's steps."""
-        return V.main_module(self.baseline.steps if self.baseline else None)
+        return self.baseline.facts.main_module if self.baseline else None
 
     def durations(self, *runs: RunData) -> Any:
         """Measured step durations of runs (pooled), on the baseline's model only."""

@@ -12,22 +12,15 @@ Verification: outputs allclose to the baseline's; the speedup is measured.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from dsprof.collectors.cpus import whole_usable_cores
 from dsprof.recipes.base import CodeChange, Recipe, Undo, finding_categories
 
 # other processes using at least half a core count against the cores torch may use: a thread
 # waiting at an OpenMP barrier for a descheduled sibling stalls the whole op (measured here:
 # BERT 4 layers 73 ms with 1 thread, 310-920 ms with 2 while other jobs loaded the 2 cores)
 OTHERS_BUSY_MIN = 0.5
-
-
-def usable_cpus() -> int:
-    """Cores this process may run on (affinity), not the machine's count."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def busy_cores_of_others(run: Any) -> float | None:
@@ -56,9 +49,10 @@ class ThreadsRecipe(Recipe):
     order = 0
 
     def target(self, run: Any) -> int:
-        """Usable cores, less those other processes kept busy (at least one)."""
-        usable = run.child.usable_cpus if run is not None else None
-        cores = max(1, int(usable)) if usable else usable_cpus()
+        """The run's usable cores (RunFacts: the figure the cpu-threads analyzer judges by),
+        less those other processes kept busy (at least one); this machine's without a run."""
+        usable = run.facts.usable_cores if run is not None else None
+        cores = max(1, int(usable)) if usable else whole_usable_cores()
         others = busy_cores_of_others(run) if run is not None else None
         if others is not None and others >= OTHERS_BUSY_MIN:
             cores = max(1, min(cores, round(cores - others)))
@@ -68,7 +62,7 @@ class ThreadsRecipe(Recipe):
         return {"num_threads": self.target(run)}
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        threads = run.child.torch_num_threads
+        threads = run.facts.torch_threads
         target = self.target(run)
         others = busy_cores_of_others(run)
         load = f" (other processes kept {others:.1f} cores busy)" if others else ""
@@ -84,7 +78,7 @@ class ThreadsRecipe(Recipe):
         import torch
 
         before = torch.get_num_threads()
-        target = int(options.get("num_threads", usable_cpus()))
+        target = int(options.get("num_threads", whole_usable_cores()))
         torch.set_num_threads(target)
         status["num_threads"] = {"before": before, "after": target}
 

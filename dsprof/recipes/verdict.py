@@ -62,14 +62,6 @@ class Speed:
     trial_steps: int
 
 
-def main_module(steps: pd.DataFrame | None) -> str | None:
-    """The module class most steps belong to (the model), or None for marker steps."""
-    if steps is None or len(steps) == 0 or "module" not in steps:
-        return None
-    counts = steps["module"].value_counts()
-    return str(counts.index[0]) if len(counts) and counts.index[0] else None
-
-
 def measured_durations(
     steps: pd.DataFrame | None, warmup: int = 1, module: str | None = None
 ) -> tuple[np.ndarray, int]:

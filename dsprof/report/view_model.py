@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from dsprof.core.findings import FindingsDocument
-from dsprof.core.manifest import StepSummary, summarize_tables
+from dsprof.core.manifest import StepSummary
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -107,17 +107,9 @@ class ReportView(BaseModel):
 
 
 def run_numbers(run: RunData) -> tuple[StepSummary, str]:
-    """The run's key numbers and where they come from.
-
-    run.json's summary (what `dsprof run` printed) when the runner wrote one; else the same
-    numbers computed the same way from the run's tables (a run in progress, a partial folder).
-    """
-    m = run.manifest
-    if m is not None and m.summary.count and m.summary.p50_ns is not None:
-        return m.summary, "run.json summary"
-    warmup = m.warmup_steps if m is not None else 1
-    numbers = summarize_tables(run.steps, run.host, run.gpu, run.cuda_memory, warmup)
-    return numbers, "the run's tables" if numbers.count else ""
+    """The run's key numbers and where they come from (RunFacts.steps: run.json's summary, or
+    computed the same way from the run's tables)."""
+    return run.facts.steps, run.facts.steps_source
 
 
 def format_ns(ns: float | None) -> str:
@@ -233,17 +225,16 @@ def _environment_rows(run: RunData) -> list[tuple[str, str]]:
     if env.memory_total_bytes is not None:
         rows.append(("memory", format_bytes(env.memory_total_bytes)))
     rows.extend((f"GPU {g.index}", g.name) for g in env.gpus)
+    facts = run.facts
+    used = "used" if facts.uses_device or facts.uses_accelerator else "not used by the steps"
+    rows.append(
+        ("device", facts.device.label + ("" if facts.device.kind == "cpu" else f", {used}"))
+    )
+    if facts.usable_cores is not None:
+        rows.append(("usable cores", f"{facts.usable_cores:g} ({facts.usable_cores_source})"))
     if env.torch_num_threads is not None:
         rows.append(("torch threads", str(env.torch_num_threads)))
     return rows
-
-
-def root_modules(run: RunData) -> list[str]:
-    """Class names of the outermost modules: child.json's root_modules, else steps.parquet."""
-    names = [r.class_name for r in run.child.root_modules]
-    if not names and run.steps is not None and "module" in run.steps:
-        names = [str(m) for m in run.steps["module"].unique()]
-    return sorted({n for n in names if n})
 
 
 def _utc(ns: int) -> str:
@@ -287,7 +278,7 @@ def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
         duration_text=duration,
         parent_run=m.parent_run,
         recipes=list(m.recipes),
-        modules=root_modules(run),
+        modules=list(run.facts.root_modules),
         environment=_environment_rows(run),
         collectors=[
             CollectorRow(name=name, ok=c.ok, reason=c.reason)

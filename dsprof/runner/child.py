@@ -133,6 +133,7 @@ class ChildSession:
             "end_ns": time.time_ns(),
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
+            "hip": getattr(torch.version, "hip", None),
             "cudnn": torch.backends.cudnn.version()
             if torch.backends.cudnn.is_available()
             else None,
@@ -175,15 +176,13 @@ def _merge_counts(dicts: Any) -> dict[str, int]:
 
 def cpu_facts() -> dict[str, Any]:
     """The cores this process may really use (affinity and cgroup quota), for cpu-threads."""
-    from dsprof.collectors.environment import cgroup_cpu_quota
+    from dsprof.collectors.cpus import cgroup_cpu_quota, cpu_affinity, usable_cores
 
-    try:
-        affinity = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = list(range(os.cpu_count() or 1))
-    quota = cgroup_cpu_quota()
-    usable = float(len(affinity)) if quota is None else min(float(len(affinity)), quota)
-    return {"usable_cpus": usable, "cpu_affinity": affinity, "cgroup_cpu_quota": quota}
+    return {
+        "usable_cpus": usable_cores(),
+        "cpu_affinity": cpu_affinity(),
+        "cgroup_cpu_quota": cgroup_cpu_quota(),
+    }
 
 
 def _exit_code(code: object) -> int:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsprof.core.child import ChildInfo
 from dsprof.core.errors import RunFolderError, UsageError
+from dsprof.core.facts import RunFacts
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.load import LoadSummary
 from dsprof.core.manifest import RunManifest
@@ -154,6 +155,13 @@ class RunData:
         if not self.paths.load_summary.is_file():
             return None
         return read_load_summary(self.paths.load_summary)
+
+    @cached_property
+    def facts(self) -> RunFacts:
+        """What several consumers need to know about this run, decided once (dsprof.store.facts)."""
+        from dsprof.store.facts import build_facts
+
+        return build_facts(self)
 
     @property
     def child(self) -> ChildInfo:

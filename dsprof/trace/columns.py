@@ -149,6 +149,9 @@ class ColumnBuilder:
             "memory": [],
         }
         self.events_seen = 0
+        # events of categories no table holds (another accelerator's runtime, ...), counted by
+        # category: what a trace recorded beyond the CPU and CUDA tables (dsprof.trace.device_kind)
+        self.unread_categories: dict[str, int] = {}
 
     def add(self, events: list[dict[str, Any]]) -> None:
         """Sort one chunk's events into their tables."""
@@ -164,6 +167,8 @@ class ColumnBuilder:
         for cat, group in groups.items():
             kind = "memory" if cat == "memory" else KIND_OF_CAT.get(cat)
             if kind is None:
+                if isinstance(cat, str) and cat:
+                    self.unread_categories[cat] = self.unread_categories.get(cat, 0) + len(group)
                 continue
             if kind == "memory":
                 group = [e for e in group if e.get("name") == "[memory]"]

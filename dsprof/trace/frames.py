@@ -52,6 +52,8 @@ class TraceFrames:
     # what the reader must know about this trace (events dropped, window cut, schema version):
     # merged into FindingsDocument.notices by the registry (dsprof.analyzers.analyze_run)
     notices: list[Notice] = field(default_factory=list)
+    # events of categories no frame holds, by category (another accelerator's runtime, ...)
+    unread_categories: dict[str, int] = field(default_factory=dict)
 
     # ---- metadata -------------------------------------------------------------------------
     @property
@@ -326,5 +328,6 @@ def frames_from_columns(parsed: ParsedColumns) -> TraceFrames:
         metadata=meta,
         uncompressed_bytes=parsed.uncompressed_bytes,
         notices=[Notice(code=c, message=m) for c, m in parsed.notices],
+        unread_categories=dict(parsed.unread_categories),
         **frames,
     )

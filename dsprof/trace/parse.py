@@ -31,6 +31,8 @@ class ParsedColumns:
     metadata: dict[str, Any] = field(default_factory=dict)
     uncompressed_bytes: int = 0
     events_total: int = 0  # every element of traceEvents, skipped kinds included
+    # events by category of the categories no table holds (ColumnBuilder.unread_categories)
+    unread_categories: dict[str, int] = field(default_factory=dict)
     # (code, message) pairs for FindingsDocument.notices: plain tuples, so a worker process
     # need not import pydantic (dsprof.core.findings.Notice is built from them in frames.py)
     notices: list[tuple[str, str]] = field(default_factory=list)
@@ -64,5 +66,6 @@ def parse_columns(
         metadata=reader.metadata,
         uncompressed_bytes=reader.uncompressed_bytes,
         events_total=reader.events_total,
+        unread_categories=dict(builder.unread_categories),
         notices=[(code, f"{path}: {message}") for code, message in check_metadata(reader.metadata)],
     )

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from dsprof.collectors.cpus import whole_usable_cores
+
 if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
 
@@ -38,23 +40,16 @@ ENV_WORKERS = "DSPROF_PARSE_WORKERS"
 _THREADED_MODULES = ("numpy", "torch", "pandas", "pyarrow")
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def worker_count(n_traces: int) -> int:
     """How many workers to fork for n_traces (0: parse in this process)."""
     setting = os.environ.get(ENV_WORKERS, "").strip()
-    cap = usable_cores()
+    cap = whole_usable_cores()
     if setting:
         try:
             cap = max(0, int(setting))
         except ValueError:
             cap = 0
-    if not hasattr(os, "fork") or cap < 1 or usable_cores() < 2:
+    if not hasattr(os, "fork") or cap < 1 or whole_usable_cores() < 2:
         return 0
     if not _single_threaded():
         return 0
