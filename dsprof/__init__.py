@@ -4,6 +4,7 @@ Public API:
     with dsprof.profile(out=".dsprof/runs") as run: ...   # profile a block of code
     dsprof.step()                                          # mark one request / iteration
     dsprof.load_run(path_or_id)                            # read a run folder back
+    dsprof.serve_on_demand()                               # let `dsprof trace PID` trace it live
 """
 
 from __future__ import annotations
@@ -37,4 +38,15 @@ def profile(**kwargs: Any) -> Any:
     return _profile(**kwargs)
 
 
-__all__ = ["__version__", "load_run", "profile", "step"]
+def serve_on_demand() -> Any:
+    """Accept on-demand traces (`dsprof trace PID`) from your user over a local Unix socket.
+
+    One line at a service's start-up, on its main thread; idempotent. Between traces it is one
+    idle thread. Returns the control socket's path. See docs/live.md.
+    """
+    from dsprof.live.agent import serve_on_demand as _serve
+
+    return _serve()
+
+
+__all__ = ["__version__", "load_run", "profile", "serve_on_demand", "step"]

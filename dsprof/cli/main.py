@@ -25,6 +25,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("dashboard", "dashboard", "Serve a Dash app over the run folders."),
     ("compare", "compare", "Compare two runs; fail when step time regresses beyond a threshold."),
     ("load", "load", "Measure a model service under open-loop load against its SLOs."),
+    ("watch", "watch", "Watch a running service live (psutil, NVML); /metrics for Prometheus."),
+    ("trace", "trace", "Take a profiler window of a running, opted-in service, now."),
 )
 
 

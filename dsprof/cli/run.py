@@ -49,6 +49,11 @@ def parse_steps(value: str) -> tuple[int, int]:
 )
 @click.option("--no-trace", is_flag=True, help="Sample only: no torch.profiler trace.")
 @click.option(
+    "--on-demand",
+    is_flag=True,
+    help="A service: no start-up trace; take traces while it runs with `dsprof trace PID`.",
+)
+@click.option(
     "--sample-hz", type=float, default=10.0, show_default=True, help="Host/GPU sampling rate."
 )
 @click.option(
@@ -100,6 +105,7 @@ def command(
     name: str | None,
     steps: str,
     no_trace: bool,
+    on_demand: bool,
     sample_hz: float,
     capture_steps: int,
     max_steps: int | None,
@@ -141,7 +147,9 @@ def command(
         name=name,
         warmup_steps=warmup,
         active_steps=active,
-        trace=not no_trace,
+        # an on-demand service is traced when asked: its start-up window would only compete
+        trace=not no_trace and not on_demand,
+        on_demand=on_demand,
         sample_hz=sample_hz,
         capture_steps=capture_steps,
         max_steps=max_steps,

@@ -45,6 +45,9 @@ class ChildConfig(BaseModel):
         default=None,
         description="the trace window waits until this file exists (dsprof load: mid-load)",
     )
+    on_demand: bool = Field(
+        default=False, description="run the on-demand agent (dsprof trace PID) in the child"
+    )
 
 
 class CallSite(BaseModel):

@@ -112,7 +112,8 @@ class RunManifest(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     run_id: str
-    kind: Literal["script", "module", "api", "trace", "load"] = "script"
+    # trace: an on-demand capture of a running service (dsprof trace); watch: dsprof watch --for
+    kind: Literal["script", "module", "api", "trace", "load", "watch"] = "script"
     argv: list[str]
     target: str = Field(description="the script path or module name that was run")
     cwd: str

@@ -90,6 +90,10 @@ class ChildSession:
         self.tracker.start_clock()
         if self.window is not None:
             self.window.start()
+        if self.config.on_demand:  # on the main thread: it initialises torch.profiler here
+            from dsprof.live.agent import serve_on_demand
+
+            serve_on_demand(service_run=str(self.paths.root))
 
     def on_step(self, record: Any, output: Any, inputs: Any) -> None:
         if self.window is not None:

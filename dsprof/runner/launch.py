@@ -63,6 +63,8 @@ class RunRequest:
     max_steps: int | None = None
     # the trace window waits for this file to exist (dsprof load opens it mid-load)
     trace_hold_file: Path | None = None
+    # the child runs the on-demand agent (dsprof trace PID takes windows while it runs)
+    on_demand: bool = False
 
 
 @dataclass
@@ -137,6 +139,7 @@ def new_manifest(
             "sample_hz": req.sample_hz,
             "capture_steps": req.capture_steps,
             "max_steps": req.max_steps,
+            **({"on_demand": True} if req.on_demand else {}),
             **(options or {}),
         },
         parent_run=req.parent_run,
@@ -167,6 +170,7 @@ def child_env(
         recipe_options=dict(req.recipe_options),
         max_steps=req.max_steps,
         trace_hold_file=str(req.trace_hold_file) if req.trace_hold_file else None,
+        on_demand=req.on_demand,
     )
     write_model(paths.child_config, config, lenient=True)
     return {

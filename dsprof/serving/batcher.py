@@ -36,6 +36,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dsprof.live import requests as live_requests
+
 PRIORITY_CLASSES: tuple[str, ...] = ("real-time", "batch", "background")
 DEFAULT_PRIORITY = "batch"
 Policy = Literal["priority", "fifo"]
@@ -189,6 +191,8 @@ class DynamicBatcher:
         self._closed = False
         self._worker = threading.Thread(target=self._loop, name="dsprof-batcher", daemon=True)
         self._worker.start()
+        # dsprof watch and /metrics read the queue's length (only once the service runs an agent)
+        live_requests.register_queue(self, _waiting_requests)
 
     def submit(self, *args: Any, priority: str = DEFAULT_PRIORITY, **kwargs: Any) -> BatchedFuture:
         """Queue one request; the Future resolves to its share of the batched output."""
@@ -289,7 +293,7 @@ class DynamicBatcher:
             self.batches.append(sum(sizes))
             outputs = split(self.fn(*args, **kwargs), sizes)
         except BaseException as e:  # every waiting caller must hear about it
-            self._record(batch, sizes, started)
+            self._record(batch, sizes, started, ok=False)
             for r in batch:
                 r.future.set_exception(e)
             return
@@ -297,9 +301,21 @@ class DynamicBatcher:
         for r, out in zip(batch, outputs, strict=True):
             r.future.set_result(out)
 
-    def _record(self, batch: list[_Request], sizes: list[int], started: int) -> None:
+    def _record(
+        self, batch: list[_Request], sizes: list[int], started: int, ok: bool = True
+    ) -> None:
         finished = time.perf_counter_ns()
         for r in batch:
             r.future.finished_ns = finished
+        stats = live_requests.STATS  # None unless the service runs dsprof's on-demand agent
+        if stats is not None:
+            for r in batch:
+                queued = r.future.queued_ns
+                stats.record((finished - queued) / 1e9, (started - queued) / 1e9, ok)
         classes = tuple(sorted({r.future.priority for r in batch}))
         self.calls.append(BatchCall(sum(sizes), classes, started, finished))
+
+
+def _waiting_requests(batcher: DynamicBatcher) -> int:
+    """Requests queued in a batcher now (for dsprof.live's request counters)."""
+    return sum(batcher.queued().values())

@@ -19,6 +19,7 @@ from dsprof.core.child import (
 from dsprof.core.errors import RunFolderError, SchemaVersionError
 from dsprof.core.findings import FINDINGS_SCHEMA_VERSION, FindingsDocument
 from dsprof.core.fix import FIX_SCHEMA_VERSION, FixSession
+from dsprof.core.live import CAPTURE_SCHEMA_VERSION, CaptureInfo
 from dsprof.core.load import LOAD_SCHEMA_VERSION, LoadSummary
 from dsprof.core.manifest import SCHEMA_VERSION, RunManifest
 
@@ -111,3 +112,8 @@ def read_fix_session(path: Path) -> FixSession:
 def read_load_summary(path: Path) -> LoadSummary:
     """Read load.json (a `dsprof load` run's summary), checking its schema version."""
     return _read_versioned(path, LoadSummary, LOAD_SCHEMA_VERSION)
+
+
+def read_capture(path: Path) -> CaptureInfo:
+    """Read capture.json (an on-demand capture of `dsprof trace`), checking its schema version."""
+    return _read_versioned(path, CaptureInfo, CAPTURE_SCHEMA_VERSION)

@@ -32,6 +32,10 @@ LOAD_SUMMARY = "load.json"
 # trace window (written in the middle of the load)
 ERROR_BODIES = "error-bodies.jsonl"
 TRACE_HOLD = "trace-hold"
+# `dsprof trace`: how the on-demand capture went inside the service (dsprof.core.live.CaptureInfo)
+CAPTURE = "capture.json"
+# `dsprof watch`: the service's cumulative request counters at each refresh (when it reports them)
+SERVICE_REQUESTS = "service_requests.parquet"
 HOST = "host.parquet"
 GPU = "gpu.parquet"
 CUDA_MEMORY = "cuda_memory.parquet"
@@ -100,6 +104,14 @@ class RunPaths:
     @property
     def trace_hold(self) -> Path:
         return self.logs_dir / TRACE_HOLD
+
+    @property
+    def capture(self) -> Path:
+        return self.root / CAPTURE
+
+    @property
+    def service_requests(self) -> Path:
+        return self.metrics_dir / SERVICE_REQUESTS
 
     @property
     def trace_dir(self) -> Path:

@@ -1,0 +1,285 @@
+"""`dsprof watch`: read-only sampling of a running process tree and its GPUs, and its snapshot.
+
+Nothing is changed in the target: psutil reads /proc, NVML is queried read-only, and the on-demand
+agent, when the service runs one, is only asked for its request counters. The samplers are the
+collectors of `dsprof run` (HostSampler on the tree, NVML through ProcessGpuSampler) on their
+niced threads in this process. `snapshot()` gives the latest numbers (the live view and /metrics
+read it); `write_run()` turns what was sampled into a run folder (kind "watch", no trace) that
+the host-side analyzers and the report read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsprof.core.live import RequestCounters
+from dsprof.core.manifest import CollectorStatus, RunManifest
+from dsprof.live import control
+from dsprof.live.requests import RequestWindow, request_window
+from dsprof.live.target import Target, is_alive, tree_pids
+from dsprof.store.documents import write_model
+from dsprof.store.layout import RunPaths
+
+# the serving band of GPU utilisation: below it the GPU waits (host-bound work, small batches),
+# above it requests queue (the band of issue 15 and of `dsprof load --slo gpu-util=75..90`)
+GPU_UTIL_BAND = (75.0, 90.0)
+# request rate and latency are read over this sliding window
+REQUEST_WINDOW_S = 10.0
+# how often a missing agent is looked for again (a service may opt in after the watch starts)
+AGENT_RETRY_S = 10.0
+# without --for, only this many samples per sampler stay in memory (a watch may run for days)
+KEEP_ROWS = 1200
+
+
+@dataclass
+class WatchSnapshot:
+    """The latest numbers of a watch."""
+
+    ts_ns: int
+    elapsed_s: float
+    target: Target
+    alive: bool
+    host: dict[str, Any] | None
+    gpus: list[dict[str, Any]]
+    gpu_names: dict[int, tuple[str, str | None]]
+    counters: RequestCounters | None
+    requests: RequestWindow | None
+    notes: list[str] = field(default_factory=list)
+
+
+class WatchSession:
+    """Samples target's tree (and GPUs) until stop(); see the module docstring."""
+
+    def __init__(self, target: Target, hz: float = 2.0, keep_all: bool = False) -> None:
+        from dsprof.collectors import host, nvml
+        from dsprof.collectors.sampler import PeriodicSampler
+
+        self.target = target
+        self.hz = hz
+        self.keep_all = keep_all
+        self.start_ns = time.time_ns()
+        self._t0 = time.monotonic()
+        self.status: dict[str, CollectorStatus] = {}
+        self.notes: list[str] = []
+        self.host = PeriodicSampler("host", host.HostSampler(target.pid).sample, hz)
+        self.gpu: Any = None
+        self._gpu_sampler: Any = None
+        self.gpu_names: dict[int, tuple[str, str | None]] = {}
+        ok, reason = nvml.available()
+        if ok:
+            try:
+                from dsprof.live.gpu import ProcessGpuSampler
+
+                self._gpu_sampler = ProcessGpuSampler(target.pid)
+                self.gpu = PeriodicSampler("nvml", self._gpu_sampler.sample, hz)
+                _, infos = nvml.device_info()
+                self.gpu_names = {int(g["index"]): (str(g["name"]), g.get("uuid")) for g in infos}
+            except Exception as e:  # a driver that loads but fails: a note, the watch goes on
+                self.status["nvml"] = CollectorStatus(
+                    ok=False, reason=f"NVML failed to open: {e!r}"
+                )
+        else:
+            self.status["nvml"] = CollectorStatus(ok=False, reason=reason)
+        self.counter_rows: list[dict[str, Any]] = []
+        self._counters: deque[RequestCounters] = deque()
+        self._agent: control.AgentConnection | None = None
+        self._agent_next_try = 0.0
+        self._agent_note: str | None = None
+        self.end_reason: str | None = None
+        # the last snapshot (the /metrics collector reads it; it never samples itself)
+        self.latest: WatchSnapshot | None = None
+
+    def start(self) -> None:
+        self.host.start()
+        if self.gpu is not None:
+            self.gpu.start()
+
+    def stop(self) -> None:
+        self.host.stop()
+        if self.gpu is not None:
+            self.gpu.stop()
+        if self._gpu_sampler is not None:
+            self._gpu_sampler.close()
+        if self._agent is not None:
+            self._agent.close()
+            self._agent = None
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._t0
+
+    def alive(self) -> bool:
+        return is_alive(self.target.pid, self.target.create_time)
+
+    # -- the service's own request counters, through its agent ---------------------------
+    def _poll_agent(self) -> RequestCounters | None:
+        now = time.monotonic()
+        if self._agent is None and now >= self._agent_next_try:
+            self._agent_next_try = now + AGENT_RETRY_S
+            found = control.find_socket(tree_pids(self.target.pid))
+            if found is None:
+                self._agent_note = (
+                    "request rate and latency: the service reports none (it runs no dsprof "
+                    "agent: dsprof.serve_on_demand() or dsprof run --on-demand)"
+                )
+                return None
+            try:
+                self._agent = control.AgentConnection.open(found[1], found[0])
+                self._agent.hello()
+            except (control.ControlError, OSError) as e:
+                self._agent_note = f"request counters: {e}"
+                self._agent = None
+                return None
+        if self._agent is None:
+            return None
+        try:
+            answer = self._agent.request({"op": "stats"}, timeout_s=2.0)
+        except (control.ControlError, OSError, TimeoutError, ValueError) as e:
+            self._agent_note = f"request counters: the agent stopped answering ({e})"
+            self._agent.close()
+            self._agent = None
+            return None
+        raw = answer.get("counters")
+        if raw is None:
+            self._agent_note = "request counters: the agent has none"
+            return None
+        self._agent_note = None
+        counters = RequestCounters.model_validate(raw)
+        if counters.requests_total == 0 and not self._counters:
+            self._agent_note = (
+                "request counters: none reported yet (dsprof's DynamicBatcher reports its "
+                "requests; other services call dsprof.live.record_request)"
+            )
+        return counters
+
+    def _request_window(self, counters: RequestCounters | None) -> RequestWindow | None:
+        if counters is None:
+            return None
+        self._counters.append(counters)
+        horizon = counters.ts_ns - int(REQUEST_WINDOW_S * 1e9)
+        while len(self._counters) > 2 and self._counters[1].ts_ns <= horizon:
+            self._counters.popleft()
+        self.counter_rows.append(_counter_row(counters))
+        if not self.keep_all:
+            del self.counter_rows[:-KEEP_ROWS]
+        return request_window(self._counters[0] if len(self._counters) > 1 else None, counters)
+
+    # -- what the view and /metrics read ------------------------------------------------
+    def snapshot(self) -> WatchSnapshot:
+        """The latest sample of everything; also polls the agent once."""
+        if not self.keep_all:
+            for s in (self.host, self.gpu):
+                if s is not None and len(s.rows) > KEEP_ROWS:
+                    del s.rows[:-KEEP_ROWS]  # atomic under the GIL against the sampler's extend
+        alive = self.alive()
+        counters = self._poll_agent() if alive else None
+        notes = list(self.notes)
+        notes += [f"{k}: {v.reason}" for k, v in self.status.items() if not v.ok]
+        if self._gpu_sampler is not None and self._gpu_sampler.note:
+            notes.append(self._gpu_sampler.note)
+        if self._agent_note:
+            notes.append(self._agent_note)
+        snap = WatchSnapshot(
+            ts_ns=time.time_ns(),
+            elapsed_s=self.elapsed_s,
+            target=self.target,
+            alive=alive,
+            host=self.host.rows[-1] if self.host.rows else None,
+            gpus=_latest_per_gpu(self.gpu.rows if self.gpu is not None else []),
+            gpu_names=self.gpu_names,
+            counters=counters,
+            requests=self._request_window(counters),
+            notes=notes,
+        )
+        self.latest = snap
+        return snap
+
+    # -- the run folder of `dsprof watch --for` -----------------------------------------
+    def write_run(
+        self, paths: RunPaths, manifest: RunManifest, interrupted: bool, analyze: bool = True
+    ) -> RunManifest:
+        """host.parquet, gpu.parquet, service_requests.parquet, findings and run.json."""
+        from dsprof.runner import finalize
+
+        samplers: dict[str, Any] = {"host": self.host}
+        if self.gpu is not None:
+            samplers["nvml"] = self.gpu
+        finalize.write_parquet(self.counter_rows, paths.service_requests, ("ts_ns",))
+        result = finalize.finish_run(
+            paths,
+            manifest,
+            0,
+            interrupted=interrupted,
+            samplers=samplers,
+            collector_status=dict(self.status),
+            analyze=analyze,
+        )
+        final: RunManifest = result.manifest
+        final.collectors["torch_profiler"] = CollectorStatus(
+            ok=False, reason="dsprof watch records no trace (dsprof trace PID takes one)"
+        )
+        final.collectors.pop("cuda_memory", None)
+        final.collectors["service_requests"] = CollectorStatus(
+            ok=bool(self.counter_rows),
+            reason="" if self.counter_rows else (self._agent_note or "no request counters"),
+            detail={"samples": len(self.counter_rows)},
+        )
+        if self.end_reason is not None:
+            final.error = self.end_reason
+        write_model(paths.manifest, final)
+        return final
+
+
+def _counter_row(c: RequestCounters) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "ts_ns": c.ts_ns,
+        "requests_total": c.requests_total,
+        "errors_total": c.errors_total,
+        "latency_sum_s": c.latency.sum_s,
+    }
+    if c.waiting is not None:
+        row["waiting"] = c.waiting
+    # cumulative bucket counts, one column per bound: le_0.005 ... (Prometheus' own layout)
+    for bound, count in zip(c.latency.bounds_s, c.latency.counts, strict=True):
+        row[f"latency_le_{bound:g}_s"] = count
+    return row
+
+
+def _latest_per_gpu(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last row of each GPU index in the sampler's rows (rows of one sample share ts_ns)."""
+    latest: dict[int, dict[str, Any]] = {}
+    for row in reversed(rows[-64:]):
+        latest.setdefault(int(row.get("gpu_index", 0)), row)
+    return [latest[k] for k in sorted(latest)]
+
+
+def watch_manifest(paths: RunPaths, target: Target, options: dict[str, Any]) -> RunManifest:
+    """The run.json a `dsprof watch --for` starts with."""
+    from dsprof.collectors.environment import collect_environment
+
+    return RunManifest(
+        run_id=paths.root.name,
+        kind="watch",
+        argv=list(target.cmdline),
+        target=target.label,
+        cwd=target.cwd or os.getcwd(),
+        start_ns=time.time_ns(),
+        environment=collect_environment(),
+        options={"pid": target.pid, "warmup_steps": 0, **options},
+    )
+
+
+def create_watch_folder(out: Path, target: Target, name: str | None) -> RunPaths:
+    """A new run folder for the watch (before sampling starts: a Ctrl-C still leaves one)."""
+    from dsprof.store.run_store import create_run_folder
+
+    paths = create_run_folder(out, name or f"{target.label}-watch")
+    with contextlib.suppress(OSError):
+        paths.outputs_dir.rmdir()  # a watch captures no outputs
+    return paths
