@@ -4,6 +4,7 @@
     python examples/serve_bert.py --port 8000                      # BERT-base, random weights
     curl -s -XPOST localhost:8000/embed -H 'X-Priority: real-time' -d '{"text": "hello"}'
     dsprof load http://127.0.0.1:8000/embed --server "python examples/serve_bert.py" --slo seeds
+    python examples/serve_bert.py --on-demand &      # then: dsprof watch $! / dsprof trace $!
 
 POST /embed {"text": "..."} answers the mean-pooled embedding. The priority class comes from the
 X-Priority header (real-time, batch, background; default batch). Every answer carries a
@@ -35,6 +36,7 @@ parser.add_argument("--max-batch", type=int, default=8)
 parser.add_argument("--max-wait-ms", type=float, default=10.0)
 parser.add_argument("--policy", choices=["priority", "fifo"], default="priority")
 parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+parser.add_argument("--on-demand", action="store_true", help="accept `dsprof trace PID` (opt-in)")
 args, _ = parser.parse_known_args()
 
 if args.threads:
@@ -99,6 +101,10 @@ async def server_timing(request: Request, call_next):  # type: ignore[no-untyped
 
 
 if __name__ == "__main__":
+    if args.on_demand:
+        import dsprof
+
+        dsprof.serve_on_demand()  # the one line: dsprof trace PID can now take a window
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

@@ -106,6 +106,7 @@ class _StepWatch:
                 self.model_known.set()
             inside = inside and key == self.model
             row["traced"] = inside
+            row["_key"] = key
             self.rows.append(row)
             if inside:
                 self.traced += 1
@@ -285,12 +286,19 @@ class OnDemandCapture:
                 break
 
     def _flush_steps(self, watch: _StepWatch) -> None:
-        """Append the steps not yet written to steps.jsonl."""
+        """Append the model's steps not yet written to steps.jsonl (once the model is known:
+        the layers caught mid-call when the tracker was installed are not steps)."""
+        model = watch.model
         rows = watch.rows[self._written :]
-        if not rows:
+        if model is None or not rows:
             return
+        lines = [
+            json.dumps({k: v for k, v in r.items() if k != "_key"}) + "\n"
+            for r in rows
+            if r["_key"] == model
+        ]
         with open(self.paths.steps_live, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r) + "\n" for r in rows))
+            f.write("".join(lines))
         self._written += len(rows)
 
     def _judge(self, watch: _StepWatch) -> None:
@@ -336,7 +344,7 @@ class OnDemandCapture:
                 "cuda_available": bool(torch.cuda.is_available()),
                 "torch_num_threads": torch.get_num_threads(),
                 "torch_num_interop_threads": torch.get_num_interop_threads(),
-                "steps_seen": len(watch.rows),
+                "steps_seen": sum(1 for r in watch.rows if r["_key"] == watch.model),
                 "step_mode": getattr(tracker, "mode", None),
                 "root_modules": roots,
                 "root_inputs": {r["qualname"]: r["inputs"] for r in roots},

@@ -42,7 +42,7 @@ class TraceRequest:
 
     pid: int
     steps: int | None = 5
-    duration_s: float | None = None
+    duration_s: float | None = None  # when given, it replaces steps
     timeout_s: float = 60.0
     out: Path = DEFAULT_RUNS_DIR
     name: str | None = None
@@ -94,8 +94,8 @@ def _target_env(pid: int) -> dict[str, str] | None:
 
 def take_trace(req: TraceRequest, say: Callable[[str], None] = lambda s: None) -> TraceResult:
     """Run one on-demand capture (see the module docstring). `say` receives progress lines."""
-    if (req.steps is None) == (req.duration_s is None):
-        raise DsprofError("give either --steps N or --duration D")
+    if req.steps is None and req.duration_s is None:
+        raise DsprofError("give --steps N or --duration D")
     t0 = time.monotonic()
     requested_ns = time.time_ns()
     target = resolve_pid(req.pid)

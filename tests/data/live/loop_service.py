@@ -1,0 +1,48 @@
+"""A small service for the live tests: a worker thread calls an MLP in a loop, like a model
+server's batch thread, and reports each call as a request. It opts in to on-demand traces unless
+--no-agent. It always ends on its own (--exit-after, normal exit: atexit handlers run)."""
+
+import argparse
+import threading
+import time
+
+import torch
+
+import dsprof
+from dsprof.live import record_request
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--exit-after", type=float, default=120.0, help="seconds, then exit normally")
+parser.add_argument("--no-agent", action="store_true")
+parser.add_argument("--interval-ms", type=float, default=5.0, help="pause between calls")
+parser.add_argument("--hidden", type=int, default=256)
+args = parser.parse_args()
+
+torch.manual_seed(0)
+model = torch.nn.Sequential(
+    torch.nn.Linear(args.hidden, args.hidden), torch.nn.ReLU(), torch.nn.Linear(args.hidden, 8)
+).eval()
+if not args.no_agent:
+    print("agent", dsprof.serve_on_demand(), flush=True)
+stop = threading.Event()
+
+
+def work() -> None:
+    x = torch.randn(4, args.hidden)
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            model(x)
+        record_request(time.perf_counter() - t0)
+        time.sleep(args.interval_ms / 1000)
+
+
+worker = threading.Thread(target=work, name="model-worker")
+worker.start()
+print("ready", flush=True)
+deadline = time.monotonic() + args.exit_after
+while time.monotonic() < deadline:
+    time.sleep(0.05)
+stop.set()
+worker.join()
+print("bye", flush=True)

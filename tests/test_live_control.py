@@ -1,0 +1,166 @@
+"""The control socket's safety: a private directory, mode 0600, stale sockets, peers; the target
+checks (no such PID, another user's), all with real sockets and processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dsprof.live import control
+from dsprof.live.target import TargetError, find_by_name, resolve_pid
+
+
+@pytest.fixture
+def control_dir(tmp_path, monkeypatch):
+    d = tmp_path / "ctl"
+    monkeypatch.setenv(control.CONTROL_DIR_ENV, str(d))
+    return d
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _stale_socket(path: Path) -> None:
+    """A socket file nothing listens on (what a killed process leaves behind)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))
+    s.close()
+
+
+def test_the_socket_is_user_only(control_dir):
+    sock, path = control.bind_socket(os.getpid())
+    try:
+        assert path.parent == control_dir
+        assert stat.S_IMODE(os.stat(control_dir).st_mode) == 0o700
+        assert stat.S_ISSOCK(os.lstat(path).st_mode)
+        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+        assert control.answers(path)
+    finally:
+        sock.close()
+        path.unlink()
+
+
+def test_a_loose_directory_of_ours_is_closed_before_use(control_dir):
+    control_dir.mkdir(mode=0o755)
+    os.chmod(control_dir, 0o755)
+    sock, _ = control.bind_socket(os.getpid())
+    sock.close()
+    assert stat.S_IMODE(os.stat(control_dir).st_mode) == 0o700
+
+
+def test_a_symlinked_directory_is_refused(tmp_path, monkeypatch):
+    real = tmp_path / "elsewhere"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "ctl"
+    link.symlink_to(real)
+    with pytest.raises(control.ControlError, match="not a directory"):
+        control.private_dir(link)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to make a directory of another user")
+def test_a_directory_of_another_user_is_refused(tmp_path):
+    d = tmp_path / "ctl"
+    d.mkdir(mode=0o700)
+    os.chown(d, 65534, 65534)
+    with pytest.raises(control.ControlError, match="belongs to uid 65534"):
+        control.private_dir(d)
+
+
+def test_a_stale_socket_of_this_pid_is_replaced(control_dir):
+    control.private_dir(control_dir)
+    path = control_dir / control.socket_name(os.getpid())
+    _stale_socket(path)
+    assert not control.answers(path)
+    sock, bound = control.bind_socket(os.getpid())
+    try:
+        assert bound == path and control.answers(path)
+    finally:
+        sock.close()
+
+
+def test_stale_sockets_of_dead_processes_are_swept_and_others_kept(control_dir):
+    control.private_dir(control_dir)
+    dead = control_dir / control.socket_name(_dead_pid())
+    _stale_socket(dead)
+    not_ours = control_dir / "notes.txt"
+    not_ours.write_text("kept")
+    live_pid_file = control_dir / control.socket_name(os.getppid())  # alive: not swept
+    _stale_socket(live_pid_file)
+    assert control.sweep_stale(control_dir) == [dead]
+    assert not dead.exists() and not_ours.exists() and live_pid_file.exists()
+
+
+def test_find_socket_removes_a_stale_one_and_finds_none(control_dir):
+    control.private_dir(control_dir)
+    path = control_dir / control.socket_name(os.getpid())
+    _stale_socket(path)
+    assert control.find_socket([os.getpid()]) is None
+    assert not path.exists()
+
+
+def test_a_file_in_the_way_is_not_removed(control_dir):
+    control.private_dir(control_dir)
+    path = control_dir / control.socket_name(os.getpid())
+    path.write_text("not a socket")
+    with pytest.raises(control.ControlError, match="not your socket"):
+        control.bind_socket(os.getpid())
+    assert path.read_text() == "not a socket"
+
+
+def test_the_client_refuses_a_socket_served_by_another_pid(control_dir):
+    sock, path = control.bind_socket(os.getpid())
+    try:
+        with pytest.raises(control.ControlError, match=f"served by PID {os.getpid()}"):
+            control.AgentConnection.open(path, expected_pid=os.getpid() + 1)
+    finally:
+        sock.close()
+
+
+def test_no_such_pid_is_a_clear_error():
+    pid = _dead_pid()
+    with pytest.raises(TargetError, match=f"no process with PID {pid}"):
+        resolve_pid(pid)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to start a process as another user")
+def test_another_users_process_is_refused():
+    proc = subprocess.Popen(["sleep", "30"], user=65534)
+    try:
+        time.sleep(0.2)
+        with pytest.raises(TargetError, match="not to you"):
+            resolve_pid(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_find_by_name():
+    marker = f"dsprof-live-test-{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert find_by_name(marker).pid == proc.pid
+                break
+            except TargetError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        with pytest.raises(TargetError, match="no process of yours matches"):
+            find_by_name(marker + "-none")
+        with pytest.raises(TargetError, match="not a regular expression"):
+            find_by_name("(")
+    finally:
+        proc.kill()
+        proc.wait()

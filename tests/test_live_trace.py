@@ -1,0 +1,149 @@
+"""On-demand traces of a real running service (tests/data/live/loop_service.py): the run folder,
+--duration, one capture at a time, a service that exits or is killed mid-capture, a process
+that did not opt in, and 20 captures in a row."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import pandas as pd
+import psutil
+import pytest
+from live_support import dsprof, loop_service
+
+from dsprof.live import control
+from dsprof.live.trace import TraceRequest, take_trace
+from dsprof.store.documents import read_capture, read_manifest
+from dsprof.trace import load_trace
+
+
+def test_a_trace_of_steps_is_an_analysed_run_folder(tmp_path):
+    with loop_service() as svc:
+        result = take_trace(TraceRequest(pid=svc.pid, steps=3, out=tmp_path / "runs"))
+        assert svc.poll() is None, "the service keeps running"
+    info = result.capture
+    assert info.status == "ok" and info.steps_traced == 3, info
+    paths = result.paths
+    manifest = read_manifest(paths.manifest)
+    assert manifest.kind == "trace" and manifest.status == "ok"
+    assert manifest.options["pid"] == svc.pid
+    (trace_file,) = paths.trace_files()
+    assert trace_file.name.endswith(".pt.trace.json.gz") and trace_file.name == info.trace_file
+    frames = load_trace(trace_file)
+    assert len(frames.steps) == 3  # ProfilerStep#0..2, one per traced model call
+    ops = frames.cpu["name"].astype(str)
+    assert (ops == "aten::linear").sum() >= 6  # the model ran on its worker thread: recorded
+    steps = pd.read_parquet(paths.steps)
+    assert int(steps["traced"].sum()) == 3 and set(steps["module"]) == {"Sequential"}
+    assert read_capture(paths.capture).started_ns is not None
+    assert json.loads(paths.findings.read_text())["schema_version"] == 1
+    assert paths.host.is_file()
+    child = json.loads(paths.child_info.read_text())
+    assert child["profiler"]["trace_file"] == trace_file.name
+    r = dsprof("analyze", str(paths.root), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_trace_for_a_duration(tmp_path):
+    with loop_service() as svc:
+        result = take_trace(TraceRequest(pid=svc.pid, duration_s=1.0, out=tmp_path))
+    info = result.capture
+    assert info.status == "ok" and info.mode == "duration" and info.steps_traced >= 1
+    assert info.started_ns is not None and info.ended_ns is not None
+    assert 0.9 <= (info.ended_ns - info.started_ns) / 1e9 < 5
+    assert len(load_trace(result.paths.trace_files()[0]).steps) >= 1
+
+
+def test_a_second_capture_while_one_runs_is_refused(tmp_path):
+    with loop_service() as svc:
+        first: list = []
+        t = threading.Thread(
+            target=lambda: first.append(
+                take_trace(TraceRequest(pid=svc.pid, duration_s=6.0, out=tmp_path / "a"))
+            )
+        )
+        t.start()
+        found = control.find_socket([svc.pid])
+        assert found is not None
+        deadline = time.monotonic() + 30
+        with control.connect(*found) as conn:
+            while not conn.hello()["busy"]:
+                assert time.monotonic() < deadline, "the first capture never started"
+                time.sleep(0.05)
+        r = dsprof("trace", str(svc.pid), "--steps", "2", "--out", "b", cwd=tmp_path)
+        t.join(60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "already" in r.stderr and "one at a time" in r.stderr
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
+    assert first and first[0].capture.status == "ok"
+
+
+def test_a_process_that_did_not_opt_in_gets_a_clear_message(tmp_path):
+    with loop_service("--no-agent", agent=False) as svc:
+        r = dsprof("trace", str(svc.pid), cwd=tmp_path)
+    assert r.returncode == 2
+    assert f"PID {svc.pid} (loop_service) does not accept on-demand traces" in r.stderr
+    assert "dsprof.serve_on_demand()" in r.stderr and "dsprof run --on-demand" in r.stderr
+    assert "sys.remote_exec" in r.stderr
+    assert not (tmp_path / ".dsprof").exists()
+
+
+def test_no_such_process(tmp_path):
+    r = dsprof("trace", "999999999", cwd=tmp_path)
+    assert r.returncode == 2 and "no process with PID 999999999" in r.stderr
+
+
+def test_a_service_that_exits_during_the_capture_keeps_it_marked_partial(tmp_path):
+    with loop_service("--exit-after", "3") as svc:
+        result = take_trace(TraceRequest(pid=svc.pid, steps=100_000, timeout_s=60, out=tmp_path))
+        svc.wait(30)
+    info = result.capture
+    assert info.status == "partial" and "exited during the capture" in (info.reason or "")
+    assert info.steps_traced > 0
+    manifest = read_manifest(result.paths.manifest)
+    assert manifest.status == "interrupted" and "partial" in (manifest.error or "")
+    (trace_file,) = result.paths.trace_files()  # exported at exit: what was recorded is kept
+    assert len(load_trace(trace_file).steps) > 0
+    assert result.paths.steps.is_file()
+
+
+def test_a_service_killed_during_the_capture_keeps_what_was_collected(tmp_path):
+    with loop_service() as svc:
+        results: list = []
+        t = threading.Thread(
+            target=lambda: results.append(
+                take_trace(TraceRequest(pid=svc.pid, duration_s=30.0, out=tmp_path))
+            )
+        )
+        t.start()
+        time.sleep(3)
+        svc.send_signal(signal.SIGKILL)
+        t.join(60)
+    (result,) = results
+    info = result.capture
+    assert info.status == "partial" and "killed" in (info.reason or "")
+    manifest = read_manifest(result.paths.manifest)
+    assert manifest.status == "interrupted" and "killed" in (manifest.error or "")
+    assert result.paths.host.is_file()  # sampled from outside: kept
+    assert result.paths.steps.is_file()  # written by the agent every 0.5 s
+    assert result.paths.trace_files() == []
+
+
+@pytest.mark.slow
+def test_twenty_captures_leave_the_service_healthy(tmp_path):
+    with loop_service("--interval-ms", "2") as svc:
+        proc = psutil.Process(svc.pid)
+        for _ in range(2):  # the first captures load what stays loaded (torch.profiler, pandas)
+            take_trace(TraceRequest(pid=svc.pid, steps=2, out=tmp_path, analyze=False))
+        threads0, rss0 = proc.num_threads(), proc.memory_info().rss
+        for i in range(20):
+            result = take_trace(TraceRequest(pid=svc.pid, steps=2, out=tmp_path, analyze=False))
+            assert result.capture.status == "ok", (i, result.capture)
+        time.sleep(0.5)  # the last connection's thread ends
+        threads1, rss1 = proc.num_threads(), proc.memory_info().rss
+        assert svc.poll() is None
+    assert threads1 <= threads0, (threads0, threads1)
+    assert rss1 - rss0 < 64 * 2**20, (rss0, rss1)
