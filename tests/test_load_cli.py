@@ -32,6 +32,11 @@ HANDLER = textwrap.dedent(
 )
 
 
+# exit 4: the measurement is valid in all but the generator's timing, which a machine shared by
+# several test runs cannot promise (the schedule lag check is pinned in test_load_generator.py)
+PASSED = (0, 4)
+
+
 def dsprof(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     return subprocess.run(
@@ -57,7 +62,7 @@ def test_handler_target_meets_its_slos_and_exits_0(tmp_path):
         "--slo", "p99<2s", "--slo", "errors<1%", "--mix", "real-time=0.25,batch=0.75",
         cwd=tmp_path,
     )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode in PASSED, r.stdout + r.stderr
     run = only_run(tmp_path)
     doc = json.loads((run / "load.json").read_text())
     assert doc["schema_version"] == 1 and doc["mode"] == "open-loop" and doc["slo_status"] == "pass"
@@ -102,7 +107,7 @@ def test_server_command_is_started_profiled_and_stopped(tmp_path):
         "load", f"http://127.0.0.1:{port}/work", "--server", f"python {STALL_APP} --port {port}",
         "--rate", "50", "--duration", "2", "--out", "runs", "--slo", "p99<1s", cwd=tmp_path,
     )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode in PASSED, r.stdout + r.stderr
     run = only_run(tmp_path)
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["status"] == "ok" and manifest["options"]["load"]["stopped_by_dsprof_load"]
@@ -197,3 +202,45 @@ def test_ctrl_c_keeps_partial_results_and_exits_130(tmp_path):
     assert doc["status"] == "interrupted"
     df = pd.read_parquet(run / "metrics" / "requests.parquet")
     assert 20 <= len(df) < 1500
+
+
+def test_pid_target_sweeps_rates_into_a_load_run_folder(tmp_path):
+    import psutil
+
+    with stall_app("--work-ms", "1") as url:
+        pid = next(
+            p.pid
+            for p in psutil.Process().children(recursive=True)
+            if "stall_app" in " ".join(p.cmdline())
+        )
+        r = dsprof("load", url, "--pid", str(pid), "--rate", "20..40:2", "--duration", "1.5",
+                   "--out", "runs", "--slo", "p99<1s", cwd=tmp_path)  # fmt: skip
+    assert r.returncode in PASSED, r.stdout + r.stderr
+    run = only_run(tmp_path)
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["kind"] == "load" and manifest["status"] == "ok"
+    doc = json.loads((run / "load.json").read_text())
+    assert [s["offered_rate_per_s"] for s in doc["steps"]] == [20.0, 40.0]
+    host = pd.read_parquet(run / "metrics" / "host.parquet")
+    assert len(host) >= 3 and "proc_cpu_pct" in host
+
+
+def test_find_max_rate_brackets_the_highest_passing_rate(tmp_path):
+    # each answer sleeps 20 ms on one event loop: ~50 req/s at most, so p99<300ms fails above it
+    with stall_app("--work-ms", "20") as url:
+        r = dsprof("load", url, "--find-max-rate", "--rate", "10", "--duration", "1.5",
+                   "--slo", "p99<300ms", "--out", "runs", "-q", cwd=tmp_path)  # fmt: skip
+    assert r.returncode in (*PASSED, 3), r.stdout + r.stderr
+    doc = json.loads((only_run(tmp_path) / "load.json").read_text())
+    search = doc["max_rate"]
+    assert 2 <= len(search["tried"]) <= 8
+    rates = [rate for rate, _ in search["tried"]]
+    if (
+        search["max_rate_per_s"] is None
+    ):  # even 10 req/s failed (a machine too busy to send on time)
+        assert rates == [10, 5, 2.5, 1.25, 0.625, 0.3125, 0.15625, 0.078125][: len(rates)]
+        assert "no rate" in search["note"]
+    else:
+        assert search["max_rate_per_s"] < 200 and "max rate meeting the SLOs" in r.stdout
+        best = search["max_rate_per_s"]
+        assert any(not ok and rate > best for rate, ok in search["tried"])  # a failing rate above

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from load_support import stall_app
 
@@ -79,3 +81,20 @@ def test_an_unreachable_url_fails_every_request_as_connect():
     url = f"http://127.0.0.1:{free_port()}/work"
     df = _open_loop(url, rate=50, n=5)
     assert (df["error"] == "connect").all() and df["latency_ns"].isna().all()
+
+
+def test_workers_split_one_plan_and_merge_their_rows():
+    from dsprof.load.workers import run_with_workers
+
+    due = schedule_ns(100, arrival="constant", requests=60)
+    step = gen.Step(0, "", BODY, [None] * 60, due_ns=due, timeout_s=10)
+    with stall_app("--work-ms", "1") as url:
+        step.url = url
+        log, why = run_with_workers(step, time.time_ns(), 2, None, gen.RequestLog())
+    df = requests_frame(log.columns())
+    assert why is None and sorted(df["request_id"]) == list(range(60))
+    assert set(df["worker"]) == {0, 1} and df["error"].isna().all()
+    assert (df.groupby("worker")["request_id"].apply(lambda s: set(s % 2))).to_dict() == {
+        0: {0},
+        1: {1},
+    }

@@ -216,8 +216,10 @@ async def run_step_async(
     stop_reason: list[str | None] = [None]
     connector = aiohttp.TCPConnector(limit=step.max_connections, force_close=False)
     timeout = aiohttp.ClientTimeout(total=step.timeout_s)
-    start = clock.perf(start_epoch_ns)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # the plan starts at start_epoch_ns, or now if setting up the client took longer (on
+        # a busy machine it can): the schedule is relative, so it moves whole, never compressed
+        start = max(clock.perf(start_epoch_ns), time.perf_counter_ns())
         tasks: set[asyncio.Task[None]] = set()
         next_poll = 0
         if step.due_ns is not None:
@@ -283,6 +285,7 @@ def warm_up() -> None:
     """Import the client before a step's start time is fixed (aiohttp takes ~0.3 s to import)."""
     import aiohttp  # noqa: F401
 
+    new_event_loop().close()  # and uvloop
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's loop when installed (a faster scheduler and socket layer), else asyncio's."""
