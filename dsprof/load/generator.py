@@ -287,6 +287,7 @@ def warm_up() -> None:
 
     new_event_loop().close()  # and uvloop
 
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's loop when installed (a faster scheduler and socket layer), else asyncio's."""
     try:

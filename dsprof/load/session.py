@@ -163,12 +163,7 @@ def run_load(req: LoadRequest) -> LoadResult:
             trace_steps=(max(req.trace_steps[0], 2), req.trace_steps[1]) if req.trace else None,
             sample_hz=req.sample_hz,
         )
-        try:
-            summary.server["ready_s"] = round(service.wait_ready(url, req.ready_timeout_s), 2)
-        except BaseException:
-            service.stop()
-            raise
-        summary.server.update(command=req.server or f"python -m {HANDLER_MODULE} {req.target}")
+        summary.server["command"] = req.server or f"python -m {HANDLER_MODULE} {req.target}"
         sampled_pid = service.proc.pid
     else:
         if req.pid is not None and not _pid_alive(req.pid):
@@ -178,14 +173,22 @@ def run_load(req: LoadRequest) -> LoadResult:
         paths = create_run_folder(req.out, stem)
         sampled_pid = req.pid if req.pid is not None else os.getpid()
         summary.server["pid"] = req.pid
-    from dsprof.runner.launch import start_samplers
-
-    gen.warm_up()  # the client's imports are not charged to the first requests' schedule
-
-    samplers, sampler_status = start_samplers(sampled_pid, req.sample_hz)
+    # from here on the run folder exists: whatever happens, it gets load.json and what was measured
+    samplers: dict[str, Any] = {}
+    sampler_status: dict[str, Any] = {}
     log = gen.RequestLog()
     interrupted = False
     try:
+        if service is not None:
+            try:
+                summary.server["ready_s"] = round(service.wait_ready(url, req.ready_timeout_s), 2)
+            except ServiceError as e:
+                summary.status, summary.error = "failed", str(e)
+                raise
+        from dsprof.runner.launch import start_samplers
+
+        gen.warm_up()  # the client's imports are not charged to the first requests' schedule
+        samplers, sampler_status = start_samplers(sampled_pid, req.sample_hz)
         _run_steps(req, summary, slos, templates, url, log, samplers, service)
     except KeyboardInterrupt:
         interrupted = True
@@ -196,9 +199,10 @@ def run_load(req: LoadRequest) -> LoadResult:
                 s.stop()
         if "_nvml_handle" in samplers:
             samplers["_nvml_handle"].close()
-        _write_requests(paths, log)
-        summary.slo_status = overall([r for s in summary.steps for r in s.slos])  # type: ignore[assignment]
-        write_model(paths.load_summary, summary)
+        if paths.root.is_dir():  # a service that never started has no folder to write into
+            _write_requests(paths, log)
+            summary.slo_status = overall([r for s in summary.steps for r in s.slos])  # type: ignore[assignment]
+            write_model(paths.load_summary, summary)
         if service is not None:
             _finish_service(service, summary, paths)
         else:
@@ -352,7 +356,8 @@ def _finish_service(service: Service, summary: LoadSummary, paths: RunPaths) -> 
     summary.server["exit_code"] = code
     with contextlib.suppress(Exception):
         manifest = read_manifest(paths.manifest)
-        if died is None and service.stopped_by_us and manifest.status == "interrupted":
+        planned = summary.status in ("ok", "invalid")
+        if planned and died is None and service.stopped_by_us and manifest.status == "interrupted":
             # the service ends because the load is over: that is the plan, not an interruption
             manifest.status, manifest.exit_code, manifest.error = "ok", 0, None
         manifest.options["load"] = {
@@ -360,7 +365,8 @@ def _finish_service(service: Service, summary: LoadSummary, paths: RunPaths) -> 
             "stopped_by_dsprof_load": service.stopped_by_us,
         }
         write_model(paths.manifest, manifest)
-    write_model(paths.load_summary, summary)
+    if paths.root.is_dir():
+        write_model(paths.load_summary, summary)
 
 
 def _finish_own_folder(
