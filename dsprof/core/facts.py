@@ -59,7 +59,10 @@ class RunFacts(BaseModel):
     )
     uses_accelerator: bool = Field(
         default=False,
-        description="uses_device, or another accelerator's events in a trace (MTIA, XPU, ...)",
+        description=(
+            "uses_device, or another accelerator's events in a trace (MTIA, XPU, ...), or GPU "
+            "runtime calls without the device's timeline: the CPU analyzers then stay silent"
+        ),
     )
     usable_cores: float | None = Field(
         default=None,

@@ -58,11 +58,12 @@ def _traces(run: RunData) -> list[Any]:
 def _device(run: RunData, traces: list[Any]) -> tuple[Device, bool, bool]:
     """(the device, uses_device, uses_accelerator): traces first, then child.json, then run.json
     (the rule RunFacts.uses_device documents)."""
-    from dsprof.trace.device_kind import accelerator_categories, device_of_type, trace_device
+    from dsprof.trace.device_kind import device_of_type, trace_device, trace_role
 
     seen = [trace_device(tf) for tf in traces]
     present = next((d for d in seen if d.kind != "cpu"), None)
-    other_work = any(accelerator_categories(tf) for tf in traces)
+    # another accelerator's work, or a GPU driven without its timeline recorded: not CPU work
+    other_work = any(trace_role(tf) in ("accelerator", "gpu-unrecorded") for tf in traces)
     busy = [d for d, tf in zip(seen, traces, strict=True) if tf.has_gpu_activity]
     child = run.child
     non_cpu = [t for t in child.device_types if t != "cpu"]

@@ -6,17 +6,25 @@ Signals, strongest first:
         cuda_runtime_version / cupti_version on CUDA builds (tracelens/gpu_only_trace, an MI210
         trace, carries the former; the H100 traces the latter)
     deviceProperties names: "AMD Instinct MI210", "NVIDIA H100 80GB HBM3", "Tesla V100-SXM2-32GB"
+    runtime call names: hipLaunchKernel, hipFree... are ROCm's (recorded under the cuda_runtime
+        category like CUDA's); a trace without version keys or device names still says HIP
     event categories: kernels recorded through CUPTI/roctracer; another accelerator's runtime
         events (Kineto names them <device>_runtime, e.g. mtia_runtime in hta/mtia_rank_0) land in
         no table and are counted in TraceFrames.unread_categories
 A trace can list GPUs in deviceProperties without any GPU work (a CPU run on a GPU machine): the
 device is then known but unused (dsprof.core.facts.RunFacts.uses_gpu).
+
+trace_role(tf) says who judges a trace: the GPU analyzers ("gpu": CUDA/HIP kernels or copies
+recorded), the CPU analyzers ("cpu": no accelerator work at all), or nobody ("accelerator":
+another accelerator's work, which dsprof does not analyse; "gpu-unrecorded": GPU runtime calls
+without the device's timeline, e.g. under the CUPTI range profiler). The registry's notices
+(dsprof.analyzers.notices) say so for the last two.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from dsprof.core.facts import Device
 
@@ -47,13 +55,40 @@ def accelerator_categories(tf: TraceFrames) -> list[str]:
     return sorted(c for c in tf.unread_categories if ACCELERATOR_CAT_RE.match(c))
 
 
+TraceRole = Literal["gpu", "cpu", "accelerator", "gpu-unrecorded"]
+# runtime call families that only a process driving a GPU makes (dsprof.trace.calls)
+GPU_CALL_FAMILIES = ("launch", "copy", "explicit-sync", "implicit-sync", "allocator")
+
+
+def gpu_calls(tf: TraceFrames) -> int:
+    """Runtime calls that launch, copy, synchronise or allocate on a GPU (CUDA or HIP)."""
+    rt = tf.runtime_calls
+    return int(rt["family"].isin(GPU_CALL_FAMILIES).sum()) if len(rt) else 0
+
+
+def trace_role(tf: TraceFrames) -> TraceRole:
+    """Who judges this trace (see the module docstring)."""
+    if tf.has_gpu_activity:
+        return "gpu"
+    if accelerator_categories(tf):
+        return "accelerator"
+    if gpu_calls(tf):
+        return "gpu-unrecorded"
+    return "cpu"
+
+
 def trace_device(tf: TraceFrames) -> Device:
     """The accelerator the trace shows (see the module docstring), or Device() for the CPU."""
     names = tuple(str(p["name"]) for p in tf.device_properties if p.get("name"))
     meta = tf.metadata
     rocm_key = next((k for k in ROCM_KEYS if k in meta), None)
-    if rocm_key or any(AMD_NAME_RE.search(n) for n in names):
-        source = f"trace {rocm_key}" if rocm_key else "trace deviceProperties"
+    hip_calls = any(str(c).startswith("hip") for c in tf.runtime_names)
+    if rocm_key or hip_calls or any(AMD_NAME_RE.search(n) for n in names):
+        source = (
+            f"trace {rocm_key}"
+            if rocm_key
+            else ("trace runtime calls (hip*)" if hip_calls else "trace deviceProperties")
+        )
         return Device(kind="rocm", vendor="AMD", names=names, source=source)
     cuda_key = next((k for k in CUDA_KEYS if k in meta), None)
     if any(NVIDIA_NAME_RE.search(n) for n in names) or cuda_key:

@@ -1,8 +1,10 @@
-"""Peak FLOP/s and memory bandwidth of common NVIDIA GPUs, matched from deviceProperties/NVML names.
+"""Peak FLOP/s and memory bandwidth of common NVIDIA and AMD GPUs, matched from deviceProperties,
+NVML or ROCm-SMI names (match_gpu). Which device a trace ran on is dsprof.trace.device_kind.
 
-All tensor-core rates are dense (without 2:4 sparsity), in TFLOP/s; bandwidth in GB/s. fp32 is
-the non-tensor-core (FFMA) rate, which is what an fp32 matmul gets while TF32 is off (PyTorch's
-default for matmul). None means the GPU has no tensor-core path for that type.
+All matrix-unit rates (NVIDIA tensor cores, AMD matrix cores) are dense (without 2:4 sparsity),
+in TFLOP/s; bandwidth in GB/s. fp32 is the vector (non-matrix-unit) rate, which is what an fp32
+matmul gets while TF32 is off (PyTorch's default for matmul). None means the GPU has no matrix
+path for that type.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class GpuSpec:
 
 
 _DS = "NVIDIA datasheet"
+_AMD = "AMD Instinct data sheet"
 # Order matters: the first pattern that matches wins (PCIe before the generic name, and so on).
 GPU_SPECS: tuple[GpuSpec, ...] = (
     GpuSpec("V100 PCIe", r"V100.*PCIE", 14.0, None, 112.0, None, None, 900, 32,
@@ -72,6 +75,27 @@ GPU_SPECS: tuple[GpuSpec, ...] = (
     GpuSpec("T4", r"\bT4\b", 8.1, None, 65.0, None, None, 320, 16, f"{_DS}: T4", (7, 5)),
     GpuSpec("RTX 2080 Ti", r"2080 Ti", 13.4, None, 53.8, None, None, 616, 11,
             "NVIDIA Turing GPU architecture whitepaper, appendix A (GeForce RTX 2080 Ti)", (7, 5)),
+    # AMD Instinct. compute_capability is the gfx target (gfx90a -> (9, 0), gfx942 -> (9, 4),
+    # gfx950 -> (9, 5)) as ROCm reports it in deviceProperties computeMajor/Minor. An MI250(X)
+    # is two GCDs that PyTorch sees as two devices of 64 GB each: its rows are per GCD, half of
+    # the data sheet's per-module numbers.
+    GpuSpec("MI210", r"MI210", 22.6, None, 181.0, 181.0, None, 1638, 64,
+            f"{_AMD}: MI210 (FP32 vector 22.6, FP16/BF16 matrix 181.0 TFLOP/s, HBM2e 1.6 TB/s)",
+            (9, 0)),
+    GpuSpec("MI250X (one GCD)", r"MI250X(?!/)", 23.9, None, 191.5, 191.5, None, 1638, 64,
+            f"{_AMD}: MI250X (FP32 vector 47.9, FP16/BF16 matrix 383.0 TFLOP/s, 3.2 TB/s per "
+            "two-GCD module), halved", (9, 0)),
+    GpuSpec("MI250 (one GCD)", r"MI250", 22.6, None, 181.0, 181.0, None, 1638, 64,
+            f"{_AMD}: MI250 (FP32 vector 45.3, FP16/BF16 matrix 362.1 TFLOP/s, 3.2 TB/s per "
+            "two-GCD module), halved; 'MI250X/MI250' names match here (the lower rates)", (9, 0)),
+    GpuSpec("MI300X", r"MI300X|MI300\b", 163.4, 653.7, 1307.4, 1307.4, 2614.9, 5300, 192,
+            f"{_AMD}: MI300X (FP32 vector 163.4, TF32 653.7, FP16/BF16 1307.4, FP8 2614.9 "
+            "TFLOP/s dense; HBM3 5.3 TB/s)", (9, 4)),
+    GpuSpec("MI325X", r"MI325X", 163.4, 653.7, 1307.4, 1307.4, 2614.9, 6000, 256,
+            f"{_AMD}: MI325X (compute as MI300X; HBM3E 6 TB/s, 256 GB)", (9, 4)),
+    GpuSpec("MI355X", r"MI355X|MI350X", 157.3, None, 2516.6, 2516.6, 5033.2, 8000, 288,
+            f"{_AMD}: MI355X (FP32 vector 157.3, FP16/BF16 2.5 PFLOP/s, FP8 5.0 PFLOP/s dense; "
+            "HBM3E 8 TB/s); an MI350X (lower clock, FP16 2.3 PFLOP/s) matches here too", (9, 5)),
 )  # fmt: skip
 
 

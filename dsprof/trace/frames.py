@@ -15,27 +15,29 @@ import orjson
 import pandas as pd
 
 from dsprof.core.errors import TraceError
+from dsprof.core.facts import Device
 from dsprof.core.findings import Notice
+from dsprof.trace.calls import call_families
 from dsprof.trace.columns import to_frames
+from dsprof.trace.idle import GapCauses, device_idle
 from dsprof.trace.intervals import innermost_containing
 from dsprof.trace.parse import ParsedColumns, parse_columns
+from dsprof.trace.phases import InitPhase, init_phase, trace_bounds
 from dsprof.trace.reader import CHUNK_BYTES
 
 _STEP_RE = re.compile(r"^ProfilerStep#(\d+)$")
-DATALOADER_PREFIX = "enumerate(DataLoader)"
+DATALOADER_PREFIX = "enumerate(DataLoader)"  # also in dsprof.trace.idle
 # collectives: NCCL kernels, and non-NCCL ones (PyTorch symmetric memory, custom all-reduce, gloo)
 COMM_KERNEL_RE = re.compile(
     r"nccl|all_?reduce|allgather|all_gather|reduce_?scatter|all_?to_?all|multimem|cross_device_reduce|"
     r"sendrecv|broadcast",
     re.IGNORECASE,
 )
-# runtime calls that block the host until the device catches up
-EXPLICIT_SYNC_CALLS = frozenset({"cudaDeviceSynchronize", "cuCtxSynchronize"})
-IMPLICIT_SYNC_CALLS = frozenset(
-    {"cudaStreamSynchronize", "cudaEventSynchronize", "cuStreamSynchronize", "cuEventSynchronize"}
+# copies that return only when done whatever their direction (ROCm's blocking copy)
+SYNCHRONOUS_COPY_CALLS = frozenset({"hipMemcpyWithStream"})
+COMM_CPU_RE = re.compile(
+    r"^(nccl:|rccl:|hccl:|gloo:|c10d::|record_param_comms)|ProcessGroup", re.IGNORECASE
 )
-COPY_CALLS = frozenset({"cudaMemcpyAsync", "cudaMemcpy", "cuMemcpyDtoHAsync_v2", "cuMemcpyAsync"})
-COMM_CPU_RE = re.compile(r"^(nccl:|gloo:|c10d::|record_param_comms)|ProcessGroup", re.IGNORECASE)
 
 
 @dataclass
@@ -82,10 +84,25 @@ class TraceFrames:
     @property
     def has_gpu_activity(self) -> bool:
         """True when the trace holds GPU kernels, copies or sets (not just deviceProperties)."""
-        return len(self.gpu) > 0
+        return len(self.gpu_busy_events) > 0
+
+    @cached_property
+    def device(self) -> Device:
+        """The accelerator the trace shows: CUDA or ROCm/HIP GPU, another accelerator (MTIA,
+        XPU...), or the CPU (dsprof.trace.device_kind.trace_device)."""
+        from dsprof.trace.device_kind import trace_device
+
+        return trace_device(self)
 
     def device_name(self, device: int | None = None) -> str | None:
-        """The name of the GPU the kernels ran on (the most used device when not given)."""
+        """The name of the GPU the kernels ran on (the most used device when not given).
+
+        When every listed device has one name, that name (kernels may carry a device id that the
+        runtime remapped, e.g. under HIP_VISIBLE_DEVICES, which matches no listed id).
+        """
+        names = {str(p["name"]) for p in self.device_properties if p.get("name")}
+        if len(names) == 1:
+            return names.pop()
         if device is None and len(self.kernels):
             device = int(self.kernels["device"].mode().iloc[0])
         for p in self.device_properties:
@@ -192,20 +209,38 @@ class TraceFrames:
         return k.assign(op_index=idx, op_name=op_name)
 
     @cached_property
+    def runtime_names(self) -> list[str]:
+        """The distinct runtime/driver call names in the trace."""
+        codes = np.unique(self.runtime["name"].cat.codes.to_numpy())
+        cats = self.runtime["name"].cat.categories
+        return [str(cats[c]) for c in codes.tolist() if c >= 0]
+
+    @cached_property
+    def runtime_calls(self) -> pd.DataFrame:
+        """runtime plus `family`: what each call does (dsprof.trace.calls: "launch",
+        "allocator", "explicit-sync", "implicit-sync", "copy", "init", or "")."""
+        return self.runtime.assign(family=call_families(self.runtime["name"]))
+
+    @cached_property
     def host_syncs(self) -> pd.DataFrame:
         """Runtime calls during which the host waits for the GPU, with a `kind` column:
 
-        "explicit" (cudaDeviceSynchronize: torch.cuda.synchronize()), "implicit" (stream/event
-        syncs: .item(), .cpu(), .tolist()), "copy" (cudaMemcpy(Async) of a device-to-host or
-        pageable copy, matched by correlation id: it returns only when the copy is done).
+        "explicit" (cuda/hip DeviceSynchronize: torch.cuda.synchronize()), "implicit"
+        (stream/event syncs: .item(), .cpu(), .tolist()), "copy" (cudaMemcpy*, hipMemcpy*
+        of a device-to-host or pageable copy, matched by correlation id: it returns only when
+        the copy is done; hipMemcpyWithStream, ROCm's synchronous copy, whatever its
+        direction).
         """
-        rt = self.runtime
+        rt = self.runtime_calls
         mc = self.memcpy
         blocking = mc[(mc["direction"] == "DtoH") | mc["pageable"]]["correlation"]
-        explicit = rt["name"].isin(EXPLICIT_SYNC_CALLS)
-        implicit = rt["name"].isin(IMPLICIT_SYNC_CALLS)
-        copy = rt["name"].isin(COPY_CALLS) & rt["correlation"].isin(blocking)
-        out = rt[explicit | implicit | copy]
+        family = rt["family"]
+        explicit = family == "explicit-sync"
+        implicit = family == "implicit-sync"
+        copies = family == "copy"
+        synchronous = copies & rt["name"].isin(SYNCHRONOUS_COPY_CALLS)
+        copy = copies & (rt["correlation"].isin(blocking) | synchronous)
+        out = rt[explicit | implicit | copy].drop(columns="family")
         kind = np.select(
             [explicit[out.index], implicit[out.index]], ["explicit", "implicit"], default="copy"
         )
@@ -230,13 +265,26 @@ class TraceFrames:
         return out.reset_index(drop=True)
 
     @cached_property
+    def idle(self) -> GapCauses | None:
+        """The busiest device's idle gaps in the window, with the host time under them split by
+        cause (dsprof.trace.idle); None without GPU work."""
+        return device_idle(self)
+
+    @cached_property
+    def init(self) -> InitPhase:
+        """One-time initialisation in the trace (dsprof.trace.phases), cut from the window of a
+        trace without ProfilerStep spans when it is worth cutting."""
+        return init_phase(self, has_steps=len(self.steps) > 0)
+
+    @cached_property
     def window(self) -> tuple[int, int]:
-        """The analysis window (start_ns, end_ns): the ProfilerStep span, else the whole trace."""
+        """The analysis window (start_ns, end_ns): the ProfilerStep span; else the steady state
+        after one-time initialisation (self.init); else the whole trace."""
         if len(self.steps):
             return int(self.steps["start_ns"].min()), int(self.steps["end_ns"].max())
-        starts = [df["ts_ns"].min() for df in (self.cpu, self.runtime, self.gpu) if len(df)]
-        ends = [df["end_ns"].max() for df in (self.cpu, self.runtime, self.gpu) if len(df)]
-        return int(min(starts)), int(max(ends))
+        lo, hi = trace_bounds(self)
+        cut = self.init.cut_ns
+        return (cut if cut is not None else lo), hi
 
     @property
     def window_ns(self) -> int:
@@ -252,7 +300,7 @@ class TraceFrames:
             return (
                 f"ProfilerStep#{s.min()}-#{s.max()}" if len(s) > 1 else f"ProfilerStep#{s.iloc[0]}"
             )
-        return "whole trace"
+        return "the steady state" if self.init.cut_ns is not None else "whole trace"
 
     def in_window(self, df: pd.DataFrame) -> pd.DataFrame:
         """Rows of df that overlap the analysis window."""
