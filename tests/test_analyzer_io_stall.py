@@ -63,11 +63,16 @@ def test_real_traces() -> None:
     (w0,) = [
         f for f in findings("kineto/resnet50_num_workers_0").findings if f.category == "io-stall"
     ]
-    assert w0.severity in ("medium", "high") and w0.impact == pytest.approx(0.40, abs=0.02)
+    # fetches take 40 % of the steps; the GPU idles 34 % of them waiting (what is lost)
+    assert w0.severity in ("medium", "high") and w0.impact == pytest.approx(0.34, abs=0.02)
+    assert {e.metric: e.value for e in w0.evidence}["dataloader_share"] == pytest.approx(
+        0.40, abs=0.02
+    )
     w4 = [f for f in findings("kineto/resnet50_num_workers_4").findings if f.category == "io-stall"]
     assert all(f.severity == "low" for f in w4)
+    # the steady state after the first fetch (worker start-up) and the first iteration (cuDNN)
     (p,) = [f for f in findings("param/resnet_kineto.json.gz").findings if f.category == "io-stall"]
-    assert p.severity == "high" and p.impact == pytest.approx(0.51, abs=0.02)
+    assert p.severity == "high" and p.impact == pytest.approx(0.41, abs=0.02)
 
 
 def test_real_cpu_run_of_dataloader_script() -> None:

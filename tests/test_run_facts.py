@@ -41,7 +41,7 @@ def test_another_accelerators_events_make_an_accelerator_device(tmp_path: Path) 
     b.span("mtia_runtime", "mtiaLaunchKernel", 20, 5)  # as hta/mtia_rank_0 records them
     facts = trace_run(b.write(tmp_path / "mtia.json")).facts
     assert (facts.device.kind, facts.device.vendor) == ("accelerator", "Meta (MTIA)")
-    # its work is not GPU work the analyzers read: the CPU analyzers still own it, as before
+    # its work is not GPU work the GPU analyzers read, nor CPU work: the CPU analyzers stay silent
     assert facts.uses_accelerator and not facts.uses_device and not facts.uses_cuda
 
 

@@ -37,6 +37,7 @@ from dsprof.analyzers.launch_overhead import LaunchOverheadAnalyzer
 from dsprof.analyzers.memory_bandwidth import MemoryBandwidthAnalyzer
 from dsprof.analyzers.memory_fragmentation import MemoryFragmentationAnalyzer
 from dsprof.analyzers.no_tensor_cores import NoTensorCoresAnalyzer
+from dsprof.analyzers.notices import trace_notices
 from dsprof.analyzers.slo_miss import SloMissAnalyzer
 from dsprof.analyzers.small_batch import SmallBatchAnalyzer
 from dsprof.analyzers.straggler import StragglerAnalyzer
@@ -84,6 +85,8 @@ def analyze_run(run: RunData) -> FindingsDocument:
             # the unreadable trace counts as absent for analyzers that also use other data
             run.__dict__["traces"] = []
         _add_notices(notices, (n for tf in run.traces for n in tf.notices))
+        for tf in run.traces:
+            _add_notices(notices, trace_notices(tf))
     for analyzer in ANALYZERS:
         if not has_artifacts(run, analyzer.requires):
             continue

@@ -72,7 +72,7 @@ class CpuFp32LinearAnalyzer:
     def analyze(self, run: RunData) -> list[Finding]:
         """One finding when fp32 GEMMs hold a large share of the traced iterations."""
         traces = cpu_facts.run_traces(run)
-        if not traces or run.facts.uses_device:
+        if not traces or run.facts.uses_accelerator:  # a GPU or MTIA ran the work
             return []
         calls = pd.concat([cpu_facts.gemm_calls(tf) for tf in traces], ignore_index=True)
         if len(calls) == 0:

@@ -1,33 +1,33 @@
-"""gpu-idle: the GPU waits with nothing to run, and why (host launch, data loading, sync).
+"""gpu-idle: the GPU waits with nothing to run, and what the host was doing meanwhile.
 
 Detects: idle time of the busiest GPU inside the analysis window (ProfilerStep span, else the
-    whole trace), and attributes each idle gap to a cause.
+    steady state after one-time initialisation, else the whole trace), with the host time under
+    the gaps split into measured causes.
 Signal: busy = union of kernel, memcpy and memset intervals on that device; idle = window - busy.
-    Each gap is classified, first match wins:
-    - kernel wait: shorter than KERNEL_WAIT_NS, the unavoidable launch-to-launch spacing;
-    - data loading: at least half of it covered by `enumerate(DataLoader)` spans on the host;
-    - sync: it starts within SYNC_SLACK_NS after a host synchronisation call returned
-      (TraceFrames.host_syncs: cudaStreamSynchronize, cudaDeviceSynchronize,
-      cudaEventSynchronize, a blocking device-to-host or pageable copy) or is mostly covered by one: the queue drained and the host had to refill it;
-    - host launch: otherwise: the host did not enqueue work fast enough (HTA's "host wait").
+    The host time under each gap is given to the causes whose host events overlap it
+    (dsprof.trace.idle): one-time initialisation, data loading, waiting on
+    collectives, allocator calls, blocking syncs and copies, kernel launches and op dispatch,
+    CPU ops that run no GPU work, and time outside any recorded op (Python). CPU ops and
+    Python together are "CPU work" (pre/post-processing, optimizer, decoding in the step). The
+    largest cause names the finding and picks its recipes (CAUSE_RECIPES): launch-bound ->
+    CUDA graphs / compile; allocator churn -> allocator settings; CPU work or data loading in
+    the step -> overlap it (DataLoader workers); syncs, collectives and initialisation have no
+    automatic recipe (host-sync and communication-bound say more; initialisation is paid once).
 Thresholds: IDLE_MEDIUM (30 %: the seed documents' "idle above 30 %" rule, applied to time) and
-    IDLE_HIGH (50 %: the GPU idles more than it works). KERNEL_WAIT_NS = 30 ns is HTA's
-    `consecutive_kernel_delay` default (get_idle_time_breakdown). SYNC_SLACK_NS = 100 us is HTA's
-    `launch_delay_cutoff` (get_cuda_kernel_launch_stats): a gap starting that close to a sync's
-    return is the drained queue refilling.
-Evidence: idle share, idle ms, largest gap, gap count, the idle share per cause, the device.
+    IDLE_HIGH (50 %: the GPU idles more than it works). Severity counts idle time that recurs:
+    idle under one-time initialisation is shown, never graded (it is paid once per process).
+Evidence: idle share, idle ms, largest gap, gap count, the largest cause and the calls behind
+    it, each cause's share of the idle time, the device.
 False positives: traces cut mid-step (whole-trace windows include profiler start-up); multi-stream
     jobs where another device does the work (only the busiest device is judged).
 References: HTA Idle Time Breakdown (hta.readthedocs.io, features/idle_time_breakdown);
-    PyTorch Profiler TensorBoard plugin's "GPU Utilization" view.
+    PyTorch Profiler TensorBoard plugin's "GPU Utilization" view; PyTorch "CUDA semantics:
+    memory management" (the caching allocator).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
-
-import numpy as np
 
 from dsprof.analyzers.trace_scope import (
     clamp01,
@@ -38,8 +38,7 @@ from dsprof.analyzers.trace_scope import (
     worst_per_trace,
 )
 from dsprof.core.findings import Evidence, Finding
-from dsprof.trace.frames import DATALOADER_PREFIX
-from dsprof.trace.intervals import covered_ns_each, gaps
+from dsprof.trace.idle import CAUSE_LABELS, GapCauses
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -47,91 +46,91 @@ if TYPE_CHECKING:
 
 IDLE_MEDIUM = 0.30
 IDLE_HIGH = 0.50
-KERNEL_WAIT_NS = 30
-SYNC_SLACK_NS = 100_000
+# measured causes (dsprof.trace.idle.CAUSES) as the finding names them: CPU ops and Python are both
+# the host working on something other than feeding the GPU
+HEADLINE = {
+    "init": "init",
+    "data loading": "data loading",
+    "collective": "collective",
+    "allocator": "allocator",
+    "sync": "sync",
+    "launch": "launch",
+    "cpu ops": "cpu work",
+    "python": "cpu work",
+}
+HEADLINE_LABELS = {
+    **{HEADLINE[c]: label for c, label in CAUSE_LABELS.items()},
+    "cpu work": "CPU work in the step outside GPU ops (pre/post-processing, Python)",
+}
 CAUSE_RECIPES: dict[str, list[str]] = {
-    "host launch": ["cuda-graphs", "compile", "batching"],
-    "data loading": ["dataloader", "pinned-memory"],
-    "sync": ["cuda-graphs"],
-    "kernel wait": ["compile", "cuda-graphs"],
+    "launch": ["cuda-graphs", "compile"],
+    "allocator": ["alloc-conf"],
+    "data loading": ["dataloader"],
+    "cpu work": ["dataloader"],
+    "sync": [],
+    "collective": [],
+    "init": [],
+}
+CAUSE_ADVICE = {
+    "launch": "The host issues kernels slower than the GPU runs them: capture the step in a "
+    "CUDA graph or compile it.",
+    "allocator": "Device memory is taken from and returned to the driver inside the step: keep "
+    "PyTorch's caching allocator on (PYTORCH_NO_CUDA_MEMORY_CACHING unset) and give it room "
+    "(PYTORCH_CUDA_ALLOC_CONF / PYTORCH_HIP_ALLOC_CONF expandable_segments).",
+    "data loading": "The step waits for its next batch: load and preprocess in DataLoader "
+    "workers so it overlaps GPU work.",
+    "cpu work": "CPU work runs serialised with the GPU work: move pre/post-processing into "
+    "DataLoader workers or another thread so it overlaps the GPU.",
+    "sync": "The host waits for the device and then refills an empty queue: see host-sync.",
+    "collective": "The host waits on other ranks: see communication-bound and straggler.",
+    "init": "One-time set-up (context, modules, first calls): paid once per process; judge "
+    "the steady state after it (warm up before measuring).",
 }
 
 
-@dataclass(frozen=True)
-class IdleBreakdown:
-    """Idle time of one device inside the window, split by cause (ns per cause)."""
-
-    device: int
-    idle_ns: int
-    window_ns: int
-    gap_count: int
-    largest_gap_ns: int
-    by_cause: dict[str, int]
-
-
-def idle_breakdown(tf: TraceFrames) -> IdleBreakdown | None:
-    """Idle time of the busiest device in the window, split by cause; None without GPU work."""
-    busy = tf.gpu_busy_events
-    if not len(busy):
-        return None
-    device = int(busy.groupby("device", observed=True)["dur_ns"].sum().idxmax())
-    on_dev = busy[busy["device"] == device]
-    lo, hi = tf.window
-    gap_s, gap_e = gaps(on_dev["ts_ns"].to_numpy(), on_dev["end_ns"].to_numpy(), lo, hi)
-    length = gap_e - gap_s
-    names = tf.annotations["name"].astype(str)
-    dl = tf.annotations[names.str.startswith(DATALOADER_PREFIX)]
-    dl_cov = covered_ns_each(gap_s, gap_e, dl["ts_ns"].to_numpy(), dl["end_ns"].to_numpy())
-    syncs = tf.host_syncs.sort_values("end_ns")
-    sync_cov = covered_ns_each(gap_s, gap_e, syncs["ts_ns"].to_numpy(), syncs["end_ns"].to_numpy())
-    sync_ends = syncs["end_ns"].to_numpy()
-    after_sync = np.zeros(len(gap_s), dtype=bool)
-    if len(sync_ends):
-        # the last sync return at or before (gap start + slack)
-        i = np.searchsorted(sync_ends, gap_s + SYNC_SLACK_NS, side="right") - 1
-        after_sync = (i >= 0) & (gap_s - sync_ends[np.maximum(i, 0)] <= SYNC_SLACK_NS)
-    cause = np.select(
-        [
-            length < KERNEL_WAIT_NS,
-            dl_cov * 2 >= length,
-            after_sync | (sync_cov * 2 >= length),
-        ],
-        ["kernel wait", "data loading", "sync"],
-        default="host launch",
-    )
-    by_cause = {c: int(length[cause == c].sum()) for c in CAUSE_RECIPES}
-    return IdleBreakdown(
-        device=device,
-        idle_ns=int(length.sum()),
-        window_ns=hi - lo,
-        gap_count=int((length >= KERNEL_WAIT_NS).sum()),
-        largest_gap_ns=int(length.max()) if len(length) else 0,
-        by_cause=by_cause,
-    )
+def _headline(c: GapCauses) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cause, ns in c.by_cause.items():
+        key = HEADLINE[cause]
+        out[key] = out.get(key, 0) + int(ns.sum())
+    return out
 
 
 def _analyze_trace(tf: TraceFrames) -> list[Finding]:
-    b = idle_breakdown(tf)
-    if b is None:
+    causes = tf.idle
+    if causes is None:
         return []
-    idle = b.idle_ns / b.window_ns
-    severity = severity_for(idle, IDLE_MEDIUM, IDLE_HIGH)
+    device = causes.device
+    gap_s, gap_e = causes.gap_starts, causes.gap_ends
+    idle_ns = max(causes.idle_ns, 1)
+    window = tf.window_ns
+    idle = causes.idle_ns / window
+    by = _headline(causes)
+    recurring = (causes.idle_ns - by.get("init", 0)) / window
+    severity = severity_for(recurring, IDLE_MEDIUM, IDLE_HIGH)
     if severity is None:
         return []
-    idle_ns = max(b.idle_ns, 1)
-    top = max(b.by_cause, key=lambda c: b.by_cause[c])
-    side = "host-bound" if top != "kernel wait" else "kernel spacing"
-    ranked = sorted(b.by_cause.items(), key=lambda kv: -kv[1])
-    parts = ", ".join(f"{c} {v / idle_ns:.0%}" for c, v in ranked if v)
-    device_name = tf.device_name(b.device) or f"device {b.device}"
+    ranked = sorted(((c, v) for c, v in by.items() if v), key=lambda kv: -kv[1])
+    top = ranked[0][0]
+    parts = ", ".join(f"{c} {v / idle_ns:.0%}" for c, v in ranked[:4])
+    device_name = tf.device_name(device) or f"device {device}"
     w = tf.window_label
+    length = gap_e - gap_s
     evidence = [
         share_evidence("gpu_idle_share", idle, IDLE_MEDIUM, tf),
-        Evidence(metric="gpu_idle_ms", value=ms(idle_ns), unit="ms", window=w, source="trace"),
-        Evidence(metric="largest_gap_ms", value=ms(b.largest_gap_ns), unit="ms", window=w),
-        Evidence(metric="idle_gaps", value=b.gap_count, unit="count", window=w),
         Evidence(metric="idle_cause", value=top, window=w, source="trace"),
+        Evidence(metric="gpu_idle_ms", value=ms(causes.idle_ns), unit="ms", window=w),
+        Evidence(
+            metric="largest_gap_ms",
+            value=ms(length.max()) if len(length) else 0.0,
+            unit="ms",
+            window=w,
+        ),
+        Evidence(metric="idle_gaps", value=len(length), unit="count", window=w),
     ]
+    calls = _top_calls(causes, top)
+    if calls:
+        evidence.append(Evidence(metric="idle_cause_calls", value=calls, window=w, source="trace"))
     evidence += [
         Evidence(
             metric=f"idle_share_{c.replace(' ', '_')}",
@@ -141,31 +140,48 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
             source="trace",
         )
         for c, v in ranked
-        if v
     ]
+    if by.get("cpu work"):
+        evidence.append(
+            Evidence(
+                metric="cpu_work_outside_ops_ms",
+                value=ms(causes.total("python")),
+                unit="ms",
+                window=w,
+                source="trace: no recorded op (Python)",
+            )
+        )
     evidence.append(Evidence(metric="device", value=device_name, source="deviceProperties"))
     return [
         Finding(
             category="gpu-idle",
             severity=severity,
-            title=f"GPU idle {idle:.0%} of {w}, {side}: mostly {top} ({parts})",
-            impact=clamp01(idle),
+            title=f"GPU idle {idle:.0%} of {w}: mostly {HEADLINE_LABELS[top]} ({parts})",
+            impact=clamp01(recurring),
             evidence=evidence,
             recipes=CAUSE_RECIPES[top],
             analyzer=GpuIdleAnalyzer.name,
             detail=(
-                f"{device_name} ran nothing for {ms(idle_ns)} ms of {ms(b.window_ns)} ms "
-                f"in {b.gap_count} gaps."
+                f"{device_name} ran nothing for {causes.idle_ns / 1e6:.1f} ms of "
+                f"{window / 1e6:.1f} ms in {len(length)} gaps. {CAUSE_ADVICE[top]}"
             ),
         )
     ]
+
+
+def _top_calls(causes: GapCauses, headline: str) -> str:
+    """'hipFree x1360 3346.2 ms, ...': the calls behind a headline cause, under the gaps."""
+    members = [c for c, h in HEADLINE.items() if h == headline]
+    calls = [t for c in members for t in causes.top_calls(c)]
+    calls.sort(key=lambda t: -t[2])
+    return ", ".join(f"{n} x{count} {ns / 1e6:.1f} ms" for n, count, ns in calls[:3])
 
 
 class GpuIdleAnalyzer:
     """See the module docstring."""
 
     name: ClassVar[str] = "gpu-idle"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     requires: ClassVar[tuple[str, ...]] = ("trace",)
 
     def analyze(self, run: RunData) -> list[Finding]:

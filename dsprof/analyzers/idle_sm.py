@@ -3,16 +3,21 @@
 Detects: kernel time during which part of the SMs has no block to run: grids smaller than the SM
     count ("blocks per SM" below 1), and low achieved occupancy.
 Signal: Kineto records per kernel `blocks per SM` (grid blocks / SM count) and `est. achieved
-    occupancy %`. Idle-SM time of a kernel = duration x (1 - min(blocks per SM, 1)); summed over
-    the window's kernels (collectives excluded: they use few blocks by design). The idle fraction
-    is that sum over the kernels' summed duration; impact is the sum over the window.
+    occupancy %`. Kernels on several streams run at once and share the SMs, so the SM fill at
+    each moment is the sum of min(blocks per SM, 1) over the kernels running then (collectives
+    included: their few SMs are in use), capped at 1; idle-SM time = integral of (1 - fill)
+    over the moments when a non-collective kernel runs (a moment with only collectives running
+    is communication-bound's to judge). The idle fraction is that over the judged time; impact
+    is it over the window. A kernel without launch statistics counts as filling the GPU; a
+    trace without any (ROCm, older Kineto) is not judged.
 Thresholds: IDLE_SM_FRACTION 30 % (the seed documents' "idle CUDA cores above 30 %");
     IDLE_SM_MEDIUM 5 % and IDLE_SM_HIGH 25 % of the window lost to idle SMs. Nsight Compute's
     launch-statistics rule warns likewise when a grid has fewer blocks than SMs ("tail effect" /
     "the grid is too small to fill the available resources").
 Evidence: idle-SM fraction of kernel time, its share of the window, time-weighted achieved
     occupancy, the kernels with the most idle-SM time, the SM count.
-False positives: small kernels overlapping on several streams (SMs are then shared, not idle).
+False positives: kernels whose blocks are few but long-running and register-heavy (a full SM
+    can hold fewer blocks than Kineto assumes).
 References: Nsight Compute Kernel Profiling Guide, "Launch Statistics" and "Occupancy" sections.
 """
 
@@ -42,21 +47,54 @@ IDLE_SM_MEDIUM = 0.05
 IDLE_SM_HIGH = 0.25
 
 
+def sm_fill_idle(
+    starts: np.ndarray, ends: np.ndarray, fill: np.ndarray, judged: np.ndarray
+) -> tuple[int, int]:
+    """(idle-SM ns, judged ns) over time, kernels running at once adding up their SM fill.
+
+    fill: each kernel's share of the SMs it can occupy (min(blocks per SM, 1)); judged: kernels
+    whose running makes a moment count (a moment when only collectives run is not judged: they
+    use few SMs by design, and their exposure is communication-bound's).
+    """
+    if not len(starts):
+        return 0, 0
+    t = np.concatenate([starts, ends])
+    d_fill = np.concatenate([fill, -fill])
+    d_judged = np.concatenate([judged.astype(np.int64), -judged.astype(np.int64)])
+    order = np.argsort(t, kind="stable")
+    t, d_fill, d_judged = t[order], d_fill[order], d_judged[order]
+    level = np.cumsum(d_fill)[:-1]
+    running = np.cumsum(d_judged)[:-1]
+    seg = np.diff(t)
+    on = running > 0
+    idle = (seg * (1.0 - np.clip(level, 0.0, 1.0)))[on].sum()
+    return round(float(idle)), int(seg[on].sum())
+
+
 def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     k = tf.in_window(tf.kernels)
-    k = k[k["blocks_per_sm"].notna() & ~match_names(k["name"], COMM_KERNEL_RE)]
-    if not len(k):
-        return []
+    if not len(k) or not k["blocks_per_sm"].notna().any():
+        return []  # no launch statistics (ROCm traces, old Kineto): nothing to judge
+    device = int(k.groupby("device", observed=True)["dur_ns"].sum().idxmax())
+    k = k[k["device"] == device]
     lo, hi = tf.window
-    dur = (np.minimum(k["end_ns"], hi) - np.maximum(k["ts_ns"], lo)).clip(lower=0).to_numpy()
-    idle = dur * (1.0 - np.minimum(k["blocks_per_sm"].to_numpy(), 1.0))
-    fraction = float(idle.sum() / max(dur.sum(), 1))
-    impact = float(idle.sum() / tf.window_ns)
+    s, e = np.maximum(k["ts_ns"].to_numpy(), lo), np.minimum(k["end_ns"].to_numpy(), hi)
+    bps = k["blocks_per_sm"].to_numpy()
+    fill = np.where(np.isnan(bps), 1.0, np.minimum(bps, 1.0))  # unknown: assume it fills
+    comm = match_names(k["name"], COMM_KERNEL_RE).to_numpy()
+    idle_ns, judged_ns = sm_fill_idle(s, e, fill, ~comm)
+    if not judged_ns:
+        return []
+    fraction = idle_ns / judged_ns
+    impact = idle_ns / tf.window_ns
     if fraction < IDLE_SM_FRACTION:
         return []
     severity = severity_for(impact, IDLE_SM_MEDIUM, IDLE_SM_HIGH)
     if severity is None:
         return []
+    k = k[~comm & ~np.isnan(bps)]
+    dur = (np.minimum(k["end_ns"], hi) - np.maximum(k["ts_ns"], lo)).clip(lower=0).to_numpy()
+    idle = dur * (1.0 - np.minimum(k["blocks_per_sm"].to_numpy(), 1.0))
     occ = k["occupancy_pct"].to_numpy()
     has_occ = ~np.isnan(occ)
     mean_occ = float((dur[has_occ] * occ[has_occ]).sum() / max(dur[has_occ].sum(), 1))
@@ -82,7 +120,7 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
             source="trace",
         ),
         share_evidence("idle_sm_share", impact, IDLE_SM_MEDIUM, tf),
-        Evidence(metric="idle_sm_ms", value=ms(idle.sum()), unit="ms", window=w),
+        Evidence(metric="idle_sm_ms", value=ms(idle_ns), unit="ms", window=w),
         Evidence(metric="achieved_occupancy_pct", value=round(mean_occ, 1), unit="%", window=w),
         Evidence(metric="top_kernels", value=top_text, source="trace"),
     ]
@@ -98,7 +136,7 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
             ),
             impact=clamp01(impact),
             evidence=evidence,
-            recipes=["batching", "compile", "cuda-graphs"],
+            recipes=["batching"],  # bigger grids; compile and CUDA graphs keep the grid sizes
             analyzer=IdleSmAnalyzer.name,
         )
     ]

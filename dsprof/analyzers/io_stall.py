@@ -3,7 +3,10 @@
 Detects: time the inference loop spends getting its next batch, on GPU and CPU runs alike.
 Signal:
     - DataLoader share: union of `enumerate(DataLoader)#...__next__` spans (recorded by
-      torch.profiler around every fetch) inside the analysis window, over the window;
+      torch.profiler around every fetch) inside the analysis window, over the window. On a GPU
+      trace what counts is the GPU-idle time the fetches leave (dsprof.trace.idle, cause
+      "data loading"): a fetch that waits while the GPU works on the previous batch costs
+      nothing; on a CPU trace the fetch is the step's own time;
     - pageable copies (GPU traces): `Memcpy HtoD (Pageable -> Device)` time over the window;
       such copies are staged through a bounce buffer and block the host (pin_memory=True avoids it);
     - iowait (host.parquet, Linux): mean `sys_iowait_pct` over the run.
@@ -35,6 +38,7 @@ from dsprof.analyzers.trace_scope import (
     worst_per_trace,
 )
 from dsprof.core.findings import Evidence, Finding
+from dsprof.trace.device_kind import trace_role
 from dsprof.trace.frames import DATALOADER_PREFIX
 from dsprof.trace.intervals import busy_ns
 
@@ -58,9 +62,14 @@ def _analyze_trace(tf: TraceFrames, extra: list[Evidence]) -> list[Finding]:
     names = tf.annotations["name"].astype(str)
     dl = tf.in_window(tf.annotations[names.str.startswith(DATALOADER_PREFIX)])
     dl_ns = busy_ns(dl["ts_ns"].to_numpy(), dl["end_ns"].to_numpy(), lo, hi)
-    dl_share = dl_ns / window
+    fetch_share = dl_ns / window
+    # on a GPU, a fetch costs what the GPU idles during it (a prefetched batch costs nothing);
+    # on the CPU the fetch is the step's own time
+    idle = tf.idle if trace_role(tf) == "gpu" else None
+    lost_ns = int(idle.by_cause["data loading"].sum()) if idle is not None else dl_ns
+    dl_share = lost_ns / window
     pageable_ns, pageable_bytes = 0, 0
-    if tf.has_gpu_activity:
+    if idle is not None:
         mc = tf.in_window(tf.memcpy)
         pg = mc[mc["pageable"] & (mc["direction"] == "HtoD")]
         pageable_ns = busy_ns(pg["ts_ns"].to_numpy(), pg["end_ns"].to_numpy(), lo, hi)
@@ -74,10 +83,14 @@ def _analyze_trace(tf: TraceFrames, extra: list[Evidence]) -> list[Finding]:
         return []
     w = tf.window_label
     evidence = [
-        share_evidence("dataloader_share", dl_share, DATALOADER_MEDIUM, tf),
+        share_evidence("dataloader_share", fetch_share, DATALOADER_MEDIUM, tf),
         Evidence(metric="dataloader_ms", value=ms(dl_ns), unit="ms", window=w, source="trace"),
         Evidence(metric="dataloader_fetches", value=len(dl), unit="count", window=w),
     ]
+    if idle is not None:
+        evidence.append(
+            share_evidence("dataloader_gpu_idle_share", dl_share, DATALOADER_MEDIUM, tf)
+        )
     if len(dl):
         kind = str(dl["name"].iloc[0]).split("#", 1)[-1].split(".")[0]
         evidence.append(Evidence(metric="dataloader_iterator", value=kind, source="trace"))
@@ -88,9 +101,11 @@ def _analyze_trace(tf: TraceFrames, extra: list[Evidence]) -> list[Finding]:
         ]
     evidence += extra
     if dl_share >= pg_share:
-        title = f"DataLoader fetches take {dl_share:.0%} of {w} ({dl_ns / 1e6:.1f} ms in {len(dl)} fetches)"
+        title = f"DataLoader fetches take {fetch_share:.0%} of {w} ({dl_ns / 1e6:.1f} ms in {len(dl)} fetches)"
+        if idle is not None:
+            title += f"; the GPU idles {dl_share:.0%} of {w} waiting for them"
         # pinned memory only speeds up host-to-device copies: a CPU run has none
-        recipes = ["dataloader", "pinned-memory"] if tf.has_gpu_activity else ["dataloader"]
+        recipes = ["dataloader", "pinned-memory"] if idle is not None else ["dataloader"]
     else:
         title = f"Pageable host-to-device copies take {pg_share:.0%} of {w}"
         recipes = ["pinned-memory", "dataloader"]
@@ -146,7 +161,9 @@ class IoStallAnalyzer:
         iowait_ev, iowait = _iowait_evidence(run)
         extra = iowait_ev + _dataloader_settings(run)
         traces = run.traces if run.trace_files else []
-        findings = worst_per_trace(traces, lambda tf: _analyze_trace(tf, extra))
+        # a device dsprof does not analyse (MTIA) or a GPU without its timeline: not judged
+        judged = [tf for tf in traces if trace_role(tf) in ("gpu", "cpu")]
+        findings = worst_per_trace(judged, lambda tf: _analyze_trace(tf, extra))
         if not findings and iowait is not None:
             severity = severity_for(iowait, IOWAIT_MEDIUM, IOWAIT_HIGH)
             if severity is not None:

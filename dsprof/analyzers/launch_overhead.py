@@ -52,7 +52,7 @@ from dsprof.analyzers.trace_scope import (
 )
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import COMM_KERNEL_RE, match_names
-from dsprof.trace.intervals import busy_ns, clusters, outermost
+from dsprof.trace.intervals import busy_ns, clip, clusters, covered_ns_each, outermost
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -70,6 +70,12 @@ CPU_RUN_GAP_NS = 100_000
 CPU_RUN_MIN_OPS = 16
 CPU_MEDIUM = 0.20
 CPU_HIGH = 0.40
+FUSION_LOW = 0.05
+FUSION_MEDIUM = 0.25
+FUSION_HIGH = 2.0  # never: back-to-back tiny kernels cost their own overhead only (low/medium)
+# what fusing back-to-back tiny kernels is expected to save of their run time: per-kernel
+# ramp-up/tail and the intermediate tensors' round trips (dsprof's choice: a third)
+FUSION_SAVING = 1 / 3
 
 
 def _gpu_trace(tf: TraceFrames) -> list[Finding]:
@@ -82,24 +88,39 @@ def _gpu_trace(tf: TraceFrames) -> list[Finding]:
     if fraction < TINY_KERNEL_FRACTION:
         return []
     lo, hi = tf.window
+    window = tf.window_ns
     starts = tiny["launch_ts_ns"].to_numpy(dtype=np.int64)
     ends = starts + tiny["launch_dur_ns"].to_numpy(dtype=np.int64)
-    launch_share = busy_ns(starts, ends, lo, hi) / tf.window_ns
+    launch_share = busy_ns(starts, ends, lo, hi) / window
+    idle = tf.idle
+    launch_idle = float(idle.by_cause["launch"].sum()) / window if idle is not None else 0.0
+    tiny_busy = busy_ns(tiny["ts_ns"].to_numpy(), tiny["end_ns"].to_numpy(), lo, hi) / window
+    # the GPU waits for launches longer than it runs the tiny kernels: launch-bound; else it
+    # runs them back to back and only fusing them saves time
+    launch_bound = launch_idle if launch_idle >= tiny_busy else 0.0
     cl_s, cl_e, counts = clusters(
         tiny["ts_ns"].to_numpy(), tiny["end_ns"].to_numpy(), GPU_RUN_GAP_NS
     )
     runs = counts >= GPU_RUN_MIN_KERNELS
-    run_share = busy_ns(cl_s[runs], cl_e[runs], lo, hi) / tf.window_ns
-    impact = max(launch_share, run_share)
-    severity = severity_for(impact, LAUNCH_MEDIUM, LAUNCH_HIGH, LAUNCH_LOW)
-    if severity is None:
-        return []
+    cl_s, cl_e = clip(cl_s[runs], cl_e[runs], lo, hi)
+    busy = tf.gpu_busy_events
+    span = cl_e - cl_s
+    idle_in_run = span - covered_ns_each(
+        cl_s, cl_e, busy["ts_ns"].to_numpy(), busy["end_ns"].to_numpy()
+    )
+    # runs the GPU executes back to back (busy most of their span): fusion's, not launches'
+    back_to_back = float(span[idle_in_run * 2 < span].sum()) / window
+    run_idle = float(idle_in_run.sum()) / window
+    severity = severity_for(launch_bound, LAUNCH_MEDIUM, LAUNCH_HIGH, LAUNCH_LOW)
     w = tf.window_label
     per_step = len(k) / max(len(tf.steps), 1)
     evidence = [
         share_evidence("tiny_kernel_fraction", fraction, TINY_KERNEL_FRACTION, tf),
+        share_evidence("launch_idle_share", launch_idle, LAUNCH_MEDIUM, tf),
+        share_evidence("tiny_kernel_busy_share", tiny_busy, LAUNCH_MEDIUM, tf),
+        share_evidence("back_to_back_tiny_run_share", back_to_back, FUSION_LOW, tf),
+        share_evidence("gpu_idle_in_tiny_runs_share", run_idle, LAUNCH_MEDIUM, tf),
         share_evidence("tiny_kernel_launch_share", launch_share, LAUNCH_MEDIUM, tf),
-        share_evidence("tiny_kernel_run_share", run_share, LAUNCH_MEDIUM, tf),
         Evidence(metric="kernels_per_step", value=round(per_step, 1), unit="count", window=w),
         Evidence(
             metric="median_kernel_us",
@@ -115,18 +136,39 @@ def _gpu_trace(tf: TraceFrames) -> list[Finding]:
             window=w,
         ),
     ]
+    head = f"{fraction:.0%} of {len(k)} kernels are tiny (< {TINY_KERNEL_NS // 1000} us or shorter than their launch)"
+    if severity is not None:
+        return [
+            Finding(
+                category="launch-overhead",
+                severity=severity,
+                title=f"{head}; the GPU waits for launches {launch_bound:.0%} of {w}",
+                impact=clamp01(launch_bound),
+                evidence=evidence,
+                recipes=["cuda-graphs", "compile", "fused-kernels"],
+                analyzer=LaunchOverheadAnalyzer.name,
+            )
+        ]
+    severity = severity_for(back_to_back, FUSION_MEDIUM, FUSION_HIGH, FUSION_LOW)
+    if severity is None:
+        return []
     return [
         Finding(
             category="launch-overhead",
             severity=severity,
             title=(
-                f"{fraction:.0%} of {len(k)} kernels are tiny (< {TINY_KERNEL_NS // 1000} us or "
-                f"shorter than their launch); launch-bound stretches take {impact:.0%} of {w}"
+                f"{head}, run back to back for {back_to_back:.0%} of {w}: a fusion "
+                "opportunity (the GPU is not waiting for launches)"
             ),
-            impact=clamp01(impact),
+            impact=clamp01(back_to_back * FUSION_SAVING),
             evidence=evidence,
-            recipes=["cuda-graphs", "compile", "fused-kernels"],
+            recipes=["compile", "fused-kernels"],
             analyzer=LaunchOverheadAnalyzer.name,
+            detail=(
+                "Each tiny kernel reads and writes its tensors and pays its own ramp-up; "
+                "fusing neighbours (torch.compile, fused kernels) saves memory traffic and "
+                "per-kernel overhead. CUDA graphs would not help: the launches keep up."
+            ),
         )
     ]
 
@@ -187,7 +229,9 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
                     metric="tiny_ops_in_runs", value=int(counts[runs].sum()), unit="count", window=w
                 ),
             ],
-            recipes=["compile", "batching"],  # fused-kernels are GPU (Triton) kernels
+            # fused-kernels are GPU (Triton) kernels; batching would amortise the dispatch
+            # over more rows, but it addresses throughput (small-batch), not this
+            recipes=["compile"],
             analyzer=LaunchOverheadAnalyzer.name,
         )
     ]

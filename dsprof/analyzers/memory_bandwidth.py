@@ -40,7 +40,7 @@ from dsprof.analyzers.trace_scope import (
 )
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.devices import GpuSpec, match_gpu
-from dsprof.trace.frames import COMM_KERNEL_RE, match_names
+from dsprof.trace.frames import COMM_KERNEL_RE, map_names, match_names, short_kernel_name
 from dsprof.trace.intervals import busy_ns
 from dsprof.trace.roofline import GEMM_OPS, op_costs
 
@@ -149,8 +149,11 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
                 metric="achieved_bandwidth_gbs", value=round(achieved, 1), unit="GB/s", window=w
             )
         )
-    top = mb.groupby("op_name")["dur_ns"].sum().sort_values(ascending=False).head(3)
-    top_text = ", ".join(f"{n or 'unattributed'} {v / 1e6:.1f} ms" for n, v in top.items())
+    # by the op that launched the kernels; a kernel no op launched (a trace without CPU ops)
+    # by its own short name
+    label = mb["op_name"].where(mb["op_name"] != "", map_names(mb["name"], short_kernel_name))
+    top = mb["dur_ns"].groupby(label).sum().sort_values(ascending=False).head(3)
+    top_text = ", ".join(f"{n} {v / 1e6:.1f} ms" for n, v in top.items())
     evidence.append(Evidence(metric="top_membound_ops", value=top_text, source="trace"))
     recipes = ["fused-kernels", "compile"]
     if (k["dtype"] == "float").any():

@@ -2,6 +2,8 @@
 
 Detects: matrix-multiply and convolution kernels that use the fp32 FFMA (SIMT) path, on GPUs
     whose tensor cores would run them in TF32 (compute capability >= 8.0) or fp16/bf16 (>= 7.0).
+    NVIDIA (CUDA) traces only: ROCm reports its gfx target as computeMajor/Minor, and rocBLAS /
+    hipBLASLt kernel names do not say whether the matrix cores ran.
 Signal: kernel names. GEMM/conv kernels (GEMM_KERNEL_RE) that carry no tensor-core marker
     (TENSOR_CORE_RE: tensorop, s1688/s16816, h884/h1688, hmma, bf16/f16, tf32, ...) and do carry
     an fp32 marker (FP32_SIMT_RE: sgemm, <float, f32f32_f32f32, simt). Their union inside the
@@ -78,6 +80,10 @@ def fp32_simt_kernels(tf: TraceFrames) -> pd.DataFrame:
 
 
 def _analyze_trace(tf: TraceFrames) -> list[Finding]:
+    if tf.device.kind != "cuda":
+        # computeMajor is a CUDA compute capability only on NVIDIA (ROCm reports its gfx
+        # target), and rocBLAS/hipBLASLt kernel names do not say whether matrix cores ran
+        return []
     cc = compute_capability(tf)
     if cc is None or cc < MIN_TENSOR_CORE_CC:
         return []

@@ -71,7 +71,7 @@ class SmallBatchAnalyzer:
     def analyze(self, run: RunData) -> list[Finding]:
         """One finding when the model's GEMMs run on a batch too small to use the CPU."""
         traces = cpu_facts.run_traces(run)
-        if not traces or run.facts.uses_device:
+        if not traces or run.facts.uses_accelerator:  # a GPU or MTIA ran the work
             return []
         batch = _input_batch(run)
         if batch is not None and batch >= SMALL_BATCH_ROWS:

@@ -1,7 +1,11 @@
 """What the trace analyzers share: which traces to read, severity bands, evidence shorthands.
 
-GPU analyzers read only traces with GPU activity (kernels, copies or sets). A CPU-only run, even
-on a machine whose deviceProperties list GPUs, yields no GPU trace, so no GPU category can fire.
+GPU analyzers read only traces whose device work ran on a CUDA or HIP GPU and was recorded
+(kernels, copies or sets); CPU analyzers only traces with no accelerator at all
+(dsprof.trace.device_kind.trace_role). A CPU-only run, even on a machine whose
+deviceProperties list GPUs, yields no GPU trace, so no GPU category can fire; a trace of another
+accelerator (MTIA) or of a GPU whose device activity was not recorded is read by neither, so the
+CPU is never blamed for work that ran elsewhere (the registry's notices say why).
 When several traces are given (the ranks of one job), single-trace analyzers look at each rank
 and keep the worst one, naming the rank.
 """
@@ -12,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dsprof.core.findings import Evidence, Finding, Severity
+from dsprof.trace.device_kind import trace_role
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -25,14 +30,14 @@ def gpu_traces(run: RunData) -> list[TraceFrames]:
     (RunFacts.uses_device)."""
     if not run.trace_files or not run.facts.uses_device:
         return []
-    return [tf for tf in run.traces if tf.has_gpu_activity]
+    return [tf for tf in run.traces if trace_role(tf) == "gpu"]
 
 
 def cpu_traces(run: RunData) -> list[TraceFrames]:
-    """The run's traces without GPU activity (CPU-only inference)."""
+    """The run's traces whose work ran on the CPU alone (no GPU or other accelerator)."""
     if not run.trace_files:
         return []
-    return [tf for tf in run.traces if not tf.has_gpu_activity]
+    return [tf for tf in run.traces if trace_role(tf) == "cpu"]
 
 
 def rank_label(tf: TraceFrames, index: int) -> str:

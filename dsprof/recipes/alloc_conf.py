@@ -1,6 +1,9 @@
 """alloc-conf: configure the CUDA caching allocator (PYTORCH_CUDA_ALLOC_CONF).
 
-Addresses: memory-fragmentation (reserved far above allocated, inactive split blocks, retries).
+Addresses: memory-fragmentation (reserved far above allocated, inactive split blocks, retries),
+    gpu-idle when its cause is allocator calls (expandable segments grow a reservation in place
+    instead of returning to cudaMalloc/cudaFree; the finding also says to keep the caching
+    allocator on, which PYTORCH_NO_CUDA_MEMORY_CACHING turns off).
 Change: `PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True` (kept with any settings already there)
     in the trial's environment before torch loads; `--apply` sets it with os.environ.setdefault at
     the very top of the script, before the first import.
@@ -33,7 +36,7 @@ class AllocConfRecipe(Recipe):
 
     name = "alloc-conf"
     risk = "exact"
-    addresses = ("memory-fragmentation",)
+    addresses = ("memory-fragmentation", "gpu-idle")
     needs_gpu = True
     order = 0
 

@@ -1,6 +1,9 @@
 """batching: serve requests in batches (a batch-size sweep and a DynamicBatcher under load).
 
-Addresses: small-batch (throughput left on the table at batch 1), idle-sm.
+Addresses: small-batch (throughput left on the table at batch 1), idle-sm, memory-bandwidth-bound
+    (a weight-bound GEMM at batch 1 reads every weight per row: batching raises its intensity),
+    communication-bound (fewer, larger collectives amortise their latency), host-sync (a sync
+    or read-back per call is paid once per batch).
 Change: none to the step loop. At the root module's second call (the first after warm-up), its
     inputs are replicated into batches of 1, 2, 4, ... (until memory or the latency limit) and
     timed; then a simulated Poisson stream of single requests (priority classes real-time, batch,
@@ -129,7 +132,13 @@ class BatchingRecipe(Recipe):
 
     name = "batching"
     risk = "approximate"
-    addresses = ("small-batch", "idle-sm")
+    addresses = (
+        "small-batch",
+        "idle-sm",
+        "memory-bandwidth-bound",
+        "communication-bound",
+        "host-sync",
+    )
     order = 95
 
     def applicable(self, run: Any) -> tuple[bool, str]:

@@ -1,6 +1,7 @@
 """bf16: run the model's outermost calls under bfloat16 autocast (CPU with AMX/AVX512-BF16, or GPU).
 
-Addresses: cpu-fp32-linear, no-tensor-cores, memory-bandwidth-bound.
+Addresses: cpu-fp32-linear, no-tensor-cores, memory-bandwidth-bound, communication-bound
+    (bf16 activations halve the bytes a tensor-parallel all-reduce moves).
 Change: every outermost call of the model runs inside `torch.autocast(device, torch.bfloat16)`;
     GEMMs and convolutions run in bf16, reductions stay fp32. Written into the script as the
     model's forward wrapped by the same autocast.
@@ -54,5 +55,10 @@ class Bf16Recipe(AutocastRecipe):
     """bfloat16 autocast on the CPU or GPU."""
 
     name = "bf16"
-    addresses = ("cpu-fp32-linear", "no-tensor-cores", "memory-bandwidth-bound")
+    addresses = (
+        "cpu-fp32-linear",
+        "no-tensor-cores",
+        "memory-bandwidth-bound",
+        "communication-bound",
+    )
     conflicts = ("fp16", "int8-dynamic", "weight-only-int8")
