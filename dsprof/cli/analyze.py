@@ -58,13 +58,16 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
         return 0
     from rich.console import Console
 
-    from dsprof.report.text import findings_table
+    from dsprof.analyzers.notices import NOT_JUDGED
+    from dsprof.report.text import findings_table, notices_text
 
     console = Console()
-    for notice in doc.notices:
-        console.print(f"[yellow]notice ({notice.code}):[/yellow] {notice.message}", soft_wrap=True)
+    for line in notices_text(doc):
+        console.print(line)
     if doc.findings:
         console.print(findings_table(doc))
+    elif any(n.code in NOT_JUDGED for n in doc.notices):
+        console.print("No finding: part of this could not be judged (see the notices above).")
     else:
         console.print("No bottleneck found above the analyzers' thresholds.")
     for name, why in doc.analyzers_failed.items():

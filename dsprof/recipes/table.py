@@ -1,4 +1,5 @@
-"""The terminal view of a fix session: candidates, before/after table, applied changes (rich)."""
+"""The terminal view of a fix session: candidates, before/after, applied changes (rich lists that
+wrap at the terminal's width)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ def _mb(b: int | None) -> str:
     return f"{b / 2**20:.0f}" if b is not None else "-"
 
 
+def _numbers(m: StepSummary) -> str:
+    """'p50 12.3 ms · p99 13.0 ms · 81.20 steps/s · RSS 512 MB' (what was measured)."""
+    parts = [f"p50 {_ms(m.p50_ns)} ms" if m.p50_ns else "p50 -"]
+    if m.p99_ns:
+        parts.append(f"p99 {_ms(m.p99_ns)} ms")
+    if m.throughput_per_s:
+        parts.append(f"{m.throughput_per_s:.2f} steps/s")
+    if m.peak_rss_bytes is not None:
+        parts.append(f"RSS {_mb(m.peak_rss_bytes)} MB")
+    return " · ".join(parts)
+
+
 def _drift(t: Any) -> str:
     d = t.verdict.drift if t.verdict else None
     if d is None:
@@ -31,67 +44,47 @@ def _drift(t: Any) -> str:
 
 
 def fix_tables(session: FixSession) -> list[Any]:
-    """Rich renderables for `dsprof fix` (the CLI prints them)."""
-    from rich.table import Table
+    """Rich renderables for `dsprof fix` (the CLI prints them): lists that wrap at the
+    terminal's width, 80 columns included."""
     from rich.text import Text
 
+    from dsprof.report.text import WrappedRows
+
     parts: list[Any] = []
-    cand = Table(title="Recipes considered", title_justify="left")
-    for col in ("recipe", "applies", "risk", "why"):
-        cand.add_column(col)
-    for c in session.candidates:
-        cand.add_row(
-            c.recipe,
-            "yes" if c.applies else "no",
-            c.risk,
-            c.reason + (" (forced)" if c.forced else ""),
+    parts.append(
+        WrappedRows(
+            "Recipes considered",
+            [
+                (
+                    c.recipe,
+                    f"{'yes' if c.applies else 'no':<3}  {c.risk:<11}  "
+                    + c.reason
+                    + (" (forced)" if c.forced else ""),
+                    "" if c.applies else "dim",
+                )
+                for c in session.candidates
+            ],
         )
-    parts.append(cand)
+    )
 
     b: StepSummary = session.baseline
-    table = Table(title="Before / after (reference run vs each trial)", title_justify="left")
-    for col in (
-        "run",
-        "p50 ms",
-        "p99 ms",
-        "steps/s",
-        "peak RSS MB",
-        "speedup [95% CI]",
-        "drift",
-        "verdict",
-    ):
-        table.add_column(col)
-    table.add_row(
-        "baseline",
-        _ms(b.p50_ns),
-        _ms(b.p99_ns),
-        f"{b.throughput_per_s:.2f}" if b.throughput_per_s else "-",
-        _mb(b.peak_rss_bytes),
-        "1.00",
-        "-",
-        "",
-    )
+    rows = [("baseline", _numbers(b), "")]
     for t in session.trials:
         v, m = t.verdict, t.metrics
         speed = (
-            f"x{v.speedup:.2f} [{v.ci95[0]:.2f}, {v.ci95[1]:.2f}]"
+            f"x{v.speedup:.2f} [{v.ci95[0]:.2f}-{v.ci95[1]:.2f}]"
             if v and v.ci95 and v.speedup
-            else "-"
+            else "speedup -"
         )
-        verdict = Text(
-            "accepted" if v and v.accepted else (v.outcome if v else t.status),
-            style="green" if v and v.accepted else "yellow",
+        verdict = "accepted" if v and v.accepted else (v.outcome if v else t.status)
+        rows.append(
+            (
+                ("+ " if t.combined else "") + "+".join(t.recipes),
+                f"{_numbers(m)} · {speed} · drift {_drift(t)} · {verdict}",
+                "green" if v and v.accepted else "",
+            )
         )
-        table.add_row(
-            ("+ " if t.combined else "") + "+".join(t.recipes),
-            _ms(m.p50_ns),
-            _ms(m.p99_ns),
-            f"{m.throughput_per_s:.2f}" if m.throughput_per_s else "-",
-            _mb(m.peak_rss_bytes),
-            speed,
-            _drift(t),
-            verdict,
-        )
+    table = WrappedRows("Before / after (reference run vs each trial; 95% interval)", rows)
     parts.append(table)
     for t in session.trials:
         parts.append(

@@ -1,17 +1,18 @@
-"""Terminal rendering with rich: the run summary and findings tables. Only cli/ and this print."""
+"""Terminal rendering with rich: the run summary and the findings list. Only cli/ and this print."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dsprof.core.findings import FindingsDocument
+from dsprof.core.findings import Evidence, Finding, FindingsDocument
 from dsprof.core.manifest import RunManifest
 from dsprof.store.layout import RunPaths
 
@@ -19,34 +20,105 @@ if TYPE_CHECKING:
     from dsprof.collectors.availability import Availability
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
+HANG = 4  # indent of a finding's continuation lines; its evidence is indented 2 more
 
 
-def findings_table(doc: FindingsDocument, *, limit: int | None = None) -> Table:
-    """Findings sorted by impact: severity, category, impact, title, key evidence, recipes."""
-    table = Table(title="Findings", show_lines=False, expand=False)
-    table.add_column("sev", no_wrap=True)
-    table.add_column("category", no_wrap=True)
-    table.add_column("impact", justify="right", no_wrap=True)
-    table.add_column("finding")
-    table.add_column("recipes", no_wrap=False)
-    findings = doc.sorted().findings
-    for f in findings[:limit] if limit else findings:
-        evidence = "; ".join(
-            f"{e.metric}={_fmt_value(e.value)}{e.unit and ' ' + e.unit}"
-            + (f" (threshold {_fmt_value(e.threshold)})" if e.threshold is not None else "")
-            for e in f.evidence[:2]
-        )
-        body = Text(f.title)
-        if evidence:
-            body.append("\n" + evidence, style="dim")
-        table.add_row(
-            Text(f.severity, style=SEVERITY_STYLE[f.severity]),
-            f.category,
-            f"{f.impact:.0%}",
-            body,
-            ", ".join(f.recipes),
-        )
-    return table
+class FindingsList:
+    """Findings as a list that reads at any terminal width (80 columns included): one line per
+    finding with severity, category, impact and title (the title's continuation indented),
+    then its key evidence, advice and recipes indented below. Wrapped at render time to the
+    console's width, so `dsprof run`, `analyze` and `fix` print it the same way."""
+
+    def __init__(self, doc: FindingsDocument, *, limit: int | None = None, evidence: int = 4):
+        self.findings = doc.sorted().findings
+        self.limit = limit
+        self.evidence = evidence
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width, 40)
+        shown = self.findings[: self.limit] if self.limit else self.findings
+        more = f", {len(shown)} shown" if len(shown) < len(self.findings) else ""
+        yield Text(f"Findings ({len(self.findings)}{more}, by impact)", style="bold")
+        for f in shown:
+            yield Text("")
+            yield from _finding_lines(f, width, self.evidence)
+
+
+def _finding_lines(f: Finding, width: int, n_evidence: int) -> list[Text]:
+    head = f"{f.severity:<6} {f.category} {f.impact:>4.0%}  "
+    lines = textwrap.wrap(
+        head + f.title, width=width, subsequent_indent=" " * HANG, break_on_hyphens=False
+    )
+    out = []
+    first = Text(lines[0])
+    first.stylize(SEVERITY_STYLE[f.severity], 0, len(f.severity))
+    first.stylize("bold", len(f.severity) + 1, len(f.severity) + 1 + len(f.category))
+    out.append(first)
+    out += [Text(line) for line in lines[1:]]
+    indent = " " * (HANG + 2)
+    facts = "; ".join(_evidence_text(e) for e in f.evidence[:n_evidence])
+    blocks = [(facts, "dim"), (f.detail, ""), (_recipes_text(f), "cyan")]
+    for text, style in blocks:
+        if text:
+            for line in textwrap.wrap(
+                text, width=width, initial_indent=indent, subsequent_indent=indent,
+                break_on_hyphens=False,
+            ):  # fmt: skip
+                out.append(Text(line, style=style))
+    return out
+
+
+class WrappedRows:
+    """Labelled rows that wrap at the console's width: `  label  body`, the body's continuation
+    lines aligned under its start (a list for narrow terminals where a table's cells would wrap
+    into columns of fragments)."""
+
+    def __init__(self, title: str, rows: Sequence[tuple[str, str, str]]):
+        self.title = title
+        self.rows = rows  # (label, body, style of the body)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width, 40)
+        yield Text(self.title, style="bold")
+        label_w = min(max((len(r[0]) for r in self.rows), default=0), width // 3)
+        indent = " " * (label_w + 4)
+        for label, body, style in self.rows:
+            first = f"  {label:<{label_w}}  "
+            lines = textwrap.wrap(
+                body, width=width, initial_indent=first, subsequent_indent=indent,
+                break_on_hyphens=False,
+            ) or [first.rstrip()]  # fmt: skip
+            for i, line in enumerate(lines):
+                t = Text(line)
+                t.stylize(style, len(first) if i == 0 else len(indent))
+                if i == 0:
+                    t.stylize("bold", 2, 2 + len(label))
+                yield t
+
+
+def _evidence_text(e: Evidence) -> str:
+    unit = f" {e.unit}" if e.unit and e.unit not in ("fraction", "count") else ""
+    threshold = f" (threshold {_fmt_value(e.threshold)})" if e.threshold is not None else ""
+    return f"{e.metric} {_fmt_value(e.value)}{unit}{threshold}"
+
+
+def _recipes_text(f: Finding) -> str:
+    return f"recipes: {', '.join(f.recipes)}" if f.recipes else ""
+
+
+def findings_table(doc: FindingsDocument, *, limit: int | None = None) -> FindingsList:
+    """The findings for the terminal (kept under its old name: a list now, not a table)."""
+    return FindingsList(doc, limit=limit)
+
+
+def notices_text(doc: FindingsDocument) -> list[Text]:
+    """Notices (silence that must not read as health), one paragraph each."""
+    out = []
+    for n in doc.notices:
+        t = Text(f"notice ({n.code}): ", style="yellow")
+        t.append(n.message)
+        out.append(t)
+    return out
 
 
 def _fmt_value(v: object) -> str:
@@ -127,6 +199,7 @@ def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
     out: list[RenderableType] = [Panel(kpis, title=f"dsprof run · {manifest.run_id}", expand=False)]
     findings_path = RunPaths(run_dir).findings
     doc = read_findings(findings_path) if findings_path.is_file() else FindingsDocument()
+    out += notices_text(doc)
     if doc.findings:
         out.append(findings_table(doc, limit=8))
     else:
