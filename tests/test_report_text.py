@@ -58,4 +58,4 @@ def test_fix_output_at_80_columns() -> None:
     assert all(len(line) <= WIDTH for line in lines), [ln for ln in lines if len(ln) > WIDTH]
     assert "Recipes considered" in lines
     baseline = next(ln for ln in lines if ln.startswith("  baseline"))
-    assert "p50" in baseline and "steps/s" in baseline
+    assert "p50 10.0 ms" in baseline  # what was measured; unknown numbers are left out
