@@ -183,6 +183,7 @@ class OnDemandAgent:
             "all_threads": all_threads_config() is not None,
             "argv": list(sys.argv),
             "cwd": os.getcwd(),
+            "facts": process_facts(),
         }
 
     def _capture_op(self, raw: dict[str, Any]) -> Any:
@@ -235,6 +236,22 @@ class OnDemandAgent:
             self._capture = None
             self._capture_done.set()
             self._capture_lock.release()
+
+
+def process_facts() -> dict[str, Any]:
+    """What the service's torch and CPUs look like (child.json fields of a watch run)."""
+    import torch
+
+    from dsprof.runner.child import cpu_facts
+
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cuda_available": bool(torch.cuda.is_available()),
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+        **cpu_facts(),
+    }
 
 
 def _encode(message: dict[str, Any]) -> bytes:

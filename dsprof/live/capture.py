@@ -95,7 +95,7 @@ class _StepWatch:
         self._numbers = iter(range(1 << 62))
 
     def listener(self, record: Any, output: Any, inputs: Any) -> None:
-        row = record.as_row() if hasattr(record, "as_row") else dict(record)
+        row = step_row(record)
         key = MARKER if row.get("source") == "marker" else str(row.get("module", ""))
         since, until = self.recording_since_ns, self.recording_until_ns
         inside = since is not None and row["start_ns"] >= since
@@ -129,6 +129,26 @@ class _StepWatch:
         from torch.profiler import record_function
 
         return record_function(f"ProfilerStep#{next(self._numbers)}")
+
+
+def step_row(record: Any) -> dict[str, Any]:
+    """A step as a dict: a StepRecord (as_row) or a row tuple in live_steps' field order."""
+    if hasattr(record, "as_row"):
+        return dict(record.as_row())
+    if isinstance(record, dict):
+        return dict(record)
+    from dsprof.store import live_steps  # type: ignore[attr-defined]
+
+    return dict(zip(live_steps.STEP_FIELDS, record, strict=False))
+
+
+def roots_info(tracker: Any) -> list[dict[str, Any]]:
+    """The tracker's root modules for child.json (roots_info(), or each root's info())."""
+    if tracker is None:
+        return []
+    if hasattr(tracker, "roots_info"):
+        return list(tracker.roots_info())
+    return [r.info() for r in getattr(tracker, "roots", [])]
 
 
 def known_model(tracker: Any) -> str | None:
@@ -331,7 +351,7 @@ class OnDemandCapture:
         from dsprof.runner.child import cpu_facts
 
         info = self.info
-        roots = tracker.roots_info() if tracker is not None else []
+        roots = roots_info(tracker)
         status = {"ok": "ok", "partial": "interrupted", "failed": "failed"}[info.status]
         return ChildInfo.model_validate(
             {

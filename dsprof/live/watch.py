@@ -91,6 +91,8 @@ class WatchSession:
         self._agent: control.AgentConnection | None = None
         self._agent_next_try = 0.0
         self._agent_note: str | None = None
+        # the service's torch and CPU facts from its agent (child.json of the watch's run)
+        self.service_facts: dict[str, Any] | None = None
         self.end_reason: str | None = None
         # the last snapshot (the /metrics collector reads it; it never samples itself)
         self.latest: WatchSnapshot | None = None
@@ -131,7 +133,8 @@ class WatchSession:
                 return None
             try:
                 self._agent = control.AgentConnection.open(found[1], found[0])
-                self._agent.hello()
+                hello = self._agent.hello()
+                self.service_facts = hello.get("facts") or self.service_facts
             except (control.ControlError, OSError) as e:
                 self._agent_note = f"request counters: {e}"
                 self._agent = None
@@ -211,6 +214,12 @@ class WatchSession:
         if self.gpu is not None:
             samplers["nvml"] = self.gpu
         finalize.write_parquet(self.counter_rows, paths.service_requests, ("ts_ns",))
+        if self.service_facts:
+            # what the service's agent said of its torch and CPUs: cpu-threads reads it
+            from dsprof.core.child import ChildInfo
+
+            facts = ChildInfo.model_validate(self.service_facts)
+            write_model(paths.child_info, facts, lenient=True)
         result = finalize.finish_run(
             paths,
             manifest,
