@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 import time
 
@@ -47,6 +48,24 @@ def test_a_trace_of_steps_is_an_analysed_run_folder(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_a_trace_while_four_threads_call_the_model_at_once(tmp_path):
+    """A thread pool serving one model: the window records, counts and ends; nothing breaks."""
+    with loop_service("--threads", "4", "--interval-ms", "1") as svc:
+        results = [
+            take_trace(TraceRequest(pid=svc.pid, steps=4, out=tmp_path, analyze=False))
+            for _ in range(3)
+        ]
+        assert svc.poll() is None
+        with control.connect(*control.find_socket([svc.pid])) as conn:  # type: ignore[misc]
+            assert conn.hello()["captures"] == 3
+    for result in results:
+        assert result.capture.status == "ok" and result.capture.steps_traced == 4
+        frames = load_trace(result.paths.trace_files()[0])
+        assert len(frames.steps) >= 4
+        threads = frames.cpu.loc[frames.cpu["name"].astype(str) == "aten::linear", "tid"].nunique()
+        assert threads >= 2, "the pool's threads are all recorded"
+
+
 def test_a_trace_for_a_duration(tmp_path):
     with loop_service() as svc:
         result = take_trace(TraceRequest(pid=svc.pid, duration_s=1.0, out=tmp_path))
@@ -84,6 +103,9 @@ def test_a_second_capture_while_one_runs_is_refused(tmp_path):
 def test_a_process_that_did_not_opt_in_gets_a_clear_message(tmp_path):
     with loop_service("--no-agent", agent=False) as svc:
         r = dsprof("trace", str(svc.pid), cwd=tmp_path)
+        inject = dsprof("trace", str(svc.pid), "--inject", "--yes", cwd=tmp_path)
+    if sys.version_info < (3, 14):  # no sys.remote_exec: --inject says why, changes nothing
+        assert inject.returncode == 2 and "sys.remote_exec" in inject.stderr, inject.stderr
     assert r.returncode == 2
     assert f"PID {svc.pid} (loop_service) does not accept on-demand traces" in r.stderr
     assert "dsprof.serve_on_demand()" in r.stderr and "dsprof run --on-demand" in r.stderr

@@ -7,6 +7,7 @@ opted in, a capture already running).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -69,17 +70,21 @@ def command(
         raise UsageError("--steps must be at least 1")
     duration_s = parse_duration(duration, "--duration") if duration is not None else None
     console = Console(stderr=True)
-    if inject:
-        from dsprof.live.inject import describe_injection, inject_agent
+    target = resolve_pid(pid)
+    try:
+        find_agent(target)
+    except NotOptedInError:
+        from dsprof.live.inject import can_inject, describe_injection, inject_agent
 
-        target = resolve_pid(pid)
-        try:
-            find_agent(target)
-        except NotOptedInError:
-            console.print(describe_injection(target))
-            if not yes and not click.confirm("Inject it?", err=True):
-                return 2
-            inject_agent(target)
+        # offered on a terminal where the target's Python can take it (3.14+), after saying
+        # exactly what it runs; asked for with --inject; elsewhere the error says how to opt in
+        interactive = sys.stdin.isatty() and not quiet
+        if not (inject or (interactive and can_inject(target)[0])):
+            raise
+        console.print(describe_injection(target))
+        if not yes and not click.confirm("Start the agent in it now?", err=True):
+            return 2
+        inject_agent(target)
 
     def say(line: str) -> None:
         if not quiet:

@@ -16,6 +16,7 @@ parser.add_argument("--exit-after", type=float, default=120.0, help="seconds, th
 parser.add_argument("--no-agent", action="store_true")
 parser.add_argument("--interval-ms", type=float, default=5.0, help="pause between calls")
 parser.add_argument("--hidden", type=int, default=256)
+parser.add_argument("--threads", type=int, default=1, help="worker threads calling the model")
 args = parser.parse_args()
 
 torch.manual_seed(0)
@@ -37,12 +38,14 @@ def work() -> None:
         time.sleep(args.interval_ms / 1000)
 
 
-worker = threading.Thread(target=work, name="model-worker")
-worker.start()
+workers = [threading.Thread(target=work, name=f"model-worker-{i}") for i in range(args.threads)]
+for w in workers:
+    w.start()
 print("ready", flush=True)
 deadline = time.monotonic() + args.exit_after
 while time.monotonic() < deadline:
     time.sleep(0.05)
 stop.set()
-worker.join()
+for w in workers:
+    w.join()
 print("bye", flush=True)
