@@ -50,6 +50,23 @@ def test_pageable_copies(tmp_path: Path) -> None:
     assert {e.metric: e.value for e in f.evidence}["pageable_h2d_bytes"] == 1 << 20
 
 
+def test_a_prefetched_batch_costs_nothing_on_a_gpu(tmp_path: Path) -> None:
+    """The fetch waits while the GPU works on the previous batch: nothing is lost; only the
+    part of a fetch during which the GPU idles counts (issue 13, class 5)."""
+    tb = TraceBuilder()
+    tb.step(1, 0, 1000)
+    tb.kernel("k", 0, 950, launch_ts=0)
+    tb.span("user_annotation", LOADER, 100, 400)  # 40 % of the step, all under GPU work
+    assert IoStallAnalyzer().analyze(trace_run(tb.write(tmp_path / "t.json"))) == []
+    tb = TraceBuilder()
+    tb.step(1, 0, 1000)
+    tb.kernel("k", 0, 500, launch_ts=0)
+    tb.span("user_annotation", LOADER, 300, 400)  # 200 us of it while the GPU idles
+    tb.kernel("k2", 700, 300, launch_ts=705)
+    (f,) = IoStallAnalyzer().analyze(trace_run(tb.write(tmp_path / "u.json")))
+    assert f.impact == pytest.approx(0.2) and f.severity == "medium"
+
+
 def test_iowait_without_trace(tmp_path: Path) -> None:
     host = pd.DataFrame({"ts_ns": [1, 2, 3], "sys_iowait_pct": [30.0, 40.0, 50.0]})
     run = RunData(paths=RunPaths(tmp_path), manifest=None, host=host)

@@ -86,3 +86,28 @@ def test_human_output_fits_80_columns_and_says_nothing_was_judged(tmp_path: Path
     assert all(len(line) <= 80 for line in lines), lines
     assert "No bottleneck found" not in proc.stdout
     assert "could not be judged" in proc.stdout
+
+
+def test_nccl_collectives_without_device_events_are_a_gpu_job(tmp_path: Path) -> None:
+    """Host-side nccl:* spans and no kernel: a GPU job whose device timeline is missing."""
+    tb = TraceBuilder(gpu=False)
+    tb.step(1, 0, 1000)
+    _item_loop(tb)
+    tb.span("user_annotation", "nccl:all_reduce", 700, 50)
+    doc = analyze_traces([tb.write(tmp_path / "t.json")])
+    assert _codes(doc) == ["no-device-activity"]
+    assert "NCCL" in doc.notices[0].message
+    assert doc.findings == []
+
+
+def test_a_sync_that_waits_for_unrecorded_device_work(tmp_path: Path) -> None:
+    """A 5 ms blocking copy while no recorded device work runs: it waited for work the trace
+    does not hold (launched before the profiler started), so that time is not judged."""
+    tb = TraceBuilder()
+    tb.step(1, 0, 6000)
+    tb.kernel("Memcpy DtoH (Device -> Pageable)", 5010, 2, cat="gpu_memcpy", launch_ts=0,
+              launch_dur=5015, launch="hipMemcpyWithStream")  # fmt: skip
+    tb.kernel("k", 5100, 800, launch_ts=5050)
+    doc = analyze_traces([tb.write(tmp_path / "t.json")])
+    assert _codes(doc) == ["unrecorded-device-work"]
+    assert not {f.category for f in doc.findings} & {"gpu-idle", "host-sync"}

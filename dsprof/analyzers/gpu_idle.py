@@ -15,7 +15,9 @@ Signal: busy = union of kernel, memcpy and memset intervals on that device; idle
     automatic recipe (host-sync and communication-bound say more; initialisation is paid once).
 Thresholds: IDLE_MEDIUM (30 %: the seed documents' "idle above 30 %" rule, applied to time) and
     IDLE_HIGH (50 %: the GPU idles more than it works). Severity counts idle time that recurs:
-    idle under one-time initialisation is shown, never graded (it is paid once per process).
+    idle under one-time initialisation is shown, never graded (it is paid once per process), and
+    so is a sync that waits while no recorded device work runs (unrecorded: the device was
+    busy with work the trace does not hold).
 Evidence: idle share, idle ms, largest gap, gap count, the largest cause and the calls behind
     it, each cause's share of the idle time, the device.
 False positives: traces cut mid-step (whole-trace windows include profiler start-up); multi-stream
@@ -49,6 +51,7 @@ IDLE_HIGH = 0.50
 # measured causes (dsprof.trace.idle.CAUSES) as the finding names them: CPU ops and Python are both
 # the host working on something other than feeding the GPU
 HEADLINE = {
+    "unrecorded": "unrecorded",
     "init": "init",
     "data loading": "data loading",
     "collective": "collective",
@@ -70,6 +73,7 @@ CAUSE_RECIPES: dict[str, list[str]] = {
     "sync": [],
     "collective": [],
     "init": [],
+    "unrecorded": [],
 }
 CAUSE_ADVICE = {
     "launch": "The host issues kernels slower than the GPU runs them: capture the step in a "
@@ -85,6 +89,9 @@ CAUSE_ADVICE = {
     "collective": "The host waits on other ranks: see communication-bound and straggler.",
     "init": "One-time set-up (context, modules, first calls): paid once per process; judge "
     "the steady state after it (warm up before measuring).",
+    "unrecorded": "The host waited in a sync while no recorded device work ran: the device was "
+    "busy with work the trace does not hold (launched before the profiler started, or by "
+    "another thread or process); widen the trace to see it.",
 }
 
 
@@ -106,7 +113,8 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     window = tf.window_ns
     idle = causes.idle_ns / window
     by = _headline(causes)
-    recurring = (causes.idle_ns - by.get("init", 0)) / window
+    # one-time set-up and time whose device state the trace does not hold are not graded
+    recurring = (causes.idle_ns - by.get("init", 0) - by.get("unrecorded", 0)) / window
     severity = severity_for(recurring, IDLE_MEDIUM, IDLE_HIGH)
     if severity is None:
         return []

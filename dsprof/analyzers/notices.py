@@ -12,6 +12,10 @@ Silence must not read as health. Each trace can add:
     no-steps             no ProfilerStep#N spans: the window is the whole trace, or the steady
                          state after one-time initialisation
     init-excluded        one-time initialisation was cut from the window: how long, what it was
+    unrecorded-device-work  the host waited in syncs for UNRECORDED_NOTICE or more of the window
+                         while no recorded device work ran: the device ran work the trace does
+                         not hold (launched before the profiler started, by another thread or
+                         process), so that time was not judged
 """
 
 from __future__ import annotations
@@ -19,13 +23,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dsprof.core.findings import Notice
-from dsprof.trace.device_kind import accelerator_categories, gpu_calls, trace_role
+from dsprof.trace.device_kind import (
+    accelerator_categories,
+    gpu_calls,
+    nccl_collectives,
+    trace_role,
+)
+from dsprof.trace.idle import unrecorded_waits
+from dsprof.trace.intervals import busy_ns
 
 if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
 
 # notices after which a trace was not judged at all
-NOT_JUDGED = ("unsupported-device", "no-device-activity")
+NOT_JUDGED = ("unsupported-device", "no-device-activity", "unrecorded-device-work")
+# share of the window spent waiting on unrecorded device work that earns a notice
+UNRECORDED_NOTICE = 0.10
 
 
 def trace_notices(tf: TraceFrames) -> list[Notice]:
@@ -49,14 +62,20 @@ def trace_notices(tf: TraceFrames) -> list[Notice]:
         )
         return out
     if role == "gpu-unrecorded":
+        calls, nccl = gpu_calls(tf), nccl_collectives(tf)
+        gpu = device.label if device.kind != "cpu" else "GPU"
+        seen = (
+            f"{calls} {gpu} runtime calls (launches, copies, syncs)"
+            if calls
+            else f"{nccl} NCCL collectives on the host (NCCL runs on GPUs)"
+        )
         out.append(
             Notice(
                 code="no-device-activity",
                 message=(
-                    f"{name}: {gpu_calls(tf)} {device.label} runtime calls (launches, copies, "
-                    "syncs) but no kernel, copy or set event on the device (recorded without "
-                    "the device activities, or under the CUPTI range profiler): the device was "
-                    "not judged, and the host is not blamed for work that ran on it."
+                    f"{name}: {seen} but no kernel, copy or set event on the device (recorded "
+                    "without the device activities, or under the CUPTI range profiler): the "
+                    "device was not judged, and the host is not blamed for work that ran on it."
                 ),
             )
         )
@@ -71,6 +90,23 @@ def trace_notices(tf: TraceFrames) -> list[Notice]:
                 ),
             )
         )
+    if role == "gpu":
+        waits = unrecorded_waits(tf)
+        lo, hi = tf.window
+        waited = busy_ns(waits["ts_ns"].to_numpy(), waits["end_ns"].to_numpy(), lo, hi)
+        if waited >= UNRECORDED_NOTICE * tf.window_ns:
+            out.append(
+                Notice(
+                    code="unrecorded-device-work",
+                    message=(
+                        f"{name}: the host waited {waited / 1e6:.1f} ms "
+                        f"({waited / tf.window_ns:.0%} of {tf.window_label}) in "
+                        f"{len(waits)} sync(s) while no recorded device work ran: the device ran "
+                        "work this trace does not hold (launched before the profiler started, "
+                        "or by another thread or process), so that time was not judged."
+                    ),
+                )
+            )
     if not len(tf.steps):
         init = tf.init
         lo, hi = tf.window

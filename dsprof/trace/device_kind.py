@@ -17,7 +17,7 @@ device is then known but unused (dsprof.core.facts.RunFacts.uses_gpu).
 trace_role(tf) says who judges a trace: the GPU analyzers ("gpu": CUDA/HIP kernels or copies
 recorded), the CPU analyzers ("cpu": no accelerator work at all), or nobody ("accelerator":
 another accelerator's work, which dsprof does not analyse; "gpu-unrecorded": GPU runtime calls
-without the device's timeline, e.g. under the CUPTI range profiler). The registry's notices
+or NCCL collectives without the device's timeline, e.g. under the CUPTI range profiler). The registry's notices
 (dsprof.analyzers.notices) say so for the last two.
 """
 
@@ -66,13 +66,19 @@ def gpu_calls(tf: TraceFrames) -> int:
     return int(rt["family"].isin(GPU_CALL_FAMILIES).sum()) if len(rt) else 0
 
 
+def nccl_collectives(tf: TraceFrames) -> int:
+    """Host-side NCCL/RCCL collective spans (nccl:all_reduce, ...): NCCL runs on GPUs only."""
+    names = tf.comm_cpu["name"].astype(str) if len(tf.comm_cpu) else None
+    return int(names.str.startswith(("nccl:", "rccl:")).sum()) if names is not None else 0
+
+
 def trace_role(tf: TraceFrames) -> TraceRole:
     """Who judges this trace (see the module docstring)."""
     if tf.has_gpu_activity:
         return "gpu"
     if accelerator_categories(tf):
         return "accelerator"
-    if gpu_calls(tf):
+    if gpu_calls(tf) or nccl_collectives(tf):
         return "gpu-unrecorded"
     return "cpu"
 

@@ -5,6 +5,10 @@
 Each nanosecond of a GPU-idle gap is given to the first of these whose host events cover it
 (events of every host thread count; nested events are covered by their outermost class):
 
+    unrecorded   a blocking call (>= UNRECORDED_MIN_NS) while no recorded device work runs
+                 (under UNRECORDED_COVER of it): a sync only blocks while the device works, so
+                 it waits for work the trace does not hold (launched before the profiler
+                 started, or by another thread or process); the device was not known to be idle
     init         one-time initialisation (dsprof.trace.phases: context, module and library
                  set-up, first calls far longer than the later ones)
     data loading `enumerate(DataLoader)` fetches
@@ -47,8 +51,12 @@ if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
 
 SHORT_GAP_NS = 100_000
+# a stream/device sync on an idle device returns in microseconds
+UNRECORDED_MIN_NS = 1_000_000
+UNRECORDED_COVER = 0.05
 _DATALOADER_PREFIX = "enumerate(DataLoader)"
 CAUSES = (
+    "unrecorded",
     "init",
     "data loading",
     "collective",
@@ -59,6 +67,7 @@ CAUSES = (
     "python",
 )
 CAUSE_LABELS = {
+    "unrecorded": "waiting for device work the trace does not show",
     "init": "one-time initialisation",
     "data loading": "data loading (DataLoader)",
     "collective": "waiting on collectives",
@@ -113,23 +122,41 @@ class GapCauses:
         return [(str(n), int(c), int(s)) for n, c, s in g.head(limit).itertuples()]
 
 
+def unrecorded_waits(tf: TraceFrames) -> pd.DataFrame:
+    """Blocking calls that wait while no recorded device work runs (see `unrecorded`)."""
+    ops = tf.cpu_ops
+    syncs = pd.concat(
+        [tf.host_syncs[["name", "ts_ns", "end_ns"]], ops[ops["name"].isin(SYNC_OPS)]],
+        ignore_index=True,
+    )
+    length = (syncs["end_ns"] - syncs["ts_ns"]).to_numpy()
+    busy = tf.gpu_busy_events
+    covered = covered_ns_each(
+        syncs["ts_ns"].to_numpy(), syncs["end_ns"].to_numpy(),
+        busy["ts_ns"].to_numpy(), busy["end_ns"].to_numpy(),
+    )  # fmt: skip
+    waits = (length >= UNRECORDED_MIN_NS) & (covered < UNRECORDED_COVER * length)
+    return syncs[waits].reset_index(drop=True)
+
+
 def host_events(tf: TraceFrames) -> dict[str, HostEvents]:
     """The host events of each cause (python has none: it is what is left)."""
     rt = tf.runtime_calls
     cpu = tf.cpu
     names = cpu["name"].astype(str)
     out: dict[str, HostEvents] = {}
+    ops = tf.cpu_ops
+    syncs = pd.concat(
+        [tf.host_syncs[["name", "ts_ns", "end_ns"]], ops[ops["name"].isin(SYNC_OPS)]],
+        ignore_index=True,
+    )
+    out["unrecorded"] = _events(unrecorded_waits(tf))
     init = tf.init
     out["init"] = HostEvents(init.starts, init.ends, np.full(len(init.starts), "first call"))
     dl = cpu[names.str.startswith(_DATALOADER_PREFIX)]
     out["data loading"] = _events(dl)
     out["collective"] = _events(tf.comm_cpu)
     out["allocator"] = _events(rt[rt["family"] == "allocator"])
-    ops = tf.cpu_ops
-    syncs = pd.concat(
-        [tf.host_syncs[["name", "ts_ns", "end_ns"]], ops[ops["name"].isin(SYNC_OPS)]],
-        ignore_index=True,
-    )
     out["sync"] = _events(syncs)
     enqueue = rt[rt["family"].isin(["launch", "copy"])]
     top = _top_level_ops(tf)
