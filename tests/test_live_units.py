@@ -279,3 +279,34 @@ def test_dsprof_never_changes_gpu_settings():
     call = re.compile(rf"\b{changing}\w*\s*\(|\.{changing}|[\"']{changing}|import[^\n]*{changing}")
     offenders = [p for p in (ROOT / "dsprof").rglob("*.py") if call.search(p.read_text())]
     assert offenders == []
+
+
+def test_request_counters_from_a_services_own_prometheus_histogram():
+    """vLLM-style /metrics, produced by prometheus-client itself and read back."""
+    from prometheus_client import Gauge, Histogram
+
+    from dsprof.live.service_metrics import counters_from_text
+
+    registry = CollectorRegistry()
+    e2e = Histogram(
+        "vllm:e2e_request_latency_seconds",
+        "e2e",
+        ["model_name"],
+        buckets=(0.3, 0.5, 1.0, 2.5),
+        registry=registry,
+    )
+    other = Histogram("http_request_duration_seconds", "http", registry=registry)
+    Gauge("vllm:num_requests_waiting", "w", ["model_name"], registry=registry).labels("m").set(3)
+    for s in (0.2, 0.4, 0.4, 0.9, 3.0):
+        e2e.labels("m").observe(s)
+    e2e.labels("n").observe(0.1)  # label sets are summed
+    other.observe(0.05)
+    text = generate_latest(registry).decode()
+    c = counters_from_text(text)
+    assert c is not None and c.requests_total == 6 and c.waiting == 3
+    assert c.latency.bounds_s == [0.3, 0.5, 1.0, 2.5] and c.latency.counts == [2, 4, 5, 5]
+    assert c.latency.sum_s == pytest.approx(5.0)
+    named = counters_from_text(text, "http_request_duration_seconds")
+    assert named is not None and named.requests_total == 1
+    assert counters_from_text(text, "no_such_histogram") is None
+    assert counters_from_text("# nothing here\n") is None

@@ -36,6 +36,18 @@ REFRESH_S = 1.0
     default=None,
     help="Serve Prometheus /metrics there (e.g. 127.0.0.1:9400).",
 )
+@click.option(
+    "--service-metrics",
+    metavar="URL",
+    default=None,
+    help="Read request rate/latency from the service's own Prometheus endpoint (vLLM, ...).",
+)
+@click.option(
+    "--latency-metric",
+    metavar="NAME",
+    default=None,
+    help="The latency histogram there (default: vLLM's, OpenTelemetry's or the only one).",
+)
 @click.option("--hz", type=float, default=2.0, show_default=True, help="Samples per second.")
 @click.option(
     "--out",
@@ -52,6 +64,8 @@ def command(
     pattern: str | None,
     for_: str | None,
     metrics: str | None,
+    service_metrics: str | None,
+    latency_metric: str | None,
     hz: float,
     out: Path,
     run_name: str | None,
@@ -72,18 +86,33 @@ def command(
         raise UsageError("--hz must be in (0, 100]")
     for_s = parse_duration(for_, "--for") if for_ is not None else None
     target = resolve_pid(pid) if pid is not None else find_by_name(str(pattern))
-    console = Console(stderr=True)
-    paths = manifest = None
-    if for_s is not None:
-        paths = create_watch_folder(out, target, run_name)
-        manifest = watch_manifest(paths, target, {"for_s": for_s, "sample_hz": hz})
-    session = WatchSession(target, hz=hz, keep_all=for_s is not None)
-    server = None
-    if metrics is not None:
-        from dsprof.live.exporter import serve_metrics
+    if service_metrics is not None:
+        from dsprof.live.service_metrics import fetch_counters
 
-        server = serve_metrics(session, metrics)
-        console.print(f"dsprof watch: Prometheus metrics at {server.url}")
+        fetch_counters(service_metrics, latency_metric)  # an unreachable URL: said now
+    console = Console(stderr=True)
+    session = WatchSession(
+        target,
+        hz=hz,
+        keep_all=for_s is not None,
+        service_metrics=service_metrics,
+        latency_metric=latency_metric,
+    )
+    server = paths = manifest = None
+    try:
+        if metrics is not None:
+            from dsprof.live.exporter import serve_metrics
+
+            server = serve_metrics(session, metrics)  # a port in use fails before any folder
+            console.print(f"dsprof watch: Prometheus metrics at {server.url}")
+        if for_s is not None:
+            paths = create_watch_folder(out, target, run_name)
+            manifest = watch_manifest(paths, target, {"for_s": for_s, "sample_hz": hz})
+    except BaseException:
+        session.stop()  # releases NVML
+        if server is not None:
+            server.close()
+        raise
     session.start()
     interrupted = False
     # on a terminal the view redraws in place; elsewhere (a log, a pipe) only the last is printed

@@ -56,7 +56,14 @@ class WatchSnapshot:
 class WatchSession:
     """Samples target's tree (and GPUs) until stop(); see the module docstring."""
 
-    def __init__(self, target: Target, hz: float = 2.0, keep_all: bool = False) -> None:
+    def __init__(
+        self,
+        target: Target,
+        hz: float = 2.0,
+        keep_all: bool = False,
+        service_metrics: str | None = None,
+        latency_metric: str | None = None,
+    ) -> None:
         from dsprof.collectors import host, nvml
         from dsprof.collectors.sampler import PeriodicSampler
 
@@ -65,6 +72,7 @@ class WatchSession:
         self.keep_all = keep_all
         self.start_ns = time.time_ns()
         self._t0 = time.monotonic()
+        self._started = False
         self.status: dict[str, CollectorStatus] = {}
         self.notes: list[str] = []
         self.host = PeriodicSampler("host", host.HostSampler(target.pid).sample, hz)
@@ -86,11 +94,14 @@ class WatchSession:
                 )
         else:
             self.status["nvml"] = CollectorStatus(ok=False, reason=reason)
+        # the service's own /metrics, read instead of asking its dsprof agent
+        self.service_metrics = service_metrics
+        self.latency_metric = latency_metric
         self.counter_rows: list[dict[str, Any]] = []
         self._counters: deque[RequestCounters] = deque()
         self._agent: control.AgentConnection | None = None
         self._agent_next_try = 0.0
-        self._agent_note: str | None = None
+        self._requests_note: str | None = None
         # the service's torch and CPU facts from its agent (child.json of the watch's run)
         self.service_facts: dict[str, Any] | None = None
         self.end_reason: str | None = None
@@ -98,16 +109,21 @@ class WatchSession:
         self.latest: WatchSnapshot | None = None
 
     def start(self) -> None:
+        self._started = True
         self.host.start()
         if self.gpu is not None:
             self.gpu.start()
 
     def stop(self) -> None:
-        self.host.stop()
-        if self.gpu is not None:
-            self.gpu.stop()
+        """Stop the samplers (when started) and release NVML and the agent's connection."""
+        if self._started:
+            self._started = False
+            self.host.stop()
+            if self.gpu is not None:
+                self.gpu.stop()
         if self._gpu_sampler is not None:
             self._gpu_sampler.close()
+            self._gpu_sampler = None
         if self._agent is not None:
             self._agent.close()
             self._agent = None
@@ -119,14 +135,31 @@ class WatchSession:
     def alive(self) -> bool:
         return is_alive(self.target.pid, self.target.create_time)
 
-    # -- the service's own request counters, through its agent ---------------------------
+    # -- the service's own request counters: its /metrics, or its agent ----------------------
+    def _poll_service_metrics(self, url: str) -> RequestCounters | None:
+        from dsprof.core.errors import UsageError
+        from dsprof.live.service_metrics import fetch_counters
+
+        try:
+            counters = fetch_counters(url, self.latency_metric)
+        except UsageError as e:
+            self._requests_note = f"request counters: {e}"
+            return None
+        self._requests_note = (
+            None
+            if counters is not None
+            else f"request counters: no request-latency histogram at {url} (name one with "
+            "--latency-metric)"
+        )
+        return counters
+
     def _poll_agent(self) -> RequestCounters | None:
         now = time.monotonic()
         if self._agent is None and now >= self._agent_next_try:
             self._agent_next_try = now + AGENT_RETRY_S
             found = control.find_socket(tree_pids(self.target.pid))
             if found is None:
-                self._agent_note = (
+                self._requests_note = (
                     "request rate and latency: the service reports none (it runs no dsprof "
                     "agent: dsprof.serve_on_demand() or dsprof run --on-demand)"
                 )
@@ -136,7 +169,7 @@ class WatchSession:
                 hello = self._agent.hello()
                 self.service_facts = hello.get("facts") or self.service_facts
             except (control.ControlError, OSError) as e:
-                self._agent_note = f"request counters: {e}"
+                self._requests_note = f"request counters: {e}"
                 self._agent = None
                 return None
         if self._agent is None:
@@ -144,18 +177,18 @@ class WatchSession:
         try:
             answer = self._agent.request({"op": "stats"}, timeout_s=2.0)
         except (control.ControlError, OSError, TimeoutError, ValueError) as e:
-            self._agent_note = f"request counters: the agent stopped answering ({e})"
+            self._requests_note = f"request counters: the agent stopped answering ({e})"
             self._agent.close()
             self._agent = None
             return None
         raw = answer.get("counters")
         if raw is None:
-            self._agent_note = "request counters: the agent has none"
+            self._requests_note = "request counters: the agent has none"
             return None
-        self._agent_note = None
+        self._requests_note = None
         counters = RequestCounters.model_validate(raw)
         if counters.requests_total == 0 and not self._counters:
-            self._agent_note = (
+            self._requests_note = (
                 "request counters: none reported yet (dsprof's DynamicBatcher reports its "
                 "requests; other services call dsprof.live.record_request)"
             )
@@ -181,13 +214,19 @@ class WatchSession:
                 if s is not None and len(s.rows) > KEEP_ROWS:
                     del s.rows[:-KEEP_ROWS]  # atomic under the GIL against the sampler's extend
         alive = self.alive()
-        counters = self._poll_agent() if alive else None
+        counters = None
+        if alive:
+            counters = (
+                self._poll_service_metrics(self.service_metrics)
+                if self.service_metrics
+                else self._poll_agent()
+            )
         notes = list(self.notes)
         notes += [f"{k}: {v.reason}" for k, v in self.status.items() if not v.ok]
         if self._gpu_sampler is not None and self._gpu_sampler.note:
             notes.append(self._gpu_sampler.note)
-        if self._agent_note:
-            notes.append(self._agent_note)
+        if self._requests_note:
+            notes.append(self._requests_note)
         snap = WatchSnapshot(
             ts_ns=time.time_ns(),
             elapsed_s=self.elapsed_s,
@@ -236,7 +275,7 @@ class WatchSession:
         final.collectors.pop("cuda_memory", None)
         final.collectors["service_requests"] = CollectorStatus(
             ok=bool(self.counter_rows),
-            reason="" if self.counter_rows else (self._agent_note or "no request counters"),
+            reason="" if self.counter_rows else (self._requests_note or "no request counters"),
             detail={"samples": len(self.counter_rows)},
         )
         if self.end_reason is not None:
