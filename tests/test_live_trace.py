@@ -15,6 +15,7 @@ import psutil
 import pytest
 from live_support import dsprof, loop_service
 
+from dsprof.core.live import CaptureRequest
 from dsprof.live import control
 from dsprof.live.trace import TraceRequest, take_trace
 from dsprof.store.documents import read_capture, read_manifest
@@ -59,7 +60,8 @@ def test_a_trace_while_four_threads_call_the_model_at_once(tmp_path):
         with control.connect(*control.find_socket([svc.pid])) as conn:  # type: ignore[misc]
             assert conn.hello()["captures"] == 3
     for result in results:
-        assert result.capture.status == "ok" and result.capture.steps_traced == 4
+        # at least 4: calls on other threads may end before the recording stops
+        assert result.capture.status == "ok" and result.capture.steps_traced >= 4
         frames = load_trace(result.paths.trace_files()[0])
         assert len(frames.steps) >= 4
         threads = frames.cpu.loc[frames.cpu["name"].astype(str) == "aten::linear", "tid"].nunique()
@@ -98,6 +100,30 @@ def test_a_second_capture_while_one_runs_is_refused(tmp_path):
     assert "already" in r.stderr and "one at a time" in r.stderr
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
     assert first and first[0].capture.status == "ok"
+
+
+def test_a_client_that_goes_away_mid_window_does_not_wedge_the_agent(tmp_path):
+    """The window it asked for completes and is written; the next capture is accepted."""
+    abandoned = tmp_path / "abandoned"
+    abandoned.mkdir()
+    with loop_service() as svc:
+        found = control.find_socket([svc.pid])
+        assert found is not None
+        conn = control.AgentConnection.open(found[1], found[0])
+        request = CaptureRequest(run_dir=str(abandoned.resolve()), duration_s=1.5)
+        conn.send({"op": "capture", "request": request.model_dump()})
+        assert conn.receive(10)["event"] == "accepted"
+        conn.close()  # the client is gone before the window ends
+        deadline = time.monotonic() + 30
+        while True:
+            with control.connect(*found) as probe:
+                if not probe.hello()["busy"]:
+                    break
+            assert time.monotonic() < deadline, "the agent stayed busy"
+            time.sleep(0.1)
+        result = take_trace(TraceRequest(pid=svc.pid, steps=2, out=tmp_path / "next"))
+    assert read_capture(abandoned / "capture.json").status == "ok"
+    assert result.capture.status == "ok"
 
 
 def test_a_process_that_did_not_opt_in_gets_a_clear_message(tmp_path):

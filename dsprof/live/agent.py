@@ -208,11 +208,12 @@ class OnDemandAgent:
                 "it ends",
             }
             return
+        # from here the capture's own thread owns the lock: it releases it when the capture
+        # has ended, even if this connection goes away first (a client killed mid-window)
         try:
             capture = OnDemandCapture(request, self.service_run)
             self._capture = capture
             self._capture_done.clear()
-            yield {"ok": True, "event": "accepted"}
             done = threading.Event()
             result: list[Any] = []
 
@@ -220,22 +221,27 @@ class OnDemandAgent:
                 try:
                     result.append(capture.run())
                 finally:
+                    self.captures += 1
+                    self._capture = None
+                    self._capture_done.set()
+                    self._capture_lock.release()
                     done.set()
 
-            worker = threading.Thread(target=work, name="dsprof-capture", daemon=True)
-            worker.start()
-            # "started" as soon as the profiler records (a client prints it)
-            while not capture.started.wait(0.05) and not done.is_set():
-                pass
-            if capture.info.started_ns is not None:
-                yield {"ok": True, "event": "started", "started_ns": capture.info.started_ns}
-            done.wait()
-            self.captures += 1
-            yield {"ok": True, "event": "done", "capture": result[0].model_dump()}
-        finally:
+            threading.Thread(target=work, name="dsprof-capture", daemon=True).start()
+        except BaseException:
             self._capture = None
             self._capture_done.set()
             self._capture_lock.release()
+            raise
+        yield {"ok": True, "event": "accepted"}
+        # "started" as soon as the profiler records (the client prints it)
+        while not capture.started.wait(0.05) and not done.is_set():
+            pass
+        if capture.info.started_ns is not None:
+            yield {"ok": True, "event": "started", "started_ns": capture.info.started_ns}
+        done.wait()
+        info = result[0] if result else capture.info
+        yield {"ok": True, "event": "done", "capture": info.model_dump()}
 
 
 def process_facts() -> dict[str, Any]:
