@@ -137,7 +137,7 @@ def test_fix_and_compare_pages(server: str, browser, tmp_path: Path) -> None:
     page.wait_for_url(f"**/compare/{RUN_ID}/{SLOWER}")
     page.wait_for_selector("#fig-latency-b .main-svg", timeout=TIMEOUT_MS)
     rows = {r.split("\t")[0]: r for r in page.locator("#deltas tbody tr").all_inner_texts()}
-    assert "+10.0 %" in rows["step p50"]
+    assert "+9.1 %" in rows["iteration p50"]
     assert page.locator("#fig-latency-a .main-svg").count() >= 1
     screenshot(page, "dashboard-compare", tmp_path)
     assert errors.errors == []
@@ -163,11 +163,11 @@ def test_live_refresh_of_a_running_run(server: str, browser, runs: Path) -> None
     page.goto(f"{server}/runs/{LIVE}")
     steps_kpi = page.locator("[data-kpi=steps] .value")
     steps_kpi.wait_for(timeout=TIMEOUT_MS)
-    assert steps_kpi.inner_text() == "3"
+    assert steps_kpi.inner_text() == "2"  # 3 model calls so far: 2 iterations
     assert "running" in page.locator("#run-status").inner_text()
     _write_live_steps(live, rows[:4])
     page.wait_for_function(
-        "document.querySelector('[data-kpi=steps] .value').textContent === '4'",
+        "document.querySelector('[data-kpi=steps] .value').textContent === '3'",
         timeout=TIMEOUT_MS,
     )
     # the runs list refreshes its rows only: the user's filter stays
@@ -181,7 +181,7 @@ def test_live_refresh_of_a_running_run(server: str, browser, runs: Path) -> None
     )
     _write_live_steps(live, rows)
     page.wait_for_function(
-        "[...document.querySelectorAll('#runs-table td')].some(td => td.textContent === '6')",
+        "[...document.querySelectorAll('#runs-table td')].some(td => td.textContent === '5')",
         timeout=TIMEOUT_MS,
     )
     assert page.locator("#runs-table a").count() == 1

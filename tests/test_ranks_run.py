@@ -97,7 +97,7 @@ def test_one_job_folder_lists_both_ranks(planted):
     assert m["world_size"] == 2 and m["ranks"] == [0, 1]
     assert m["options"]["nproc_per_node"] == 2
     assert m["collectors"]["ranks"]["detail"] == {"0": "ok", "1": "ok"}
-    assert m["summary"]["count"] == 10  # the slowest rank's steps
+    assert m["summary"]["count"] == 9  # the slowest rank's iterations (10 calls)
     assert m["environment"]["torch"].startswith("2.")  # from the ranks' children
     # the whole torchrun tree on this node: the launcher and both workers
     host = pd.read_parquet(job / "metrics" / "host.parquet")

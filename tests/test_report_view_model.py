@@ -50,7 +50,8 @@ def test_view_model_content(tmp_path: Path) -> None:
     assert [f.category for f in view.findings] == ["gpu-idle", "small-batch"]  # by impact
     assert view.findings[0].evidence[1].value == EVIL_OP
     assert view.modules == [EVIL_MODULE]
-    assert view.steps.count == 20 and view.steps_source == "the run's tables"
+    assert view.steps.count == 19 and view.steps_source == "the run's tables"  # 20 calls
+    assert view.steps.label == "iteration" and view.model_text.startswith("model 10.")
     assert view.fix.available and view.fix.accepted == ["compile"]
     assert [t["outcome"] for t in view.fix.trials] == ["win", "no-measurable-change", "win"]
     assert view.ranks == [0, 1]
@@ -66,19 +67,34 @@ def test_metric_not_collected_is_absent_not_zero(tmp_path: Path) -> None:
 def test_runner_summary_wins_over_steps_table(tmp_path: Path) -> None:
     run = load_run(make_run(tmp_path))
     manifest = run.manifest.model_copy(
-        update={"summary": StepSummary(count=15, p50_ns=9_000_000, p99_ns=12_000_000)}
+        update={
+            "summary": StepSummary(
+                count=15, p50_ns=9_000_000, p99_ns=12_000_000, basis="iterations"
+            )
+        }
     )
     write_model(run.paths.manifest, manifest)
     stats, source = run_numbers(load_run(run.paths.root))
     assert (stats.count, stats.p50_ns, source) == (15, 9_000_000, "run.json summary")
 
 
+def test_a_summary_of_model_calls_from_before_iterations_is_recomputed(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path))
+    old = StepSummary(count=20, p50_ns=9_000_000, p99_ns=12_000_000)  # no basis: model calls
+    write_model(run.paths.manifest, run.manifest.model_copy(update={"summary": old}))
+    stats, source = run_numbers(load_run(run.paths.root))
+    assert (stats.count, stats.basis, source) == (19, "iterations", "the run's tables")
+    run.paths.steps.unlink()  # nothing to recompute from: the old figures, said to be so
+    stats, source = run_numbers(load_run(run.paths.root))
+    assert stats.p50_ns == 9_000_000 and stats.label == "step" and "model calls" in source
+
+
 def test_without_a_summary_the_numbers_follow_the_runners_rules(tmp_path: Path) -> None:
     run = load_run(make_run(tmp_path))
     numbers, source = run_numbers(run)
-    durations = run.steps.sort_values("step")["duration_ns"].to_numpy()
+    starts = run.steps.sort_values("step")["start_ns"].to_numpy()
     assert source == "the run's tables" and numbers.steps_excluded == 1  # options.warmup_steps
-    assert numbers.p50_ns == int(pd.Series(durations[1:]).quantile(0.5))
+    assert numbers.p50_ns == int(pd.Series(starts[1:]).diff().dropna().quantile(0.5))
     assert numbers.mean_cpu_pct == pytest.approx(run.host["proc_cpu_pct"].iloc[1:].mean())
 
 
@@ -93,7 +109,7 @@ def test_running_run_reads_live_steps(tmp_path: Path) -> None:
     run.paths.steps_live.write_text("\n".join(lines) + '\n{"step": 4, "start', encoding="utf-8")
     view = build_report(load_run(root)).view
     assert view.status == "running" and view.duration_text == "still running"
-    assert view.steps.count == 4
+    assert view.steps.count == 3  # 4 model calls so far: 3 iterations
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,11 @@ from dsprof.core.steps import (
     COMPILE_STEP_FACTOR,
     MIN_STEPS,
     StepStats,
+    iteration_stats,
+    iterations,
+    main_module,
     measured_durations,
-    step_durations,
+    median_ratio_interval,
     step_stats,
 )
 
@@ -69,18 +72,62 @@ def _table(starts: list[int], durations: list[int], module: str = "Net") -> pd.D
     )
 
 
-def test_step_durations_model_time_or_start_to_start() -> None:
+def test_an_iteration_is_timed_start_to_start_with_the_model_time_beside_it() -> None:
     table = _table([0, 100, 250, 300], [50, 60, 40, 45]).sample(frac=1, random_state=0)
-    assert list(step_durations(table)) == [50, 60, 40, 45]  # step order, whatever the row order
-    assert list(step_durations(table, start_to_start=True)) == [100, 150, 50]
-    assert len(step_durations(None)) == 0
+    it = iterations(table)  # step order, whatever the row order
+    assert it.basis == "iterations" and it.module == "Net"
+    assert list(it.durations_ns) == [100, 150, 50]  # the last call has no successor
+    assert it.model_ns is not None and list(it.model_ns) == [50, 60, 40]
+    assert list(it.starts_ns) == [0, 100, 250] and list(it.ends_ns) == [100, 250, 300]
+    assert len(iterations(None).durations_ns) == 0
 
 
-def test_step_durations_of_one_root_module() -> None:
-    table = pd.concat([_table([0, 10], [5, 6]), _table([20], [99], module="Observer")])
-    table["step"] = range(3)
-    assert list(step_durations(table, module="Net")) == [5, 6]
-    assert list(step_durations(table, module="NotThere")) == [5, 6, 99]
+def test_marker_steps_are_iterations_without_a_model_figure() -> None:
+    table = _table([0, 100, 250], [100, 150, 50])
+    table["source"] = "marker"
+    it = iterations(table)
+    assert it.basis == "markers" and it.model_ns is None
+    assert list(it.durations_ns) == [100, 150, 50]
+    stats = iteration_stats(table, warmup=0)
+    assert stats.label == "iteration" and stats.model_p50_ns is None
+
+
+def test_one_model_call_is_a_model_call_not_an_iteration() -> None:
+    it = iterations(_table([0], [70]))
+    assert it.basis == "model-calls" and list(it.durations_ns) == [70]
+    assert iteration_stats(_table([0], [70])).label == "model call"
+
+
+def test_other_root_modules_fall_inside_the_models_iterations() -> None:
+    table = pd.concat(
+        [_table([0, 10, 30], [5, 6, 7]), _table([20], [2], module="Observer")]
+    ).sort_values("start_ns")
+    table["step"] = range(4)
+    assert main_module(table) == "Net"
+    assert list(iterations(table).durations_ns) == [10, 20]
+    assert list(iterations(table, module="Observer").durations_ns) == [2]
+    assert list(iterations(table, module="NotThere").durations_ns) == [10, 10, 10]
+
+
+def test_iteration_stats_measure_the_same_iterations_for_model_time() -> None:
+    # a 40 ms loop whose model call takes 3 ms; the first iteration is warm-up
+    starts = [i * 40 * MS for i in range(11)]
+    starts[1] += 500 * MS  # a slow first iteration (warm-up)
+    starts[2:] = [s + 500 * MS for s in starts[2:]]
+    stats = iteration_stats(_table(starts, [900 * MS] + [3 * MS] * 10), warmup=1)
+    assert (stats.count, stats.steps_excluded, stats.basis) == (10, 1, "iterations")
+    assert stats.p50_ns == 40 * MS and stats.model_p50_ns == 3 * MS
+    assert stats.throughput_per_s == pytest.approx(25.0)  # completions over the window
+    assert stats.model_share == pytest.approx(3 / 40)
+
+
+def test_median_ratio_interval_is_exact_for_constant_samples_and_repeatable() -> None:
+    assert median_ratio_interval([10] * 8, [5] * 8) == (2.0, 2.0, 2.0)
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(100, 5, 30), rng.normal(100, 5, 30)
+    ratio, lo, hi = median_ratio_interval(a, b)
+    assert lo < ratio < hi and lo < 1 < hi
+    assert median_ratio_interval(a, b) == (ratio, lo, hi)
 
 
 def test_fix_json_from_before_step_stats_still_reads() -> None:
@@ -98,9 +145,9 @@ def test_summary_of_tables() -> None:
     gpu = pd.DataFrame({"util_gpu_pct": [float("nan"), float("nan")]})
     mem = pd.DataFrame({"allocated_bytes": [5, 8]})
     summary = summarize_tables(steps, host, gpu, mem, warmup=1)
-    assert (summary.count, summary.p50_ns) == (4, 30)
+    assert (summary.count, summary.p50_ns, summary.model_p50_ns) == (3, 100, 25)
     assert summary.mean_cpu_pct == 60.0  # the first sample has no interval behind it
     assert summary.peak_rss_bytes == 9
     assert summary.mean_gpu_util_pct is None  # sampled, never measured: absent, not 0
     assert summary.peak_cuda_allocated_bytes == 8  # no allocator peak column: the largest seen
-    assert summarize_tables(None, None, None, None, 1) == StepSummary()
+    assert summarize_tables(None, None, None, None, 1) == StepSummary(basis="iterations")

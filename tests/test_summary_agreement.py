@@ -30,10 +30,10 @@ NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)"
 UNITS = {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 # terminal line patterns -> the KPI key of the same figure in the report
 TERMINAL = {
-    "steps": rf"steps\s+{NUMBER}\b",
-    "p50": rf"p50 {NUMBER} (ms)",
-    "p99": rf"p99 {NUMBER} (ms)",
-    "throughput": rf"throughput\s+{NUMBER} steps/s",
+    "steps": rf"iterations\s+{NUMBER}\b",
+    "p50": rf"p50 {NUMBER} (µs|ms|s)\b",
+    "p99": rf"p99 {NUMBER} (µs|ms|s)\b",
+    "throughput": rf"throughput\s+{NUMBER} iterations/s",
     "peak_rss": rf"RSS {NUMBER} (B|KiB|MiB|GiB)",
     "peak_cuda": rf"CUDA allocated {NUMBER} (B|KiB|MiB|GiB)",
     "cpu": rf"CPU {NUMBER}%",

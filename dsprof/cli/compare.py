@@ -59,10 +59,10 @@ def command(
     change = cmp.p50_regression_pct()
     if cmp.fails(threshold):
         console.print(
-            f"[bold red]FAIL[/]: step p50 regressed {change:+.1f} % (threshold {threshold:g} %)"
+            f"[bold red]FAIL[/]: iteration p50 regressed {change:+.1f} % (threshold {threshold:g} %)"
         )
         return 1
-    console.print(f"[green]ok[/]: step p50 change {change:+.1f} % is within {threshold:g} %")
+    console.print(f"[green]ok[/]: iteration p50 change {change:+.1f} % is within {threshold:g} %")
     return slo_code
 
 

@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from dsprof.core.manifest import RunManifest
+
+
+def with_iterations(path: Path, manifest: RunManifest | Exception) -> RunManifest | Exception:
+    """A manifest whose summary predates iterations (or is missing) gets the figures recomputed
+    from its steps table, the way every other surface shows them."""
+    from dsprof.core.manifest import RunManifest
+    from dsprof.store.layout import RunPaths
+
+    paths = RunPaths(path)
+    if not isinstance(manifest, RunManifest) or manifest.summary.basis or not paths.steps.is_file():
+        return manifest
+    from dsprof.runner.finalize import summarize
+
+    try:
+        summary = summarize(paths, manifest.warmup_steps)
+    except Exception:  # a half-written table: list the run with what run.json says
+        return manifest
+    return manifest.model_copy(update={"summary": summary})
 
 
 @click.command("ls")
@@ -26,7 +48,13 @@ def command(runs_dir: Path, limit: int) -> int:
     if not rows:
         console.print(f"No runs under {runs_dir}. Start one with: dsprof run script.py")
         return 0
-    console.print(runs_table(rows[:limit]))
+    console.print(runs_table([(path, with_iterations(path, m)) for path, m in rows[:limit]]))
     if len(rows) > limit:
         console.print(f"({len(rows) - limit} older runs not shown; --limit to see more)")
+    console.print(
+        "it = iteration, timed start to start (model call to model call); "
+        "* = model calls, recorded before that. Any command takes the short id: "
+        "dsprof report ID",
+        style="dim",
+    )
     return 0

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dsprof.core.steps import StepStats, step_durations, step_stats
+from dsprof.core.steps import StepStats, iteration_stats
 
 SCHEMA_VERSION = 1
 
@@ -79,13 +79,11 @@ RESOURCE_FIELDS = (
 def summarize_tables(steps: Any, host: Any, gpu: Any, cuda_memory: Any, warmup: int) -> StepSummary:
     """A run's key numbers from its tables (steps, host, gpu, cuda_memory; None when absent).
 
-    Steps: step_stats over step_durations after `warmup` steps. Mean CPU leaves out the first
+    Steps: iteration_stats (dsprof.core.steps) after `warmup` iterations. Mean CPU leaves out the first
     host sample, whose percentage has no full interval behind it. Peak CUDA memory is the
     allocator's own peak, else the largest allocation seen at a step end.
     """
-    summary = StepSummary(
-        **step_stats(step_durations(steps), warmup).model_dump(exclude={"steps_measured"})
-    )
+    summary = StepSummary(**iteration_stats(steps, warmup).model_dump(exclude={"steps_measured"}))
     if host is not None and len(host) and "proc_rss_bytes" in host:
         summary.peak_rss_bytes = int(host["proc_rss_bytes"].max())
         if len(host) > 1 and "proc_cpu_pct" in host:

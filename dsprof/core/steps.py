@@ -1,12 +1,20 @@
-"""Step-time statistics: the one function behind every step figure dsprof shows.
+"""Step-time statistics: the one definition of a step and the one function behind every figure.
 
+    iterations(steps) -> Iterations          which interval is a step (the iteration)
     step_stats(durations_ns, warmup, exclude_compile=False) -> StepStats
+    iteration_stats(steps, warmup, exclude_compile=False) -> StepStats   (the two together)
 
-The terminal summary and run.json (runner/finalize.py), the report's view-model, the dashboard's
-runs list and the fix verdicts all call it; they differ only in the durations they feed in
-(`step_durations` picks them from a steps table) and in whether leading compile steps are cut
-(the fix verdicts). Which interval counts as a step is decided in `step_durations` alone, so a
-new definition of the step changes no consumer.
+A step is the script's iteration, timed start to start: from one call of the model (the root
+module called most often) to its next call, so whatever the loop does between calls (waiting for
+the DataLoader, tokenizing, `.item()`, printing) counts. The model call's own time is kept beside
+it as a second figure ("model 3.2 ms of a 40 ms iteration"). Steps marked with `dsprof.step()`
+are iterations already (marker to marker) and have no model figure. A run with a single model
+call has no start-to-start interval: its step is the model call, and says so (`basis`).
+Throughput is completions over the window: iterations measured / the time they span.
+
+The terminal summary and run.json (runner/finalize.py), the report's view-model, the dashboard,
+markdown, `dsprof ls`, `dsprof compare` and the fix verdicts all use it; the verdicts also cut
+leading compile steps. Which interval counts as a step is decided in `iterations` alone.
 
 Rules (module constants):
     warm-up: the first `warmup` steps are left out, unless the run has no more steps than that
@@ -24,7 +32,8 @@ Pure: numpy only, no torch, no pandas import (a steps table is read through its 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, computed_field, model_validator
@@ -36,6 +45,18 @@ MIN_STEPS = 5
 COMPILE_STEP_FACTOR = 3.0
 
 
+# what a StepStats' steps are: "iterations" (model call to model call), "markers" (dsprof.step()
+# to dsprof.step()), "model-calls" (one call: no start-to-start interval); "" in documents
+# written before steps were iterations (their steps were model calls, labelled "step")
+StepBasis = Literal["", "iterations", "markers", "model-calls"]
+BASIS_LABEL: dict[str, str] = {
+    "iterations": "iteration",
+    "markers": "iteration",
+    "model-calls": "model call",
+    "": "step",
+}
+
+
 class StepStats(BaseModel):
     """Step-time figures over the measured steps (None when no step was measured)."""
 
@@ -45,6 +66,25 @@ class StepStats(BaseModel):
     p99_ns: int | None = None
     mean_ns: int | None = None
     throughput_per_s: float | None = None
+    basis: StepBasis = Field(default="", description="what a step is (see StepBasis)")
+    module: str = Field(default="", description="the root module whose calls mark iterations")
+    model_p50_ns: int | None = Field(
+        default=None, description="the model call's own time inside the measured iterations"
+    )
+    model_p99_ns: int | None = None
+    model_mean_ns: int | None = None
+
+    @property
+    def label(self) -> str:
+        """What one step is, in a word or two: 'iteration', 'model call' (or 'step': older)."""
+        return BASIS_LABEL[self.basis]
+
+    @property
+    def model_share(self) -> float | None:
+        """The model call's share of the iteration (means), when both are known."""
+        if self.model_mean_ns is None or not self.mean_ns or self.basis != "iterations":
+            return None
+        return self.model_mean_ns / self.mean_ns
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -91,6 +131,26 @@ def stats_of(measured_ns: np.ndarray, *, count: int, excluded: int) -> StepStats
     return stats
 
 
+def median_ratio_interval(
+    a_ns: Sequence[int] | np.ndarray,
+    b_ns: Sequence[int] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """median(a) / median(b) and its percentile-bootstrap interval at `confidence`, resampling
+    each sample independently (fixed seed: the same runs give the same interval)."""
+    a, b = np.asarray(a_ns, dtype=np.float64), np.asarray(b_ns, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    ra = rng.choice(a, size=(resamples, len(a)), replace=True)
+    rb = rng.choice(b, size=(resamples, len(b)), replace=True)
+    ratios = np.median(ra, axis=1) / np.median(rb, axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    return float(np.median(a) / np.median(b)), float(lo), float(hi)
+
+
 def step_stats(
     durations_ns: Sequence[int] | np.ndarray, warmup: int = 0, *, exclude_compile: bool = False
 ) -> StepStats:
@@ -99,28 +159,82 @@ def step_stats(
     return stats_of(measured, count=len(durations_ns), excluded=excluded)
 
 
-def step_durations(
-    steps: Any, *, module: str | None = None, start_to_start: bool = False
-) -> np.ndarray:
-    """Step durations (int ns, step order) from a steps table (steps.parquet's columns).
+@dataclass(frozen=True)
+class Iterations:
+    """A run's steps as iterations, in order (see the module docstring)."""
 
-    module: only that root module's steps (a script may call other modules at top level, such
-        as quantize_dynamic's observers or a tokenizer model, and each such call is a step too).
-    start_to_start: for steps that are model calls, the time from one call's start to the next,
-        so what the loop does between calls (waiting for data, pre/post-processing) counts; the
-        last call has no successor and is dropped. Marker steps are start to start already.
+    durations_ns: np.ndarray
+    model_ns: np.ndarray | None  # the model call's time in each iteration (None for markers)
+    starts_ns: np.ndarray
+    basis: StepBasis
+    module: str = ""
+
+    @property
+    def ends_ns(self) -> np.ndarray:
+        """Where each iteration ends (the next one's start)."""
+        return self.starts_ns + self.durations_ns
+
+
+NO_ITERATIONS = Iterations(
+    np.array([], dtype=np.int64), None, np.array([], dtype=np.int64), basis="iterations"
+)
+
+
+def main_module(steps: Any) -> str | None:
+    """The root module class most model-call steps belong to (the model); None for markers."""
+    if steps is None or len(steps) == 0 or "module" not in steps:
+        return None
+    calls = steps[steps["source"] == "module"] if "source" in steps else steps
+    counts = calls["module"].value_counts()
+    return str(counts.index[0]) if len(counts) and counts.index[0] else None
+
+
+def iterations(steps: Any, *, module: str | None = None) -> Iterations:
+    """The iterations of a steps table (steps.parquet's columns, any row order).
+
+    module: the model whose calls mark iterations (default: main_module); a module the table
+        does not hold means every model call. Other root modules called inside the loop (a
+        tokenizer model, quantize_dynamic's observers) fall inside the iterations.
     """
-    if steps is None or len(steps) == 0 or "duration_ns" not in steps:
-        return np.array([], dtype=np.int64)
-    if module is not None and "module" in steps and (steps["module"] == module).any():
-        steps = steps[steps["module"] == module]
+    if steps is None or len(steps) == 0 or "duration_ns" not in steps or "start_ns" not in steps:
+        return NO_ITERATIONS
     if "step" in steps:
         steps = steps.sort_values("step")
-    if (
-        start_to_start
-        and "source" in steps
-        and len(steps) > 1
-        and (steps["source"] == "module").all()
-    ):
-        return np.diff(steps["start_ns"].to_numpy(dtype=np.int64))
-    return steps["duration_ns"].to_numpy(dtype=np.int64)
+    source = steps.get("source")
+    if source is not None and (source == "marker").any():
+        # once the script marks steps, the markers define them (runner/finalize.py)
+        marked = steps[source == "marker"]
+        return Iterations(
+            marked["duration_ns"].to_numpy(dtype=np.int64),
+            None,
+            marked["start_ns"].to_numpy(dtype=np.int64),
+            basis="markers",
+        )
+    module = module or main_module(steps)
+    calls = steps
+    if module is not None and "module" in steps and (steps["module"] == module).any():
+        calls = steps[steps["module"] == module]
+    starts = calls["start_ns"].to_numpy(dtype=np.int64)
+    model = calls["duration_ns"].to_numpy(dtype=np.int64)
+    name = module or ""
+    if len(calls) < 2:
+        return Iterations(model, model, starts, basis="model-calls", module=name)
+    return Iterations(np.diff(starts), model[:-1], starts[:-1], basis="iterations", module=name)
+
+
+def iteration_stats(
+    steps: Any, warmup: int = 0, *, exclude_compile: bool = False, module: str | None = None
+) -> StepStats:
+    """Statistics of a run's iterations, with the model call's time over the same iterations."""
+    it = iterations(steps, module=module)
+    measured, excluded = measured_durations(
+        it.durations_ns, warmup, exclude_compile=exclude_compile
+    )
+    stats = stats_of(measured, count=len(it.durations_ns), excluded=excluded)
+    stats.basis, stats.module = it.basis, it.module
+    if it.model_ns is not None and len(measured):
+        model = it.model_ns[excluded : excluded + len(measured)]
+        stats.model_p50_ns = int(np.percentile(model, 50))
+        stats.model_p99_ns = int(np.percentile(model, 99))
+        stats.model_mean_ns = int(model.mean())
+    return stats

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from dash import dcc, html
 
 from dsprof.core.errors import RunFolderError
-from dsprof.core.steps import StepStats, step_durations, step_stats
+from dsprof.core.steps import StepStats, iteration_stats
 from dsprof.store.documents import read_findings
 from dsprof.store.layout import RunPaths
 from dsprof.store.run_store import is_valid_run_id
@@ -69,14 +69,14 @@ def _step_stats(run_dir: Path, warmup: int) -> StepStats | None:
 
     paths = RunPaths(run_dir)
     if not paths.steps.is_file():
-        return step_stats(step_durations(read_live_steps(paths)), warmup)  # a run in progress
+        return iteration_stats(read_live_steps(paths), warmup)  # a run in progress
     import pandas as pd
 
     try:
-        steps = pd.read_parquet(paths.steps, columns=["step", "duration_ns"])
+        steps = pd.read_parquet(paths.steps)
     except Exception:  # a half-written table: the run page says why; the list just shows n/a
         return None
-    return step_stats(step_durations(steps), warmup)
+    return iteration_stats(steps, warmup)
 
 
 def runs_rows(store: RunStore) -> list[dict[str, Any]]:

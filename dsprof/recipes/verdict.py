@@ -1,8 +1,8 @@
 """Verdicts: is a trial faster than the baseline beyond the noise, and are its outputs still right?
 
-Speed: the ratio of step-time medians (baseline / trial; for steps detected as model calls, the
-time from one call's start to the next, so time spent between calls counts) with a percentile-bootstrap 95 % interval,
-resampling each run's measured steps independently. Warm-up steps and the leading compile steps
+Speed: the ratio of iteration-time medians (baseline / trial; an iteration is timed from one
+model call's start to the next, so time spent between calls counts: dsprof.core.steps) with a
+percentile-bootstrap 95 % interval, resampling each run's measured steps independently. Warm-up steps and the leading compile steps
 are excluded first, by dsprof.core.steps (the rules every step figure follows). Accepted only when the interval's lower end is at least 1 + MIN_GAIN; an
 interval reaching below that but not wholly below 1 is "no measurable change", never a win.
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from dsprof.core.fix import Drift, Outcome, RiskClass, Verdict
 from dsprof.core.manifest import StepSummary
-from dsprof.core.steps import MIN_STEPS, stats_of, step_durations
+from dsprof.core.steps import MIN_STEPS, iterations, median_ratio_interval, stats_of
 from dsprof.core.steps import measured_durations as measured
 from dsprof.store.layout import output_steps
 
@@ -65,13 +65,14 @@ class Speed:
 def measured_durations(
     steps: pd.DataFrame | None, warmup: int = 1, module: str | None = None
 ) -> tuple[np.ndarray, int]:
-    """Step durations (ns) with warm-up and leading compile steps dropped; and how many dropped.
+    """Iteration durations (ns) with warm-up and leading compile steps dropped; and how many.
 
-    Model-call steps count start to start (dsprof.core.steps.step_durations). With `module`,
-    only that root module's steps count: a script may call other modules at top level
-    (quantize_dynamic's observers, a tokenizer model) and each such call is a step too.
+    Iterations are timed start to start (dsprof.core.steps.iterations), the one definition of
+    a step every figure uses. `module`: the model whose calls mark iterations (the baseline's,
+    so that a trial's extra top-level modules, such as quantize_dynamic's observers, fall
+    inside its iterations).
     """
-    durations = step_durations(steps, module=module, start_to_start=True)
+    durations = iterations(steps, module=module).durations_ns
     return measured(durations, warmup, exclude_compile=True)
 
 
@@ -83,16 +84,13 @@ def bootstrap_speedup(
     seed: int = 0,
 ) -> Speed:
     """median(baseline) / median(trial) with a percentile bootstrap interval at CONFIDENCE."""
-    rng = np.random.default_rng(seed)
-    b = rng.choice(baseline_ns, size=(resamples, len(baseline_ns)), replace=True)
-    t = rng.choice(trial_ns, size=(resamples, len(trial_ns)), replace=True)
-    ratios = np.median(b, axis=1) / np.median(t, axis=1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    ratio, lo, hi = median_ratio_interval(
+        baseline_ns, trial_ns, confidence=CONFIDENCE, resamples=resamples, seed=seed
+    )
     return Speed(
-        speedup=float(np.median(baseline_ns) / np.median(trial_ns)),
-        lo=float(lo),
-        hi=float(hi),
+        speedup=ratio,
+        lo=lo,
+        hi=hi,
         baseline_steps=len(baseline_ns),
         trial_steps=len(trial_ns),
     )

@@ -14,6 +14,8 @@ from rich.text import Text
 
 from dsprof.core.findings import Evidence, Finding, FindingsDocument
 from dsprof.core.manifest import RunManifest
+from dsprof.core.steps import StepStats
+from dsprof.report.view_model import format_bytes, format_ns, format_rate, model_text
 from dsprof.store.layout import RunPaths
 
 if TYPE_CHECKING:
@@ -159,6 +161,36 @@ def next_commands(run_dir: Path, manifest: RunManifest) -> list[str]:
     return commands
 
 
+def step_rows(s: StepStats) -> list[tuple[str, str]]:
+    """The step figures of a summary as (label, text) rows: iterations start to start, with the
+    model call's time beside them (dsprof.core.steps); the same texts the report shows."""
+    label = s.label
+    what = {
+        "iterations": f" (start to start of {s.module or 'model'} calls)",
+        "markers": " (between dsprof.step() calls)",
+    }.get(s.basis, "")
+    warm = f", first {s.steps_excluded} left out" if s.steps_excluded else ""
+    rows = [
+        (f"{label}s", f"{s.count}{what}{warm}"),
+        (label, f"p50 {format_ns(s.p50_ns)} · p99 {format_ns(s.p99_ns)}"),
+    ]
+    if model_text(s):
+        share = f"; {s.model_share:.0%} of the time" if s.model_share is not None else ""
+        rows.append(
+            (
+                "model",
+                f"{format_ns(s.model_p50_ns)} of a {format_ns(s.p50_ns)} iteration (p50{share})",
+            )
+        )
+    rows.append(
+        (
+            "throughput",
+            f"{format_rate(s.throughput_per_s)} {label}s/s" if s.throughput_per_s else "-",
+        )
+    )
+    return rows
+
+
 def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
     """What `dsprof run` prints at the end: numbers, findings, the folder and next commands."""
     from dsprof.store.documents import read_findings
@@ -173,9 +205,8 @@ def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
     kpis.add_row(
         "status", Text(f"{manifest.status} (exit {manifest.exit_code})", style=status_style)
     )
-    kpis.add_row("steps", str(s.count))
-    kpis.add_row("step latency", f"p50 {_ms(s.p50_ns)} · p99 {_ms(s.p99_ns)}")
-    kpis.add_row("throughput", f"{s.throughput_per_s:.2f} steps/s" if s.throughput_per_s else "-")
+    for label, value in step_rows(s):
+        kpis.add_row(label, value)
     kpis.add_row(
         "peak memory",
         f"RSS {_bytes(s.peak_rss_bytes)}"
@@ -222,41 +253,57 @@ def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
     return out
 
 
+# `dsprof ls` fits an 80-column terminal: the script name is the one column that gives way
+SCRIPT_WIDTH = 18
+
+
+def short_id(run_id: str) -> str:
+    """The 4-hex tail of a run id: `dsprof report 6581` finds the run by it."""
+    return run_id.rsplit("-", 1)[-1]
+
+
 def runs_table(rows: Sequence[tuple[Path, RunManifest | Exception]]) -> Table:
-    """`dsprof ls`: one row per run folder, unreadable ones with their error."""
-    table = Table(title="Runs (newest first)")
-    table.add_column("run id", no_wrap=True)
+    """`dsprof ls`: one row per run folder (short id, start, script, iteration figures).
+
+    Readable at 80 columns: numbers never wrap or shorten; the script name is cut with an
+    ellipsis when the terminal is narrow. Unreadable folders show their error.
+    """
+    table = Table(title="Runs (newest first)", box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("id", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("script", no_wrap=True, overflow="ellipsis", max_width=SCRIPT_WIDTH)
     table.add_column("status", no_wrap=True)
-    for col, just in (
-        ("steps", "right"),
-        ("p50", "right"),
-        ("p99", "right"),
-        ("steps/s", "right"),
-        ("peak RSS", "right"),
-        ("recipes", "left"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for col in ("iters", "it p50", "it p99", "it/s", "RSS"):
+        table.add_column(col, justify="right", no_wrap=True)
     for path, m in rows:
         if isinstance(m, Exception):
-            table.add_row(
-                path.name, Text("unreadable", style="red"), "", "", "", "", "", str(m)[:60]
-            )
+            unreadable = Text("unreadable", style="red")
+            table.add_row(short_id(path.name), "", path.name, unreadable, "", "", "", "", "")
             continue
         s = m.summary
+        old = "*" if s.count and not s.basis else ""  # written before steps were iterations
+        script = Path(m.target).name + (f" +{'+'.join(m.recipes)}" if m.recipes else "")
         table.add_row(
-            m.run_id,
+            short_id(m.run_id),
+            _started(m.start_ns),
+            Text(script),
             Text(
                 m.status,
                 style={"ok": "green", "failed": "red", "interrupted": "yellow"}.get(m.status, ""),
             ),
-            str(s.count),
-            _ms(s.p50_ns),
-            _ms(s.p99_ns),
-            f"{s.throughput_per_s:.1f}" if s.throughput_per_s else "-",
-            _bytes(s.peak_rss_bytes),
-            ", ".join(m.recipes),
+            f"{s.count}{old}",
+            format_ns(s.p50_ns) if s.p50_ns is not None else "-",
+            format_ns(s.p99_ns) if s.p99_ns is not None else "-",
+            format_rate(s.throughput_per_s) if s.throughput_per_s else "-",
+            format_bytes(s.peak_rss_bytes) if s.peak_rss_bytes is not None else "-",
         )
     return table
+
+
+def _started(ns: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ns / 1e9).strftime("%m-%d %H:%M")
 
 
 def env_table(rows: Sequence[Availability]) -> Table:

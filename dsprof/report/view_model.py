@@ -15,11 +15,12 @@ from pydantic import BaseModel, Field
 
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.manifest import StepSummary
+from dsprof.core.steps import StepStats
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
 
-VIEW_MODEL_VERSION = 2
+VIEW_MODEL_VERSION = 3
 
 
 class Kpi(BaseModel):
@@ -29,6 +30,7 @@ class Kpi(BaseModel):
     label: str
     value: str
     raw: float | None = None
+    note: str = Field(default="", description="a second figure shown under it (model time)")
 
 
 class EvidenceRow(BaseModel):
@@ -99,6 +101,8 @@ class ReportView(BaseModel):
     kpis: list[Kpi]
     steps: StepSummary = Field(description="the run's key numbers (dsprof.core.manifest)")
     steps_source: str = Field(default="", description="run.json summary, or the run's tables")
+    step_definition: str = Field(default="", description="what a step is, in one sentence")
+    model_text: str = Field(default="", description="'model 3.2 ms of a 40 ms iteration'")
     findings: list[FindingView]
     analyzers_failed: list[tuple[str, str]]
     findings_state: str = Field(description="'analysed', 'not analysed' or an error sentence")
@@ -142,20 +146,64 @@ def format_value(v: object) -> str:
     return "" if v is None else str(v)
 
 
+def model_text(stats: StepStats, which: str = "p50") -> str:
+    """'model 3.21 ms of a 40.2 ms iteration' (empty when the run has no model figure)."""
+    model = stats.model_p50_ns if which == "p50" else stats.model_p99_ns
+    step = stats.p50_ns if which == "p50" else stats.p99_ns
+    if model is None or step is None or stats.basis != "iterations":
+        return ""
+    return f"model {format_ns(model)} of a {format_ns(step)} iteration"
+
+
+def step_definition(stats: StepStats) -> str:
+    """One sentence saying what a step is in this run's figures."""
+    module = stats.module or "the model"
+    warm = f"; the first {stats.steps_excluded} left out as warm-up" if stats.steps_excluded else ""
+    if stats.basis == "iterations":
+        return (
+            f"An iteration is timed start to start: from one {module} call to the next, so the "
+            f"time between calls counts ({stats.count} iterations{warm}). "
+            "Throughput is iterations completed over the time they span."
+        )
+    if stats.basis == "markers":
+        return f"An iteration is the time between two dsprof.step() calls ({stats.count}{warm})."
+    if stats.basis == "model-calls":
+        return f"One {module} call: too few calls to time an iteration start to start."
+    return "Steps are model calls (recorded before dsprof timed iterations start to start)."
+
+
+def format_rate(per_s: float | None) -> str:
+    """A throughput to 3 significant digits."""
+    return "n/a" if per_s is None else f"{per_s:.3g}"
+
+
 def build_kpis(numbers: StepSummary) -> list[Kpi]:
     """Headline numbers; a metric that was not collected is left out, never shown as 0."""
     n = numbers
+    label = n.label
     kpis = [
-        Kpi(key="steps", label="steps", value=str(n.count), raw=float(n.count)),
-        Kpi(key="p50", label="step p50", value=format_ns(n.p50_ns), raw=n.p50_ns),
-        Kpi(key="p99", label="step p99", value=format_ns(n.p99_ns), raw=n.p99_ns),
+        Kpi(key="steps", label=f"{label}s", value=str(n.count), raw=float(n.count)),
+        Kpi(
+            key="p50",
+            label=f"{label} p50",
+            value=format_ns(n.p50_ns),
+            raw=n.p50_ns,
+            note=f"model {format_ns(n.model_p50_ns)}" if model_text(n) else "",
+        ),
+        Kpi(
+            key="p99",
+            label=f"{label} p99",
+            value=format_ns(n.p99_ns),
+            raw=n.p99_ns,
+            note=f"model {format_ns(n.model_p99_ns)}" if model_text(n, "p99") else "",
+        ),
     ]
     if n.throughput_per_s is not None:
         kpis.append(
             Kpi(
                 key="throughput",
-                label="steps / s",
-                value=f"{n.throughput_per_s:.3g}",
+                label=f"{label}s / s",
+                value=format_rate(n.throughput_per_s),
                 raw=n.throughput_per_s,
             )
         )
@@ -287,6 +335,8 @@ def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
         kpis=build_kpis(numbers),
         steps=numbers,
         steps_source=numbers_source,
+        step_definition=step_definition(numbers) if numbers.count else "",
+        model_text=model_text(numbers),
         findings=findings,
         analyzers_failed=failed,
         findings_state=state,

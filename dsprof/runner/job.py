@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from dsprof.core.errors import DsprofError
 from dsprof.core.manifest import CollectorStatus, RunManifest, RunStatus
+from dsprof.core.steps import StepStats
 from dsprof.store.documents import read_child_info, read_manifest, write_model
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ EXIT_INTERRUPTED = 130
 STOPPED_EXIT_CODES = (128 + 15, 128 + 9)
 # collectors that exist per rank only; the job root has none of its own
 RANK_ONLY_COLLECTORS = ("torch_profiler", "cuda_memory")
-STEP_FIELDS = ("count", "steps_excluded", "p50_ns", "p99_ns", "mean_ns", "throughput_per_s")
+# the step figures a job takes from its slowest rank (dsprof.core.steps)
+STEP_FIELDS = tuple(StepStats.model_fields)
 
 
 def _rank_manifests(job: RunPaths, world_size: int, settle_s: float) -> dict[int, RunManifest]:

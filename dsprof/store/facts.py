@@ -7,12 +7,12 @@ for bare traces only the first exist. See RunFacts for each field's rule.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from dsprof.core.errors import DsprofError
 from dsprof.core.facts import USABLE_FROM_CHILD, Device, RunFacts
 from dsprof.core.manifest import StepSummary, summarize_tables
+from dsprof.core.steps import main_module
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -38,7 +38,7 @@ def build_facts(run: RunData) -> RunFacts:
         torch_threads=threads,
         param_dtypes=tuple(sorted({d for r in child.root_modules for d in r.param_dtypes})),
         root_modules=_root_modules(run),
-        main_module=_main_module(run.steps),
+        main_module=main_module(run.steps),
         steps=steps,
         steps_source=steps_source,
     )
@@ -120,12 +120,16 @@ def _usable_cores(run: RunData) -> tuple[float | None, str]:
 
 def _numbers(run: RunData) -> tuple[StepSummary, str]:
     """run.json's summary (what `dsprof run` printed) when the runner wrote one; else the same
-    numbers computed the same way from the run's tables (a run in progress, a partial folder)."""
+    numbers computed the same way from the run's tables (a run in progress, a partial folder,
+    or a summary written before steps were iterations, whose steps were model calls)."""
     m = run.manifest
-    if m is not None and m.summary.count and m.summary.p50_ns is not None:
-        return m.summary, "run.json summary"
+    summary = m.summary if m is not None else None
+    if summary is not None and summary.count and summary.p50_ns is not None and summary.basis:
+        return summary, "run.json summary"
     warmup = m.warmup_steps if m is not None else 1
     numbers = summarize_tables(run.steps, run.host, run.gpu, run.cuda_memory, warmup)
+    if not numbers.count and summary is not None and summary.count:
+        return summary, "run.json summary (model calls: written before iterations were steps)"
     return numbers, "the run's tables" if numbers.count else ""
 
 
@@ -135,12 +139,3 @@ def _root_modules(run: RunData) -> tuple[str, ...]:
     if not names and run.steps is not None and "module" in run.steps:
         names = [str(m) for m in run.steps["module"].unique()]
     return tuple(sorted({n for n in names if n}))
-
-
-def _main_module(steps: Any) -> str | None:
-    """The module class most steps belong to (the model), or None for marker steps."""
-    if steps is None or len(steps) == 0 or "module" not in steps:
-        return None
-    counts = Counter(str(m) for m in steps["module"])
-    name, _ = counts.most_common(1)[0]
-    return name or None

@@ -248,6 +248,15 @@ def output_steps(outputs_dir: Path) -> dict[int, Path]:
 RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[A-Za-z0-9_.-]+-[0-9a-f]{4}$")
 
 
+# the 4-hex tail of a run id, as `dsprof ls` shows it; commands take it where they take an id
+SHORT_ID_RE = re.compile(r"^[0-9a-f]{4}$")
+
+
+def is_short_run_id(text: str) -> bool:
+    """True for a short run id (the run id's last 4 hex digits)."""
+    return bool(SHORT_ID_RE.match(text))
+
+
 def is_valid_run_id(run_id: str) -> bool:
     """True when run_id has the shape of a run folder name (and so cannot traverse paths)."""
     return bool(RUN_ID_RE.match(run_id)) and ".." not in run_id

@@ -24,7 +24,7 @@ from dsprof.store.documents import (
     read_load_summary,
     read_manifest,
 )
-from dsprof.store.layout import MANIFEST, RunPaths, is_valid_run_id
+from dsprof.store.layout import MANIFEST, RunPaths, is_short_run_id, is_valid_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,7 +93,8 @@ class RunStore:
                 yield d, e
 
     def resolve(self, ref: str | Path) -> Path:
-        """A run folder from its path or its id (the folder name) under this store."""
+        """A run folder from its path, its id (the folder name) under this store, its short id
+        (the id's last 4 hex digits, when one run has them) or "latest"."""
         p = Path(ref)
         if (p / MANIFEST).is_file():
             return p
@@ -102,6 +103,16 @@ class RunStore:
             return self.root / name
         if name == "latest" and (dirs := self.run_dirs()):
             return dirs[0]
+        if is_short_run_id(name):
+            matches = [d for d in self.run_dirs() if d.name.endswith(f"-{name}")]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                raise UsageError(
+                    f"short id {name} names {len(matches)} runs: give the full id "
+                    f"({', '.join(d.name for d in matches[:4])})",
+                    path=self.root,
+                )
         raise RunFolderError(
             f"no run folder (with a run.json) by that path or id under {self.root}", path=p
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dsprof.core.errors import UsageError
-from dsprof.store.layout import is_run_folder, is_valid_run_id
+from dsprof.store.layout import is_run_folder, is_short_run_id, is_valid_run_id
 
 TRACE_SUFFIXES = (".json", ".json.gz")
 
@@ -29,11 +29,16 @@ def expand_trace_paths(paths: list[Path]) -> list[Path]:
 
 
 def names_a_run(targets: list[Path]) -> bool:
-    """True when targets name one run (its folder, its id, or "latest"), not trace files."""
+    """True when targets name one run (its folder, its id or short id, or "latest"), not traces."""
     if len(targets) != 1:
         return False
     t = targets[0]
-    return is_run_folder(t) or str(t) == "latest" or (not t.exists() and is_valid_run_id(str(t)))
+    name = str(t)
+    return (
+        is_run_folder(t)
+        or name == "latest"
+        or (not t.exists() and (is_valid_run_id(name) or is_short_run_id(name)))
+    )
 
 
 def trace_targets(targets: list[Path]) -> list[Path]:
