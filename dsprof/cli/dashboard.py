@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dsprof.dashboard.app import DEFAULT_HOST, DEFAULT_PORT
+from dsprof.dashboard.app import DEFAULT_HOST, DEFAULT_PORT, PERFETTO_URL
 
 
 @click.command(name="dashboard")
@@ -15,7 +15,13 @@ from dsprof.dashboard.app import DEFAULT_HOST, DEFAULT_PORT
 )
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port.")
-def command(runs_dir: Path | None, host: str, port: int) -> None:
+@click.option(
+    "--perfetto-url",
+    default=PERFETTO_URL,
+    show_default=True,
+    help="The Perfetto UI that 'Open in Perfetto' hands traces to (a self-hosted one works).",
+)
+def command(runs_dir: Path | None, host: str, port: int, perfetto_url: str) -> None:
     """Serve a Dash app over the run folders in RUNS_DIR (default .dsprof/runs)."""
     from rich.console import Console
 
@@ -32,4 +38,4 @@ def command(runs_dir: Path | None, host: str, port: int) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]listening on {host}: anyone who can reach it can read the runs[/]")
     console.print(f"dsprof dashboard over {root} at http://{host}:{port}/ (Ctrl-C to stop)")
-    serve(RunStore(root), host=host, port=port)
+    serve(RunStore(root), host=host, port=port, perfetto_url=perfetto_url)

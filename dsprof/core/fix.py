@@ -162,6 +162,52 @@ class ApplyResult(BaseModel):
     check_reason: str = ""
 
 
+# the closing reference run against the first (same script, no recipe): its 95 % interval must
+# lie within this band around 1 for the machine to count as steady. A wider interval means the
+# noise alone moves the median by more than that, so it is called too wide to judge, never
+# "stable" (issue 19: an interval of [0.19, 3.18] had been called stable).
+REFERENCE_STABLE_BAND = 0.10
+
+NoiseState = Literal["stable", "load-changed", "too-wide"]
+
+
+class NoiseCheck(BaseModel):
+    """The first and the closing reference run compared: did the machine's load move?"""
+
+    speedup: float = Field(description="median of the first / median of the closing reference")
+    ci95: tuple[float, float]
+    state: NoiseState
+
+    @property
+    def sentence(self) -> str:
+        """The check in words, with its interval."""
+        lo, hi = self.ci95
+        text = f"closing reference vs first: x{self.speedup:.2f} [{lo:.2f}, {hi:.2f}]"
+        if self.state == "stable":
+            return f"{text}: stable (within ±{REFERENCE_STABLE_BAND:.0%})"
+        if self.state == "load-changed":
+            return (
+                f"{text}: the machine's load changed during the session, so speedups carry that "
+                "too (references pooled; --repeats interleaves more runs)"
+            )
+        return (
+            f"{text}: too wide to judge the noise (more than ±{REFERENCE_STABLE_BAND:.0%}); "
+            "treat small speedups with care (--repeats interleaves more runs)"
+        )
+
+
+def reference_noise(speedup: float, lo: float, hi: float, min_gain: float) -> NoiseCheck:
+    """Judge the closing reference against the first (see REFERENCE_STABLE_BAND)."""
+    state: NoiseState
+    if lo > 1 + min_gain or hi < 1 - min_gain:
+        state = "load-changed"
+    elif lo >= 1 / (1 + REFERENCE_STABLE_BAND) and hi <= 1 + REFERENCE_STABLE_BAND:
+        state = "stable"
+    else:
+        state = "too-wide"
+    return NoiseCheck(speedup=speedup, ci95=(lo, hi), state=state)
+
+
 class FixSession(BaseModel):
     """fix.json in the baseline run folder."""
 
@@ -178,6 +224,9 @@ class FixSession(BaseModel):
     accepted: list[str] = Field(default_factory=list, description="recipes in the final stack")
     reference_check: str = Field(
         default="", description="first vs closing reference run: did the machine's load move?"
+    )
+    reference: NoiseCheck | None = Field(
+        default=None, description="the same check as numbers (absent in older sessions)"
     )
     apply: ApplyResult | None = None
 

@@ -6,6 +6,8 @@ Pages (client-side routes, rendered by one callback from the URL):
     /runs/<run-id>/fix              its fix session: trials, verdicts, applied diff
     /runs/<run-id>/trials/<trial>   one trial run of that session
     /compare/<run-a>/<run-b>        two runs: deltas and figures side by side
+    /trace/<run-id>/trace/<file>    a run's Kineto trace, for "Open in Perfetto" (also a trial's
+                                    /trace/<run-id>/trials/<trial>/..., a rank's .../ranks/<r>/...)
 
 It reads run folders only. Every run id in a URL is checked with dsprof.store.is_valid_run_id and
 must name an existing folder; a request for any other path (a traversal such as
@@ -17,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dsprof.store.layout import RunPaths, is_run_folder
 from dsprof.store.run_store import RunStore, is_valid_run_id
@@ -27,11 +29,16 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
+PERFETTO_URL = "https://ui.perfetto.dev"
 # how often a page of a run still in progress re-reads its folder
 REFRESH_MS = 2000
 # Dash's own routes (scripts, layout, callbacks); every other path must be a page below
 _DASH_PREFIXES = ("/_dash-", "/_reload-hash", "/_favicon.ico", "/assets/")
 _ID = r"[^/]+"
+# /trace/<run-id>[/trials/<trial-id>]/<a trace file of that folder, relative to it>
+_TRACE_RE = re.compile(
+    rf"^/trace/(?P<run>{_ID})(?:/trials/(?P<trial>{_ID}))?/(?P<file>(?:ranks/[0-9]+/)?trace/{_ID})$"
+)
 _PAGE_RE = re.compile(
     rf"^/(?:runs/(?P<run>{_ID})(?:/(?P<sub>fix|trials/(?P<trial>{_ID})))?"
     rf"|compare/(?P<a>{_ID})/(?P<b>{_ID}))?/?$"
@@ -72,11 +79,38 @@ def resolve_route(store: RunStore, path: str) -> Route | None:
     return Route(page, dirs, tuple(ids))
 
 
-def create_app(store: RunStore, *, refresh_ms: int = REFRESH_MS) -> dash.Dash:
-    """The Dash app over `store`; serve it with app.run(host=DEFAULT_HOST) or its Flask server."""
+def trace_file(store: RunStore, path: str) -> Path | None:
+    """The trace a /trace/... path names: one of the Kineto files of a run (or a trial or a rank
+    of it) under the store; None for anything else, so no other file can be read this way."""
+    m = _TRACE_RE.match(path)
+    if m is None:
+        return None
+    ids = [i for i in (m["run"], m["trial"]) if i is not None]
+    if not all(is_valid_run_id(i) for i in ids):
+        return None
+    root = store.root / m["run"]
+    if m["trial"] is not None:
+        root = RunPaths(root).trials_dir / m["trial"]
+    if not is_run_folder(root):
+        return None
+    rel = m["file"]
+    folder = RunPaths(root)
+    if rel.startswith("ranks/"):
+        folder = folder.rank(int(rel.split("/")[1]))
+    return next((f for f in folder.trace_files() if f.relative_to(root).as_posix() == rel), None)
+
+
+def create_app(
+    store: RunStore, *, refresh_ms: int = REFRESH_MS, perfetto_url: str = PERFETTO_URL
+) -> dash.Dash:
+    """The Dash app over `store`; serve it with app.run(host=DEFAULT_HOST) or its Flask server.
+
+    perfetto_url: the Perfetto UI that "Open in Perfetto" hands traces to (its origin must
+    answer the PING / PONG handshake).
+    """
     import dash
     from dash import Input, Output, dcc, html
-    from flask import abort, request
+    from flask import abort, request, send_file
 
     from dsprof.dashboard import pages
     from dsprof.dashboard.runs_list import runs_rows
@@ -105,12 +139,19 @@ def create_app(store: RunStore, *, refresh_ms: int = REFRESH_MS) -> dash.Dash:
     )
 
     @app.server.before_request
-    def guard() -> None:
+    def guard() -> Any:
         path = request.path
         if path.startswith(_DASH_PREFIXES):
-            return
+            return None
+        if path.startswith("/trace/"):
+            trace = trace_file(store, path)
+            if trace is None:
+                abort(404)
+            # served to this page's own script, which hands the bytes to Perfetto
+            return send_file(trace, mimetype="application/octet-stream", max_age=0)
         if resolve_route(store, path) is None:
             abort(404)
+        return None
 
     @app.callback(
         Output("page", "children"),
@@ -123,7 +164,7 @@ def create_app(store: RunStore, *, refresh_ms: int = REFRESH_MS) -> dash.Dash:
         resolved = resolve_route(store, pathname or "/")
         if resolved is None:
             return pages.not_found(pathname or ""), True
-        return pages.render(store, resolved, refresh_ms)
+        return pages.render(store, resolved, refresh_ms, perfetto_url)
 
     @app.callback(
         Output("runs-table", "data"),
@@ -148,7 +189,12 @@ def create_app(store: RunStore, *, refresh_ms: int = REFRESH_MS) -> dash.Dash:
     return app
 
 
-def serve(store: RunStore, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+def serve(
+    store: RunStore,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    perfetto_url: str = PERFETTO_URL,
+) -> None:
     """Run the dashboard until interrupted (Flask's threaded server, no debug, no reloader)."""
-    app = create_app(store)
+    app = create_app(store, perfetto_url=perfetto_url)
     app.run(host=host, port=port, debug=False, use_reloader=False)

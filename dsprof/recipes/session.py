@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from dsprof.core.errors import UsageError
-from dsprof.core.fix import Applicability, FixSession, RiskClass, Trial, Verdict
+from dsprof.core.fix import (
+    Applicability,
+    FixSession,
+    RiskClass,
+    Trial,
+    Verdict,
+    reference_noise,
+)
 from dsprof.core.manifest import StepSummary
 from dsprof.recipes import verdict as V
 from dsprof.recipes.base import finding_categories, uses_cuda
@@ -190,13 +197,10 @@ class FixRunner:
         if min(len(first), len(last)) < V.MIN_STEPS:
             return "too few steps to compare the first and the closing reference run"
         s = V.bootstrap_speedup(first, last)
-        text = f"closing reference vs first: x{s.speedup:.2f} [{s.lo:.2f}, {s.hi:.2f}]"
-        if s.lo > 1 + self.opts.min_gain or s.hi < 1 - self.opts.min_gain:
-            return (
-                f"{text}: the machine's load changed during the session, so speedups carry that "
-                "too (references pooled; --repeats interleaves more runs)"
-            )
-        return f"{text}: stable"
+        check = reference_noise(s.speedup, s.lo, s.hi, self.opts.min_gain)
+        if self.session is not None:
+            self.session.reference = check
+        return check.sentence
 
     @property
     def reference(self) -> RunData | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dsprof.report.breakdown import CATEGORY_PART, breakdown_figure, run_breakdown
 from dsprof.report.figures import (
     FigureSpec,
     cuda_memory_figure,
@@ -27,12 +28,21 @@ if TYPE_CHECKING:
 
 @dataclass
 class Report:
-    """What every renderer gets: the view-model and the figures that have data."""
+    """What every renderer gets: the view-model and the figures that have data.
+
+    The first figure, when the run has iterations, is the breakdown ("breakdown"): renderers
+    place it under the top finding.
+    """
 
     view: ReportView
     root: Path
     figures: list[FigureSpec] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    trace_files: list[str] = field(default_factory=list)  # Kineto traces, relative to the folder
+
+    def figure(self, key: str) -> FigureSpec | None:
+        """The figure with that key, if the run has it."""
+        return next((f for f in self.figures if f.key == key), None)
 
 
 def run_figures(
@@ -48,13 +58,22 @@ def run_figures(
         else:
             specs.append(FigureSpec(key, title, fig))  # type: ignore[arg-type]
 
+    warmup = run.manifest.warmup_steps if run.manifest is not None else 1
+    bd = run_breakdown(run, warmup, trace=trace)
+    if bd is not None:
+        top = view.findings[0].category if view.findings else None
+        highlight = CATEGORY_PART.get(top or "")
+        if highlight is not None and bd.share(highlight) is None:
+            highlight = None  # the part was not measured (an untraced run): nothing to mark
+        add("breakdown", "Where each iteration's time goes", breakdown_figure(bd, highlight), "")
+        notes.append(f"Iteration breakdown: {bd.source}")
     from dsprof.report.load_figures import load_figures
 
-    specs.extend(load_figures(run))  # a dsprof load run: its requests first
+    specs.extend(load_figures(run))  # a dsprof load run: its requests next
     add("timeline", "Timeline", timeline_figure(run), "no steps or samples recorded")
     add(
         "latency",
-        "Step latency distribution",
+        "Iteration time distribution",
         latency_figure(run.steps, view.steps, rank_steps(run)),
         "no steps recorded",
     )
@@ -82,7 +101,22 @@ def build_report(run: RunData, *, trace: bool = True) -> Report:
     run = with_live_steps(run)
     view = build_view(run, load_fix_view(run))
     figures, notes = run_figures(run, view, trace=trace)
-    return Report(view=view, root=run.paths.root, figures=figures, notes=notes)
+    return Report(
+        view=view,
+        root=run.paths.root,
+        figures=figures,
+        notes=notes,
+        trace_files=trace_names(run),
+    )
+
+
+def trace_names(run: RunData) -> list[str]:
+    """The run's Kineto traces (its own, else each rank's), relative to the run folder."""
+    root = run.paths.root
+    files = list(run.trace_files) or [
+        p for _, r in sorted(run.ranks.items()) for p in r.trace_files
+    ]
+    return [p.relative_to(root).as_posix() for p in files if p.is_relative_to(root)]
 
 
 def with_live_steps(run: RunData) -> RunData:
@@ -153,7 +187,7 @@ def write_report(
 
     target = out if out is not None else run.paths.report_html
     _check_out(target)
-    write_text_atomic(target, render_html(report, cdn=cdn))
+    write_text_atomic(target, render_html(report, cdn=cdn, out=out))
     _shareable(target)
     return target, ""
 

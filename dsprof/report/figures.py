@@ -15,6 +15,10 @@ import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from dsprof.report.colors import GPU_DASHES, SERIES_COLORS
+
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
@@ -70,7 +74,7 @@ def _with_column(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None
     return frame.assign(**{column: 0})
 
 
-def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+def layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
     fig.update_layout(
         template=TEMPLATE,
         title={"text": plot_text(title), "x": 0.01},
@@ -81,8 +85,70 @@ def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
     return fig
 
 
+def _iteration_row(run: RunData, origin: int) -> list[go.Scatter | go.Bar]:
+    """The timeline's iterations: a light bar spanning each iteration (its edges are the
+    iteration boundaries) with the model call drawn darker inside it from the same start."""
+    import plotly.graph_objects as go
+
+    from dsprof.core.steps import iterations
+
+    it = iterations(run.steps)
+    if not len(it.durations_ns):
+        return []
+    start = (it.starts_ns - origin) / 1e9
+    label = "iteration" if it.basis != "model-calls" else "model call"
+    if len(it.durations_ns) > MAX_STEP_BARS:
+        traces: list[go.Scatter | go.Bar] = [
+            go.Scatter(
+                x=start,
+                y=it.durations_ns / 1e6,
+                mode="lines",
+                name=f"{label} (ms)",
+                line={"color": SERIES_COLORS["iteration"]},
+            )
+        ]
+        if it.model_ns is not None and it.basis == "iterations":
+            traces.append(
+                go.Scatter(
+                    x=start,
+                    y=it.model_ns / 1e6,
+                    mode="lines",
+                    name="model call (ms)",
+                    line={"color": SERIES_COLORS["model"]},
+                )
+            )
+        return traces
+    width = it.durations_ns / 1e9
+    traces = [
+        go.Bar(
+            x=start + width / 2,
+            y=it.durations_ns / 1e6,
+            width=width,
+            marker={"color": SERIES_COLORS["iteration"], "line": {"width": 0.5, "color": "white"}},
+            name=f"{label} (ms)",
+            customdata=np.arange(len(it.durations_ns)),
+            hovertemplate=f"{label} %{{customdata}}<br>%{{y:.3f}} ms<extra></extra>",
+        )
+    ]
+    if it.model_ns is not None and it.basis == "iterations":
+        model_w = it.model_ns / 1e9
+        traces.append(
+            go.Bar(
+                x=start + model_w / 2,
+                y=it.model_ns / 1e6,
+                width=model_w,
+                marker={"color": SERIES_COLORS["model"]},
+                name="model call (ms)",
+                customdata=np.arange(len(it.model_ns)),
+                hovertemplate="model call %{customdata}<br>%{y:.3f} ms<extra></extra>",
+            )
+        )
+    return traces
+
+
 def timeline_figure(run: RunData) -> go.Figure | None:
-    """GPU utilization/memory/power and host CPU/RSS over time, with steps and the traced window."""
+    """Iterations, GPU utilization/memory/power and host CPU/RSS over time, the traced window
+    shaded, zoomed to the iterations (double-click shows the whole run)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -90,38 +156,18 @@ def timeline_figure(run: RunData) -> go.Figure | None:
     rows: list[tuple[str, list[go.Scatter | go.Bar]]] = []
     steps = run.steps
     if steps is not None and len(steps):
-        start = _seconds(steps["start_ns"], origin)
-        dur_ms = steps["duration_ns"].astype("int64") / 1e6
-        traced = steps["traced"].astype(bool) if "traced" in steps else None
-        if len(steps) <= MAX_STEP_BARS:
-            # one bar per step spanning [start, end]: its edges are the step boundaries
-            width = steps["duration_ns"].astype("int64") / 1e9
-            colors = (
-                ["#1f77b4" if t else "#9ecae1" for t in traced] if traced is not None else "#1f77b4"
-            )
-            step_trace: go.Scatter | go.Bar = go.Bar(
-                x=start + width / 2,
-                y=dur_ms,
-                width=width,
-                marker={"color": colors, "line": {"width": 0.5, "color": "white"}},
-                name="step (ms)",
-                customdata=steps["step"].astype("int64"),
-                hovertemplate="step %{customdata}<br>%{y:.3f} ms<extra></extra>",
-            )
-        else:
-            step_trace = go.Scatter(x=start, y=dur_ms, mode="lines", name="step (ms)")
-        rows.append(("step (ms)", [step_trace]))
+        rows.append(("iterations (ms)", _iteration_row(run, origin)))
     elif by_rank := rank_steps(run):
         # a multi-rank job keeps its steps per rank: one series per rank
         rows.append(
             (
-                "step (ms)",
+                "model calls per rank (ms)",
                 [
                     go.Scatter(
                         x=_seconds(part["start_ns"], origin),
                         y=part["duration_ns"].astype("int64") / 1e6,
                         mode="markers",
-                        name=f"rank {rank} step (ms)",
+                        name=f"rank {rank} model call (ms)",
                     )
                     for rank, part in by_rank.items()
                 ],
@@ -130,55 +176,69 @@ def timeline_figure(run: RunData) -> go.Figure | None:
         steps = next(iter(by_rank.values()))  # the lowest rank's traced window is shaded
     gpu = _with_column(run.gpu, "gpu_index")
     if gpu is not None and len(gpu):
-        for column, label, scale in (
-            ("util_gpu_pct", "GPU util %", 1.0),
-            ("mem_used_bytes", "GPU mem GiB", 1 / GIB),
-            ("power_w", "GPU power W", 1.0),
+        for column, label, unit, scale in (
+            ("util_gpu_pct", "GPU util", "%", 1.0),
+            ("mem_used_bytes", "GPU mem", "GiB", 1 / GIB),
+            ("power_w", "GPU power", "W", 1.0),
         ):
             if column not in gpu or gpu[column].isna().all():
                 continue
             traces = []
-            for index, part in gpu.groupby("gpu_index", sort=True):
+            for n, (index, part) in enumerate(gpu.groupby("gpu_index", sort=True)):
                 part = part.sort_values("ts_ns")
                 traces.append(
                     go.Scatter(
                         x=_seconds(part["ts_ns"], origin),
                         y=part[column] * scale,
                         mode="lines",
-                        name=f"{label} (GPU {index})",
+                        name=f"{label} {unit} (GPU {index})",
+                        line={
+                            "color": SERIES_COLORS[label],
+                            "dash": GPU_DASHES[n % len(GPU_DASHES)],
+                        },
                     )
                 )
-            rows.append((label, traces))
+            rows.append((f"{label} ({unit})", traces))
     host = run.host
     if host is not None and len(host):
         host = host.sort_values("ts_ns")
         t = _seconds(host["ts_ns"], origin)
-        cpu = [
-            go.Scatter(x=t, y=host[c], mode="lines", name=name)
-            for c, name in (("proc_cpu_pct", "process CPU %"), ("sys_cpu_pct", "system CPU %"))
-            if c in host and not host[c].isna().all()
-        ]
-        if cpu:
-            rows.append(("CPU %", cpu))
-        if "proc_rss_bytes" in host and not host["proc_rss_bytes"].isna().all():
-            rows.append(
-                (
-                    "RSS GiB",
-                    [go.Scatter(x=t, y=host["proc_rss_bytes"] / GIB, mode="lines", name="RSS GiB")],
+        # two scales, so two rows: the process tree (100 % = one core, can pass 100) and the
+        # whole machine (100 % = every core)
+        for column, name, title in (
+            ("proc_cpu_pct", "process CPU", "process CPU (% of one core)"),
+            ("sys_cpu_pct", "system CPU", "system CPU (% of all cores)"),
+        ):
+            if column in host and not host[column].isna().all():
+                line = {"color": SERIES_COLORS[name]}
+                rows.append(
+                    (title, [go.Scatter(x=t, y=host[column], mode="lines", name=name, line=line)])
                 )
+        if "proc_rss_bytes" in host and not host["proc_rss_bytes"].isna().all():
+            rss = go.Scatter(
+                x=t,
+                y=host["proc_rss_bytes"] / GIB,
+                mode="lines",
+                name="RSS",
+                line={"color": SERIES_COLORS["RSS"]},
             )
+            rows.append(("RSS (GiB)", [rss]))
+    rows = [(label, traces) for label, traces in rows if traces]
     if not rows:
         return None
     fig = make_subplots(
         rows=len(rows),
         cols=1,
         shared_xaxes=True,
-        vertical_spacing=0.04,
+        vertical_spacing=0.04 if len(rows) > 3 else 0.08,
         subplot_titles=[label for label, _ in rows],
     )
-    for i, (_, traces) in enumerate(rows, start=1):
+    for i, (label, traces) in enumerate(rows, start=1):
         for trace in traces:
             fig.add_trace(trace, row=i, col=1)
+        unit = label[label.index("(") + 1 : -1] if label.endswith(")") else ""
+        fig.update_yaxes(title_text=unit, rangemode="tozero", row=i, col=1)
+    fig.update_layout(barmode="overlay")
     if steps is not None and len(steps) and "traced" in steps and steps["traced"].any():
         window = steps[steps["traced"].astype(bool)]
         x0 = (int(window["start_ns"].min()) - origin) / 1e9
@@ -198,8 +258,14 @@ def timeline_figure(run: RunData) -> go.Figure | None:
             yanchor="top",
             font={"size": 10},
         )
+    if steps is not None and len(steps):
+        # zoomed to the iterations: start-up (imports, model build) and teardown are outside
+        lo = (int(steps["start_ns"].min()) - origin) / 1e9
+        hi = (int(steps["end_ns"].max()) - origin) / 1e9
+        pad = max((hi - lo) * 0.02, 1e-3)
+        fig.update_xaxes(range=[lo - pad, hi + pad])
     fig.update_xaxes(title_text="seconds since start", row=len(rows), col=1)
-    return _layout(fig, "Timeline", height=170 * len(rows) + 120)
+    return layout(fig, "Timeline (zoomed to the iterations)", height=150 * len(rows) + 140)
 
 
 def rank_steps(run: RunData) -> dict[int, pd.DataFrame]:
@@ -212,20 +278,28 @@ def rank_steps(run: RunData) -> dict[int, pd.DataFrame]:
 def latency_figure(
     steps: pd.DataFrame | None, stats: StepStats, by_rank: dict[int, pd.DataFrame] | None = None
 ) -> go.Figure | None:
-    """Histogram of step latencies with the p50 and p99 marked (one per rank for a job whose
+    """Histogram of iteration times with the p50 and p99 marked (one per rank for a job whose
     steps are kept per rank)."""
     import plotly.graph_objects as go
 
-    if steps is not None and len(steps):
-        dur_ms = steps["duration_ns"].astype("int64") / 1e6
+    from dsprof.core.steps import iterations
+
+    it = iterations(steps)
+    label = stats.label if stats.basis else "iteration"
+    if len(it.durations_ns):
         fig = go.Figure(
-            go.Histogram(x=dur_ms, nbinsx=40, name="steps", marker={"color": "#1f77b4"})
+            go.Histogram(
+                x=it.durations_ns / 1e6,
+                nbinsx=40,
+                name=f"{label}s",
+                marker={"color": SERIES_COLORS["iteration"]},
+            )
         )
     elif by_rank:
         fig = go.Figure(
             [
                 go.Histogram(
-                    x=part["duration_ns"].astype("int64") / 1e6,
+                    x=iterations(part).durations_ns / 1e6,
                     nbinsx=40,
                     name=f"rank {rank}",
                     opacity=0.6,
@@ -236,18 +310,18 @@ def latency_figure(
         fig.update_layout(barmode="overlay")
     else:
         return None
-    for label, value, color in (("p50", stats.p50_ns, "green"), ("p99", stats.p99_ns, "red")):
+    for name, value, color in (("p50", stats.p50_ns, "green"), ("p99", stats.p99_ns, "red")):
         if value is not None:
             fig.add_vline(
                 x=value / 1e6,
                 line_color=color,
                 line_dash="dash",
-                annotation_text=f"{label} {value / 1e6:.3g} ms",
+                annotation_text=f"{name} {value / 1e6:.3g} ms",
                 annotation_position="top",
             )
-    fig.update_xaxes(title_text="step latency (ms)")
-    fig.update_yaxes(title_text="steps")
-    return _layout(fig, "Step latency distribution")
+    fig.update_xaxes(title_text=f"{label} time (ms)")
+    fig.update_yaxes(title_text=f"{label}s")
+    return layout(fig, f"{label.capitalize()} time distribution")
 
 
 def cuda_memory_figure(run: RunData) -> go.Figure | None:
@@ -276,12 +350,14 @@ def cuda_memory_figure(run: RunData) -> go.Figure | None:
         return None
     fig.update_xaxes(title_text="seconds since start")
     fig.update_yaxes(title_text="GiB")
-    return _layout(fig, "CUDA memory: reserved vs allocated")
+    return layout(fig, "CUDA memory: reserved vs allocated")
 
 
 def rank_steps_figure(run: RunData) -> go.Figure | None:
-    """Step times per rank (box per rank): a straggler stands out as the high box."""
+    """Iteration times per rank (box per rank): a straggler stands out as the high box."""
     import plotly.graph_objects as go
+
+    from dsprof.core.steps import iterations
 
     ranks = rank_steps(run)
     if not ranks:
@@ -289,12 +365,10 @@ def rank_steps_figure(run: RunData) -> go.Figure | None:
     fig = go.Figure()
     for rank, steps in ranks.items():
         fig.add_trace(
-            go.Box(
-                y=steps["duration_ns"].astype("int64") / 1e6, name=f"rank {rank}", boxpoints="all"
-            )
+            go.Box(y=iterations(steps).durations_ns / 1e6, name=f"rank {rank}", boxpoints="all")
         )
-    fig.update_yaxes(title_text="step (ms)")
-    return _layout(fig, "Step times per rank")
+    fig.update_yaxes(title_text="iteration (ms)")
+    return layout(fig, "Iteration times per rank")
 
 
 def fix_trials_figure(fix: FixView) -> go.Figure | None:
@@ -309,7 +383,9 @@ def fix_trials_figure(fix: FixView) -> go.Figure | None:
     lo = [t.get("ci_low") if t.get("ci_low") is not None else t["speedup"] for t in trials]
     hi = [t.get("ci_high") if t.get("ci_high") is not None else t["speedup"] for t in trials]
     colors = [
-        "#2ca02c" if t.get("accepted") else ("#d62728" if t.get("speedup", 1) < 1 else "#7f7f7f")
+        SERIES_COLORS["accepted"]
+        if t.get("accepted")
+        else SERIES_COLORS["slower" if t.get("speedup", 1) < 1 else "no change"]
         for t in trials
     ]
     fig = go.Figure(
@@ -328,8 +404,8 @@ def fix_trials_figure(fix: FixView) -> go.Figure | None:
         )
     )
     fig.add_hline(y=1.0, line_dash="dot", line_color="black")
-    fig.update_yaxes(title_text="speed-up of step p50 (x, 95% interval)")
-    return _layout(fig, "Fix trials: before / after")
+    fig.update_yaxes(title_text="speed-up of iteration p50 (x, 95% interval)")
+    return layout(fig, "Fix trials: before / after")
 
 
 def _top_n(frame: pd.DataFrame, name_col: str, value_col: str, n: int = TOP_N) -> pd.DataFrame:
@@ -376,7 +452,7 @@ def breakdown_figure(
     )
     fig.update_xaxes(title_text="total time (ms)")
     fig.update_yaxes(automargin=True, type="category")
-    return _layout(fig, title, height=max(300, 28 * len(top) + 120))
+    return layout(fig, title, height=max(300, 28 * len(top) + 120))
 
 
 def figure_json(fig: go.Figure) -> dict[str, Any]:

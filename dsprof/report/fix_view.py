@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from dsprof.core.errors import RunFolderError
-from dsprof.report.view_model import FixView, format_bytes, format_ns
+from dsprof.report.view_model import FixBanner, FixView, format_bytes, format_ns
 
 if TYPE_CHECKING:
     from dsprof.core.fix import FixSession, Trial
@@ -80,6 +81,59 @@ def _drift_text(drift: Any) -> str:
     return ", ".join(parts) or "compared"
 
 
+def _after(session: FixSession) -> Trial | None:
+    """The trial the banner reports: the final stack when it was accepted, else the accepted
+    trial with the best speed-up, else (no win) the fastest trial measured."""
+    measured = [t for t in session.trials if t.verdict is not None and t.verdict.speedup]
+    accepted = [t for t in measured if t.verdict is not None and t.verdict.accepted]
+    combined = [t for t in accepted if t.combined]
+    pool = combined or accepted or measured
+    return max(pool, key=lambda t: t.verdict.speedup or 0.0) if pool else None  # type: ignore[union-attr]
+
+
+def fix_banner(session: FixSession) -> FixBanner:
+    """Before → after in ms with the interval, drift, memory, the diff and the noise check."""
+    trial = _after(session)
+    before = session.baseline.p50_ns
+    noise_state = session.reference.state if session.reference is not None else ""
+    diff, diff_label = "", ""
+    if session.apply is not None and session.apply.diff:
+        diff = session.apply.diff
+        diff_label = "dry-run diff (not applied)" if session.apply.dry_run else "applied diff"
+    banner = FixBanner(
+        outcome="no-win",
+        headline="no trial was measured",
+        noise_state=noise_state,
+        noise_text=session.reference_check,
+        diff=diff,
+        diff_label=diff_label,
+    )
+    if trial is None or trial.verdict is None or before is None:
+        return banner
+    v = trial.verdict
+    speedup = v.speedup or 1.0
+    after = trial.metrics.p50_ns or int(before / speedup)
+    name = trial_name(trial)
+    accepted = bool(v.accepted)
+    banner.outcome = "win" if accepted else "no-win"
+    verb = "" if accepted else "no measurable win; best tried: "
+    banner.headline = f"{verb}{name}: {format_ns(before)} → {format_ns(after)} per iteration (p50)"
+    banner.speedup_text = _speedup_text(v.speedup, v.ci95)
+    if v.ci95 is not None and v.ci95[0] > 0:
+        # the after figure's interval, from the speed-up's: before / [hi, lo]
+        banner.interval_text = (
+            f"95 % interval {format_ns(before / v.ci95[1])} – {format_ns(before / v.ci95[0])}"
+        )
+    banner.drift_text = _drift_text(v.drift)
+    if v.peak_memory_change_bytes is not None:
+        sign = "+" if v.peak_memory_change_bytes > 0 else ""
+        banner.memory_text = f"peak memory {sign}{format_bytes(v.peak_memory_change_bytes)}"
+    if accepted and (session.apply is None or session.apply.dry_run):
+        argv = " ".join(shlex.quote(a) for a in [session.script, *session.argv])
+        banner.command = f"dsprof fix --apply {argv}"
+    return banner
+
+
 def fix_view(session: FixSession) -> FixView:
     """The rows the report and dashboard show for one session."""
     notes: list[str] = []
@@ -101,6 +155,7 @@ def fix_view(session: FixSession) -> FixView:
         )
     return FixView(
         available=True,
+        banner=fix_banner(session),
         script=session.script,
         baseline_p50_text=format_ns(session.baseline.p50_ns),
         accepted=list(session.accepted),

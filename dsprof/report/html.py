@@ -69,8 +69,20 @@ def plotly_loader(cdn: bool) -> Markup:
     return Markup('<script type="text/javascript">') + Markup(js) + Markup("</script>")
 
 
-def render_html(report: Report, *, cdn: bool = False) -> str:
-    """The report page as one string."""
+def trace_links(report: Report, out: Path | None) -> list[tuple[str, str]]:
+    """(name, href) of the run's traces, relative to where the page is written (the run folder
+    when `out` is None), so the link works wherever the folder and the page travel together."""
+    import os
+
+    links = []
+    for rel in report.trace_files:
+        href = rel if out is None else os.path.relpath(report.root / rel, out.parent)
+        links.append((rel, Path(href).as_posix()))
+    return links
+
+
+def render_html(report: Report, *, cdn: bool = False, out: Path | None = None) -> str:
+    """The report page as one string; `out`: where it will be written (for relative links)."""
     from dsprof import __version__
 
     template = _environment().get_template("report.html.j2")
@@ -81,7 +93,9 @@ def render_html(report: Report, *, cdn: bool = False) -> str:
     return template.render(
         view=report.view,
         figures=figures,
+        breakdown=next((f for f in figures if f["key"] == "breakdown"), None),
         figure_notes=report.notes,
+        traces=trace_links(report, out),
         plotly_loader=plotly_loader(cdn),
         version=__version__,
     )
@@ -91,6 +105,6 @@ def write_html(report: Report, out: Path, *, cdn: bool = False) -> int:
     """Write the report atomically; returns its size in bytes."""
     from dsprof.store.documents import write_text_atomic
 
-    text = render_html(report, cdn=cdn)
+    text = render_html(report, cdn=cdn, out=out)
     write_text_atomic(out, text)
     return len(text.encode("utf-8"))

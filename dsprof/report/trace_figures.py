@@ -83,6 +83,22 @@ def gpu_op_breakdown(tf: object) -> pd.DataFrame:
     return _totals(named)
 
 
+def no_trace_reason(run: RunData) -> str:
+    """Why a run folder holds no trace, as far as its documents say (never a guess)."""
+    m = run.manifest
+    if m is None:
+        return "no trace in this folder"
+    status = m.collectors.get("torch_profiler")
+    if status is not None and not status.ok and status.reason:
+        reason = status.reason
+        return "no trace recorded (the run used --no-trace)" if reason == "--no-trace" else reason
+    if m.options.get("trace") is False:
+        return "no trace recorded (the run used --no-trace)"
+    if m.status == "running":
+        return "no trace yet (the trace is written when its window closes)"
+    return "no trace in this run folder"
+
+
 def trace_figures(run: RunData) -> tuple[list[FigureSpec], list[str]]:
     """Breakdowns and the roofline of the run's first trace; notes for what is missing."""
     source, label = run, ""
@@ -90,7 +106,7 @@ def trace_figures(run: RunData) -> tuple[list[FigureSpec], list[str]]:
         # a multi-rank run keeps each rank's trace in ranks/<rank>/trace: show the lowest rank's
         traced = [r for r, data in sorted(run.ranks.items()) if data.trace_files]
         if not traced:
-            return [], ["Op / kernel breakdown: no trace recorded (the run used --no-trace)"]
+            return [], [f"Op / kernel breakdown: {no_trace_reason(run)}"]
         source, label = run.ranks[traced[0]], f"rank {traced[0]}: "
     try:
         tf = source.traces[0]

@@ -34,8 +34,10 @@ class Kpi(BaseModel):
 
 
 class EvidenceRow(BaseModel):
-    """One evidence entry of a finding, formatted for a table."""
+    """One evidence entry of a finding in human units (dsprof.report.evidence), with the
+    analyzer's raw key for the folded detail."""
 
+    label: str = ""
     metric: str
     value: str
     threshold: str
@@ -56,6 +58,9 @@ class FindingView(BaseModel):
     detail: str
     recipes: list[str]
     evidence: list[EvidenceRow]
+    action: str = Field(default="", description="where, what, the change (dsprof.report.actions)")
+    action_command: str = Field(default="", description="the `dsprof fix` command that tests it")
+    where: str = Field(default="", description="file:line the action names")
 
 
 class CollectorRow(BaseModel):
@@ -66,10 +71,27 @@ class CollectorRow(BaseModel):
     reason: str
 
 
+class FixBanner(BaseModel):
+    """The fix session's headline: what the best measured change gives, and how sure that is."""
+
+    outcome: str = Field(description="'win' when a change was accepted, else 'no-win'")
+    headline: str = Field(description="'dataloader: 708 ms → 240 ms per iteration'")
+    interval_text: str = Field(default="", description="95 % interval of the after figure")
+    speedup_text: str = ""
+    drift_text: str = ""
+    memory_text: str = ""
+    noise_state: str = Field(default="", description="stable, load-changed, too-wide or ''")
+    noise_text: str = ""
+    diff: str = ""
+    diff_label: str = ""
+    command: str = Field(default="", description="what to run next")
+
+
 class FixView(BaseModel):
     """A fix session (fix.json in the baseline run folder), flattened for tables."""
 
     available: bool = False
+    banner: FixBanner | None = None
     state: str = Field(default="", description="why there is no session, or an error sentence")
     script: str = ""
     baseline_p50_text: str = ""
@@ -87,6 +109,7 @@ class ReportView(BaseModel):
     run_id: str
     title: str
     target: str
+    target_display: str = Field(default="", description="repository-relative target path")
     argv: list[str]
     status: str
     exit_code: int | None
@@ -137,13 +160,6 @@ def format_bytes(n: float | None) -> str:
         if abs(n) >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n:.0f} B"
-
-
-def format_value(v: object) -> str:
-    """An evidence value: floats to 3 significant digits, the rest as text."""
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return "" if v is None else str(v)
 
 
 def model_text(stats: StepStats, which: str = "p50") -> str:
@@ -226,20 +242,28 @@ def build_kpis(numbers: StepSummary) -> list[Kpi]:
     return kpis
 
 
-def finding_views(doc: FindingsDocument) -> list[FindingView]:
-    """Findings sorted by impact, evidence formatted."""
+def finding_views(doc: FindingsDocument, run: RunData | None = None) -> list[FindingView]:
+    """Findings sorted by impact, evidence in human units, each with its action sentence."""
+    from dsprof.report.actions import finding_action, fix_command
+    from dsprof.report.evidence import human_evidence
+
+    command = fix_command(run.manifest if run is not None else None)
     views = []
     for f in doc.sorted().findings:
-        rows = [
-            EvidenceRow(
-                metric=e.metric,
-                value=f"{format_value(e.value)}{' ' + e.unit if e.unit else ''}",
-                threshold="" if e.threshold is None else format_value(e.threshold),
-                window=e.window,
-                source=e.source,
+        rows = []
+        for e in f.evidence:
+            h = human_evidence(e)
+            rows.append(
+                EvidenceRow(
+                    label=h.label,
+                    metric=h.metric,
+                    value=h.value,
+                    threshold=h.threshold,
+                    window=h.window,
+                    source=h.source,
+                )
             )
-            for e in f.evidence
-        ]
+        action = finding_action(f, run, command)
         views.append(
             FindingView(
                 category=f.category,
@@ -252,6 +276,9 @@ def finding_views(doc: FindingsDocument) -> list[FindingView]:
                 detail=f.detail,
                 recipes=list(f.recipes),
                 evidence=rows,
+                action=action.sentence,
+                action_command=action.command,
+                where=action.where,
             )
         )
     return views
@@ -292,6 +319,7 @@ def _utc(ns: int) -> str:
 def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
     """The view-model of one run; `fix` comes from dsprof.report.fix_view when there is a session."""
     from dsprof.core.errors import RunFolderError
+    from dsprof.report.actions import display_path
 
     m = run.manifest
     if m is None:
@@ -304,11 +332,13 @@ def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
     except RunFolderError as e:
         state = str(e)
     else:
-        if doc is None:
+        if doc is None and m.status == "running":
+            state = "findings come when the run ends (the analyzers read the finished folder)"
+        elif doc is None:
             state = "not analysed (run `dsprof analyze` on the run folder)"
         else:
             state = "analysed"
-            findings = finding_views(doc)
+            findings = finding_views(doc, run)
             failed = sorted(doc.analyzers_failed.items())
     if m.end_ns is not None:
         duration = format_ns(m.end_ns - m.start_ns)
@@ -318,6 +348,7 @@ def build_view(run: RunData, fix: FixView | None = None) -> ReportView:
         run_id=m.run_id,
         title=f"dsprof report: {m.run_id}",
         target=m.target,
+        target_display=display_path(m.target, m.cwd),
         argv=list(m.argv),
         status=m.status,
         exit_code=m.exit_code,
