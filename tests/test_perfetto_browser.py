@@ -1,4 +1,4 @@
-""""Open in Perfetto": the dashboard hands a run's trace to the Perfetto UI with its postMessage
+""" "Open in Perfetto": the dashboard hands a run's trace to the Perfetto UI with its postMessage
 handshake. The UI is a stub page served from 127.0.0.1 (no internet here) that answers PING with
 PONG and keeps what it receives, as ui.perfetto.dev does."""
 

@@ -66,7 +66,9 @@ def compare_page(dir_a: Path, dir_b: Path) -> Any:
                     dcc.Link(cmp.b_id, href=f"/runs/{cmp.b_id}"),
                 ]
             ),
-            html.Table([html.Thead(head), html.Tbody(rows)], id="deltas"),
+            html.Div(
+                html.Table([html.Thead(head), html.Tbody(rows)], id="deltas"), className="scroll"
+            ),
             *only,
             *pairs,
         ]

@@ -59,6 +59,8 @@ def metric_label(metric: str) -> str:
     suffix = _UNIT_SUFFIX.search(key)
     if suffix and suffix.group(1) not in ("share", "fraction"):
         key = key[: suffix.start()]
+        if suffix.group(1) in ("ms", "us", "ns", "s") and not key.endswith(("time", "latency")):
+            key += "_time"  # the value says the unit; the label says it is a time
     words = [_WORDS.get(w.lower(), w) for w in re.split(r"[_\s]+", key) if w]
     if not words:
         return metric
@@ -74,7 +76,7 @@ def _number(v: float) -> str:
     return f"{v:.3g}"
 
 
-def human_value(value: object, unit: str) -> str:
+def human_value(value: object, unit: str, metric: str = "") -> str:
     """A value in the unit a person reads: shares as percent, times and bytes scaled."""
     from dsprof.report.view_model import format_bytes, format_ns
 
@@ -82,6 +84,8 @@ def human_value(value: object, unit: str) -> str:
         return "" if value is None else f"{value}{' ' + unit if unit else ''}"
     v = float(value)
     u = unit.strip()
+    if not u and metric.endswith(("_share", "_fraction")) and 0.0 <= v <= 1.0:
+        u = "fraction"  # a share recorded without its unit
     if u == "fraction" or u.startswith("fraction "):
         rest = u.removeprefix("fraction").strip()
         return f"{v:.0%}" + (f" {rest}" if rest else "")
@@ -106,10 +110,10 @@ def human_value(value: object, unit: str) -> str:
 
 def human_evidence(e: Evidence) -> HumanEvidence:
     """An evidence entry for people (see the module docstring)."""
-    threshold = "" if e.threshold is None else human_value(e.threshold, e.unit)
+    threshold = "" if e.threshold is None else human_value(e.threshold, e.unit, e.metric)
     return HumanEvidence(
         label=metric_label(e.metric),
-        value=human_value(e.value, e.unit),
+        value=human_value(e.value, e.unit, e.metric),
         threshold=threshold,
         window=e.window,
         source=e.source,

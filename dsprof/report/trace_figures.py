@@ -92,6 +92,8 @@ def no_trace_reason(run: RunData) -> str:
     if status is not None and not status.ok and status.reason:
         reason = status.reason
         return "no trace recorded (the run used --no-trace)" if reason == "--no-trace" else reason
+    if m.kind == "watch":
+        return "dsprof watch records no trace (dsprof trace PID takes one)"
     if m.options.get("trace") is False:
         return "no trace recorded (the run used --no-trace)"
     if m.status == "running":
