@@ -93,7 +93,8 @@ def write_summary(outdir: Path, steps: list[dict[str, Any]], meta: dict[str, Any
     lines = [
         f"# GPU check ({meta['mode']}) {meta['started']}",
         "",
-        f"budget {meta['budget_s']:.0f} s, spent {meta.get('spent_s', 0)} s; "
+        f"budget {meta['budget_s']:.0f} s (limits x{meta.get('time_scale', 1):g}), "
+        f"spent {meta.get('spent_s', 0)} s; "
         f"python {sys.version.split()[0]}",
         *([f"bundle: {meta['bundle']}"] if meta.get("bundle") else []),
         "",
@@ -148,6 +149,25 @@ def bundle(outdir: Path, dest: Path, budget_bytes: float) -> str:
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob(f"{ARCHIVE}*"):
         old.unlink()
+    data, kept, left = _archive(outdir, budget_bytes)
+    while len(data) > MAX_PARTS * PART_BYTES:  # sizes are counted before compression
+        budget_bytes *= 0.8
+        data, kept, left = _archive(outdir, budget_bytes)
+    pieces = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
+    if len(pieces) == 1:
+        (dest / ARCHIVE).write_bytes(data)
+    else:
+        for i, piece in enumerate(pieces):
+            (dest / f"{ARCHIVE}.part{i:02d}").write_bytes(piece)
+    copy_summaries(outdir, dest)
+    return (
+        f"{len(kept)} files, {len(data) / 2**20:.1f} MiB compressed in {len(pieces)} piece(s); "
+        f"{len(left)} left out"
+    )
+
+
+def _archive(outdir: Path, budget_bytes: float) -> tuple[bytes, list[Path], list[Path]]:
+    """The .tar.gz of what fits the budget, with bundle.txt naming what did not."""
     kept, left = choose(outdir, budget_bytes)
     note = "\n".join(
         [f"left out (over the {budget_bytes / 2**20:.0f} MiB budget): {len(left)} files"]
@@ -160,20 +180,7 @@ def bundle(outdir: Path, dest: Path, budget_bytes: float) -> str:
         info = tarfile.TarInfo("gpu-check/bundle.txt")
         info.size = len(note.encode())
         tar.addfile(info, io.BytesIO(note.encode()))
-    data = buf.getvalue()
-    pieces = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
-    if len(pieces) > MAX_PARTS:
-        raise SystemExit(f"bundle: {len(data)} bytes need {len(pieces)} parts; lower --bundle-mib")
-    if len(pieces) == 1:
-        (dest / ARCHIVE).write_bytes(data)
-    else:
-        for i, piece in enumerate(pieces):
-            (dest / f"{ARCHIVE}.part{i:02d}").write_bytes(piece)
-    copy_summaries(outdir, dest)
-    return (
-        f"{len(kept)} files, {len(data) / 2**20:.1f} MiB compressed in {len(pieces)} piece(s); "
-        f"{len(left)} left out"
-    )
+    return buf.getvalue(), kept, left
 
 
 def copy_summaries(outdir: Path, dest: Path) -> None:
