@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -13,10 +14,11 @@ import time
 import pandas as pd
 import psutil
 import pytest
-from live_support import dsprof, loop_service
+from live_support import LOOP_SERVICE, dsprof, env, loop_service, stop
 
 from dsprof.core.live import CaptureRequest
 from dsprof.live import control
+from dsprof.live.target import tree_pids
 from dsprof.live.trace import TraceRequest, take_trace
 from dsprof.store.documents import read_capture, read_manifest
 from dsprof.trace import load_trace
@@ -66,6 +68,38 @@ def test_a_trace_while_four_threads_call_the_model_at_once(tmp_path):
         assert len(frames.steps) >= 4
         threads = frames.cpu.loc[frames.cpu["name"].astype(str) == "aten::linear", "tid"].nunique()
         assert threads >= 2, "the pool's threads are all recorded"
+
+
+def test_a_service_started_with_dsprof_run_on_demand(tmp_path):
+    """No opt-in line: `dsprof run --on-demand` runs the agent in its child; the PID of dsprof
+    run itself is enough, and the run's own steps and folder go on undisturbed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dsprof", "run", "--on-demand", "-q", "--out", "service-runs",
+         str(LOOP_SERVICE), "--no-agent", "--exit-after", "25"],
+        cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while control.find_socket(tree_pids(proc.pid)) is None:
+            assert proc.poll() is None and time.monotonic() < deadline, "no agent in the child"
+            time.sleep(0.2)
+        result = take_trace(TraceRequest(pid=proc.pid, steps=3, out=tmp_path / "traces"))
+        assert proc.wait(60) == 0
+    finally:
+        stop(proc)
+    info = result.capture
+    assert info.status == "ok" and info.steps_traced >= 3
+    (service_run,) = (tmp_path / "service-runs").iterdir()
+    assert info.service_run == str(service_run.resolve())
+    manifest = read_manifest(service_run / "run.json")
+    assert manifest.status == "ok" and manifest.options["on_demand"] is True
+    assert manifest.collectors["torch_profiler"].ok is False  # no start-up window
+    assert manifest.summary.count > 50  # the run's own steps went on through the window
+    assert result.paths.trace_files()
+    # every model call of the window was seen (none skipped by a tracker that notifies sparsely)
+    steps = pd.read_parquet(result.paths.steps)
+    traced = sorted(steps.loc[steps["traced"], "step"])
+    assert traced == list(range(traced[0], traced[0] + len(traced))), traced
 
 
 def test_a_trace_for_a_duration(tmp_path):
