@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
+from dsprof.trace.reader import OversizedArgs
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -48,83 +50,164 @@ CANONICAL_CAT: dict[str, str] = {
 }
 _EMPTY: dict[str, Any] = {}
 _ZERO3 = (0, 0, 0)
+_LAUNCH_LIMIT = 1 << 31  # CUDA's largest grid dimension
+
+
+# Why a row cannot be used: bits of each table's "invalid" column, set where a field the engine
+# reads is missing or has a type it cannot be stored as. dsprof.trace.validate drops those rows
+# (and checks ranges), and explains each bit in its notice (INVALID_WHY).
+BAD_NAME = 1 << 0  # name is not a string (or is over MAX_NAME_CHARS)
+BAD_TS = 1 << 1  # ts is missing, not a number, or beyond any clock (TIME_LIMIT_US)
+BAD_DUR = 1 << 2  # dur (complete events) is missing, not a number, or beyond TIME_LIMIT_US
+BAD_THREAD = 1 << 3  # pid or tid is not an integer (nor a name ending in one)
+BAD_ARGS = 1 << 4  # args is not an object
+BIG_ARGS = 1 << 5  # args over dsprof.trace.reader.HUGE_EVENT_BYTES (not decoded)
+BAD_IDS = 1 << 6  # External id, correlation or Sequence number is not an integer
+BAD_PLACE = 1 << 7  # device or stream is not an integer
+BAD_BYTES = 1 << 8  # bytes or a memory counter is not an integer
+BAD_LAUNCH = 1 << 9  # grid, block, registers, shared memory, occupancy are not numbers
+BAD_SHAPES = 1 << 10  # Input Dims / Input type / Concrete Inputs malformed or over MAX_SHAPES_BYTES
+INT64_MAX = (1 << 63) - 1
+# |ts| and dur in microseconds: 2^62 ns (146 years), so that ts + dur + baseTimeNanoseconds fit
+TIME_LIMIT_US = (1 << 62) // 1000
+MAX_NAME_CHARS = 1 << 20
+MAX_SHAPES_BYTES = 1 << 20
 
 
 class Interner:
-    """Strings (or JSON-dumped values) to stable int32 codes across chunks."""
+    """Strings (or JSON-dumped values) to stable int32 codes across chunks.
+
+    A value that is not a string (None, a number, a list) gets code BAD_CODE from
+    encode_strings(), and its rows are marked invalid by the caller.
+    """
+
+    BAD_CODE = -1
 
     def __init__(self) -> None:
         self.codes: dict[Any, int] = {}
 
     def encode(self, values: Sequence[Any]) -> np.ndarray:
-        """Codes for values: one dict lookup each, new values numbered in order of appearance."""
+        """Codes for hashable values: one dict lookup each, new values numbered in order."""
         codes = self.codes
         for v in dict.fromkeys(values):  # the chunk's distinct values, in C
             if v not in codes:
                 codes[v] = len(codes)
         return np.fromiter(map(codes.__getitem__, values), dtype=np.int32, count=len(values))
 
+    def encode_strings(self, values: Sequence[Any]) -> np.ndarray:
+        """Codes for values that must be strings (names); BAD_CODE for anything else."""
+        codes = self.codes
+        try:
+            distinct = dict.fromkeys(values)
+        except TypeError:  # a list or an object among them
+            values = [v if type(v) is str else None for v in values]
+            distinct = dict.fromkeys(values)
+        bad = False
+        for v in distinct:
+            if v not in codes:
+                if type(v) is str and len(v) <= MAX_NAME_CHARS:
+                    codes[v] = len(codes)
+                else:
+                    bad = True
+        if not bad:
+            return np.fromiter(map(codes.__getitem__, values), dtype=np.int32, count=len(values))
+        get = codes.get
+        return np.fromiter(
+            (get(v, -1) if type(v) is str else -1 for v in values),
+            dtype=np.int32,
+            count=len(values),
+        )
+
     def categories(self) -> list[Any]:
         """Every value seen so far, in code order (bytes decoded to str)."""
         return [c.decode() if isinstance(c, bytes) else c for c in self.codes]
 
 
-def _times_ns(values: Sequence[Any]) -> np.ndarray:
-    """Kineto microseconds (int or float) to int64 ns, exact for integer epoch microseconds."""
-    arr = np.asarray(values)
+def _numbers(values: Sequence[Any]) -> np.ndarray | None:
+    """values as a 1-d int64 or float64 array when every one is a plain number, else None."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+        return None
+    return arr
+
+
+def _times_ns(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Kineto microseconds (int or float) to int64 ns, exact for integer epoch microseconds;
+    and the mask of values that are not finite numbers within TIME_LIMIT_US."""
+    arr = _numbers(values)
+    if arr is None:  # a string, a list, None or a bool among them: one by one
+        arr = np.array(
+            [v if type(v) in (int, float) and abs(v) < TIME_LIMIT_US else np.nan for v in values],
+            dtype=np.float64,
+        )
     if arr.dtype.kind in "iu":
-        return arr.astype(np.int64) * 1000
-    arr = arr.astype(np.float64)
+        bad = (arr >= TIME_LIMIT_US) if arr.dtype.kind == "u" else (np.abs(arr) >= TIME_LIMIT_US)
+        return np.where(bad, 0, arr).astype(np.int64) * 1000, bad
+    bad = ~(np.abs(arr) < TIME_LIMIT_US)  # NaN too
+    arr = np.where(bad, 0.0, arr)
     whole = np.floor(arr)
-    return whole.astype(np.int64) * 1000 + np.rint((arr - whole) * 1000).astype(np.int64)
+    ns = whole.astype(np.int64) * 1000 + np.rint((arr - whole) * 1000).astype(np.int64)
+    return ns, bad
 
 
 _TRAILING_INT = re.compile(r"(-?\d+)\s*$")
 
 
-def _ints(values: Sequence[Any], missing: int = -1) -> np.ndarray:
-    """Integers where they are ints, `missing` where absent or not numbers (e.g. tid 'stream 7')."""
+def _ints(values: Sequence[Any], missing: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 values, invalid mask): ints as they are; `missing` for None (absent) and for
+    strings with no trailing integer; invalid for lists, objects, bools, non-integral or
+    non-finite floats and integers beyond int64. Legacy string ids ("stream 7") give 7."""
     if not values:
-        return np.empty(0, dtype=np.int64)
-    fast = np.asarray(values)
-    if fast.dtype.kind in "iu":  # the common case: every value an int
-        return fast.astype(np.int64)
-    # legacy string tids ("stream 7", "25738"): the trailing integer, once per distinct value
-    seen: dict[Any, int] = {}
-    for v in dict.fromkeys(values):
-        seen[v] = _to_int(v, missing)
-    return np.fromiter(map(seen.__getitem__, values), dtype=np.int64, count=len(values))
+        return np.empty(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    fast = _numbers(values)
+    if fast is not None and fast.dtype.kind == "i":  # the common case: every value an int
+        return fast.astype(np.int64), np.zeros(len(fast), dtype=bool)
+    seen: dict[Any, int | None] = {}
+    out = np.empty(len(values), dtype=np.int64)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        key = v if type(v) in (int, float, str) or v is None else id(v)
+        n = seen[key] if key in seen else seen.setdefault(key, _to_int(v, missing))
+        if n is None:
+            bad[i] = True
+            out[i] = missing
+        else:
+            out[i] = n
+    return out, bad
 
 
-def _to_int(v: Any, missing: int) -> int:
-    if isinstance(v, bool) or v is None:
+def _to_int(v: Any, missing: int) -> int | None:
+    """v as an int; missing when absent or a name with no number; None when it cannot be one."""
+    if v is None:
         return missing
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float):
-        return int(v) if v == v else missing
-    m = _TRAILING_INT.search(str(v))
-    return int(m.group(1)) if m else missing
+    t = type(v)
+    if t is int:
+        return v if -INT64_MAX <= v <= INT64_MAX else None
+    if t is float:
+        return int(v) if v.is_integer() and abs(v) <= INT64_MAX else None
+    if t is str:
+        m = _TRAILING_INT.search(v)
+        return _to_int(int(m.group(1)), missing) if m else missing
+    return None  # bool, list, dict
 
 
-def _floats(values: Sequence[Any]) -> np.ndarray:
-    """Floats; NaN for absent (None) values and for anything that is not a number."""
-    try:
-        return np.asarray(values, dtype=np.float64)  # None becomes NaN
-    except (TypeError, ValueError):
-        return np.array(
-            [
-                v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
-                for v in values
-            ],
-            dtype=np.float64,
-        )
+def _floats(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values, invalid mask): NaN for absent (None); invalid for non-numbers."""
+    arr = _numbers(values)
+    if arr is not None:
+        return arr.astype(np.float64), np.zeros(len(arr), dtype=bool)
+    out = np.array([v if type(v) in (int, float) else np.nan for v in values], dtype=np.float64)
+    bad = np.fromiter((v is not None and type(v) not in (int, float) for v in values), bool)
+    return out, bad
 
 
-def _external_ids(args: list[dict[str, Any]]) -> np.ndarray:
+def _external_ids(args: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     """args["External id"] (2021 traces: "external id"), -1 when absent."""
     return _ints(
-        [v if (v := a.get("External id")) is not None else a.get("external id", -1) for a in args]
+        [v if (v := a.get("External id")) is not None else a.get("external id") for a in args]
     )
 
 
@@ -135,7 +218,8 @@ class ColumnBuilder:
     """Accumulates per-chunk column arrays for each table; `columns()` concatenates once.
 
     Needs only numpy and orjson (pandas is only in to_frames()), so a worker process can build
-    the columns while its parent imports the analyzers.
+    the columns while its parent imports the analyzers. Nothing here raises on a value of the
+    wrong type: the row's "invalid" bits say which field could not be stored.
     """
 
     def __init__(self) -> None:
@@ -152,6 +236,7 @@ class ColumnBuilder:
         # events of categories no table holds (another accelerator's runtime, ...), counted by
         # category: what a trace recorded beyond the CPU and CUDA tables (dsprof.trace.device_kind)
         self.unread_categories: dict[str, int] = {}
+        self.bad_cat = 0  # events whose cat is not a string (of no table: dropped here)
 
     def add(self, events: list[dict[str, Any]]) -> None:
         """Sort one chunk's events into their tables."""
@@ -159,6 +244,9 @@ class ColumnBuilder:
         groups: dict[str, list[dict[str, Any]]] = {}
         for e in events:
             cat = e.get("cat") or ("memory" if e.get("name") == "[memory]" else "")
+            if type(cat) is not str:
+                self.bad_cat += 1
+                continue
             group = groups.get(cat)
             if group is None:
                 groups[cat] = [e]
@@ -167,7 +255,7 @@ class ColumnBuilder:
         for cat, group in groups.items():
             kind = "memory" if cat == "memory" else KIND_OF_CAT.get(cat)
             if kind is None:
-                if isinstance(cat, str) and cat:
+                if cat:
                     self.unread_categories[cat] = self.unread_categories.get(cat, 0) + len(group)
                 continue
             if kind == "memory":
@@ -178,85 +266,152 @@ class ColumnBuilder:
                 builder = getattr(self, f"_{kind}")
                 self.parts[kind].append(builder(group, CANONICAL_CAT.get(cat, cat)))
 
-    def _common(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+    def _common(
+        self, group: list[dict[str, Any]], cat: str, *, needs_dur: bool = True
+    ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+        """The columns every table has, and each event's args ({} when absent)."""
         n = len(group)
         try:  # Kineto writes all five on every complete event: one C-level pass
             name, ts, dur, pid, tid = zip(*map(_COMMON_KEYS, group), strict=True)
         except KeyError:
-            name = tuple(e.get("name", "") for e in group)
-            ts = tuple(e.get("ts", 0) for e in group)
-            dur = tuple(e.get("dur", 0) for e in group)
-            pid = tuple(e.get("pid", -1) for e in group)
-            tid = tuple(e.get("tid", -1) for e in group)
-        return {
-            "name": self.names.encode(name),
+            name = tuple(e.get("name") for e in group)
+            ts = tuple(e.get("ts") for e in group)
+            dur = tuple(e.get("dur", None if needs_dur else 0) for e in group)
+            pid = tuple(e.get("pid") for e in group)
+            tid = tuple(e.get("tid") for e in group)
+        names = self.names.encode_strings(name)
+        invalid = np.where(names < 0, BAD_NAME, 0).astype(np.uint32)
+        ts_ns, bad_ts = _times_ns(ts)
+        dur_ns, bad_dur = _times_ns(dur)
+        pids, bad_pid = _ints(pid)
+        tids, bad_tid = _ints(tid)
+        invalid |= np.where(bad_ts, BAD_TS, 0).astype(np.uint32)
+        invalid |= np.where(bad_dur, BAD_DUR, 0).astype(np.uint32)
+        invalid |= np.where(bad_pid | bad_tid, BAD_THREAD, 0).astype(np.uint32)
+        args = [e.get("args") or _EMPTY for e in group]
+        if set(map(type, args)) != {dict}:  # an args that is not an object: read as empty
+            for i, a in enumerate(args):
+                if type(a) is not dict:
+                    invalid[i] |= BIG_ARGS if isinstance(a, OversizedArgs) else BAD_ARGS
+                    args[i] = _EMPTY
+        cols = {
+            "name": np.maximum(names, 0),
             "cat": np.full(n, self.cats.encode([cat])[0], dtype=np.int32),
-            "ts_ns": _times_ns(ts),
-            "dur_ns": _times_ns(dur),
-            "pid": _ints(pid),
-            "tid": _ints(tid),
+            "ts_ns": ts_ns,
+            "dur_ns": dur_ns,
+            "pid": pids,
+            "tid": tids,
+            "invalid": invalid,
         }
+        return cols, args
+
+    def _int_args(
+        self,
+        cols: dict[str, np.ndarray],
+        args: list[dict[str, Any]],
+        fields: dict[str, tuple[str, int, int]],
+    ) -> None:
+        """cols[column] = args[key] as ints (default when absent); bad values set the bit."""
+        for column, (key, default, bit) in fields.items():
+            values, bad = _ints([a.get(key, default) for a in args], missing=default)
+            cols[column] = values
+            if bad.any():
+                cols["invalid"][bad] |= bit
+
+    def _ids(self, cols: dict[str, np.ndarray], args: list[dict[str, Any]]) -> None:
+        values, bad = _external_ids(args)
+        cols["external_id"] = values
+        if bad.any():
+            cols["invalid"][bad] |= BAD_IDS
 
     def _cpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
-        cols = self._common(group, cat)
-        args = [e.get("args") or _EMPTY for e in group]
-        cols["external_id"] = _external_ids(args)
+        cols, args = self._common(group, cat)
+        self._ids(cols, args)
         # autograd records a sequence number only for ops it builds a graph for
-        cols["seq"] = _ints([a.get("Sequence number", -1) for a in args])
+        self._int_args(cols, args, {"seq": ("Sequence number", -1, BAD_IDS)})
         if cat in ("cpu_op", "user_annotation"):
             # shapes, dtypes, scalar arguments: interned JSON text, decoded per unique value
-            cols["input_dims"] = self.shapes.encode([_dump(a.get("Input Dims")) for a in args])
-            cols["input_types"] = self.shapes.encode([_dump(a.get("Input type")) for a in args])
-            cols["concrete_inputs"] = self.shapes.encode(
-                [_dump(a.get("Concrete Inputs")) for a in args]
-            )
+            for column, key in _SHAPE_ARGS.items():
+                dumped = [_dump(a.get(key)) for a in args]
+                cols[column] = self.shapes.encode(dumped)
+                big = np.fromiter(map(len, dumped), dtype=np.int64, count=len(dumped))
+                if (big > MAX_SHAPES_BYTES).any():
+                    cols["invalid"][big > MAX_SHAPES_BYTES] |= BAD_SHAPES
         else:
             empty = self.shapes.encode([b""])[0]
-            cols["input_dims"] = np.full(len(group), empty, dtype=np.int32)
-            cols["input_types"] = cols["input_dims"].copy()
-            cols["concrete_inputs"] = cols["input_dims"].copy()
+            for column in _SHAPE_ARGS:
+                cols[column] = np.full(len(group), empty, dtype=np.int32)
         return cols
 
     def _runtime(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
-        cols = self._common(group, cat)
-        args = [e.get("args") or _EMPTY for e in group]
-        cols["correlation"] = _ints([a.get("correlation", -1) for a in args])
-        cols["external_id"] = _external_ids(args)
+        cols, args = self._common(group, cat)
+        self._int_args(cols, args, {"correlation": ("correlation", -1, BAD_IDS)})
+        self._ids(cols, args)
         return cols
 
     def _gpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
-        cols = self._common(group, cat)
-        args = [e.get("args") or _EMPTY for e in group]
-        cols["device"] = _ints([a.get("device", -1) for a in args])
-        cols["stream"] = _ints([a.get("stream", -1) for a in args])
-        cols["correlation"] = _ints([a.get("correlation", -1) for a in args])
-        cols["external_id"] = _external_ids(args)
-        cols["bytes"] = _ints([a.get("bytes", -1) for a in args])
+        cols, args = self._common(group, cat)
+        self._int_args(
+            cols,
+            args,
+            {
+                "device": ("device", -1, BAD_PLACE),
+                "stream": ("stream", -1, BAD_PLACE),
+                "correlation": ("correlation", -1, BAD_IDS),
+            },
+        )
+        self._ids(cols, args)
+        self._int_args(cols, args, {"bytes": ("bytes", -1, BAD_BYTES)})
         if cat == "kernel":
-            grid = np.asarray([_xyz(a.get("grid")) for a in args], dtype=np.int64).reshape(-1, 3)
-            block = np.asarray([_xyz(a.get("block")) for a in args], dtype=np.int64).reshape(-1, 3)
-            cols["grid_blocks"] = np.where(grid.min(axis=1) > 0, grid.prod(axis=1), -1)
-            cols["block_threads"] = np.where(block.min(axis=1) > 0, block.prod(axis=1), -1)
-            cols["registers"] = _ints([a.get("registers per thread", -1) for a in args])
-            cols["shared_mem_bytes"] = _ints([a.get("shared memory", -1) for a in args])
-            cols["blocks_per_sm"] = _floats([a.get("blocks per SM") for a in args])
-            cols["warps_per_sm"] = _floats([a.get("warps per SM") for a in args])
-            cols["occupancy_pct"] = _floats([a.get("est. achieved occupancy %") for a in args])
+            grid, bad_grid = _xyz([a.get("grid") for a in args])
+            block, bad_block = _xyz([a.get("block") for a in args])
+            cols["grid_blocks"] = grid
+            cols["block_threads"] = block
+            cols["invalid"][bad_grid | bad_block] |= BAD_LAUNCH
+            self._int_args(
+                cols,
+                args,
+                {
+                    "registers": ("registers per thread", -1, BAD_LAUNCH),
+                    "shared_mem_bytes": ("shared memory", -1, BAD_LAUNCH),
+                },
+            )
+            for column, key in _KERNEL_FLOATS.items():
+                values, bad = _floats([a.get(key) for a in args])
+                cols[column] = values
+                cols["invalid"][bad] |= BAD_LAUNCH
         return cols
 
     def _memory(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
-        cols = self._common(group, "memory")
-        args = [e.get("args") or _EMPTY for e in group]
-        cols["bytes"] = _ints([a.get("Bytes", 0) for a in args], missing=0)
-        cols["total_allocated"] = _ints([a.get("Total Allocated", -1) for a in args])
-        cols["total_reserved"] = _ints([a.get("Total Reserved", -1) for a in args])
-        cols["device_id"] = _ints([a.get("Device Id", -1) for a in args])
-        cols["device_type"] = _ints([a.get("Device Type", -1) for a in args])
+        cols, args = self._common(group, "memory", needs_dur=False)
+        self._int_args(
+            cols,
+            args,
+            {
+                "bytes": ("Bytes", 0, BAD_BYTES),
+                "total_allocated": ("Total Allocated", -1, BAD_BYTES),
+                "total_reserved": ("Total Reserved", -1, BAD_BYTES),
+                "device_id": ("Device Id", -1, BAD_PLACE),
+                "device_type": ("Device Type", -1, BAD_PLACE),
+            },
+        )
         return cols
 
     def columns(self) -> dict[str, dict[str, np.ndarray]]:
         """Each table's columns, its chunks concatenated (codes index the interners' values)."""
         return {kind: _concat(parts, _SCHEMA[kind]) for kind, parts in self.parts.items()}
+
+
+_SHAPE_ARGS = {
+    "input_dims": "Input Dims",
+    "input_types": "Input type",
+    "concrete_inputs": "Concrete Inputs",
+}
+_KERNEL_FLOATS = {
+    "blocks_per_sm": "blocks per SM",
+    "warps_per_sm": "warps per SM",
+    "occupancy_pct": "est. achieved occupancy %",
+}
 
 
 def to_frames(
@@ -277,7 +432,7 @@ def to_frames(
 
     out = {}
     for kind, columns in tables.items():
-        df = pd.DataFrame(columns)
+        df = pd.DataFrame({k: v for k, v in columns.items() if k != "invalid"})
         df["name"] = categorical(columns["name"], strings["names"])
         df["cat"] = categorical(columns["cat"], strings["cats"]).remove_unused_categories()
         if "input_dims" in df:
@@ -290,7 +445,7 @@ def to_frames(
 
 
 _CODED = ("name", "cat", "input_dims", "input_types", "concrete_inputs")
-_COMMON = ("name", "cat", "ts_ns", "dur_ns", "pid", "tid")
+_COMMON = ("name", "cat", "ts_ns", "dur_ns", "pid", "tid", "invalid")
 _KERNEL_ONLY = {
     "grid_blocks": -1,
     "block_threads": -1,
@@ -329,8 +484,26 @@ def _concat(parts: list[dict[str, np.ndarray]], schema: tuple[str, ...]) -> dict
     return out
 
 
-def _xyz(v: Any) -> Any:
-    return v if isinstance(v, list) and len(v) == 3 else _ZERO3
+def _xyz(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(product of each [x, y, z] launch dimension, invalid mask): -1 when absent or not all
+    positive (Kineto writes [0, 0, 0] for copies); invalid unless three integers in 0..2^31."""
+    n = len(values)
+    rows = [v if type(v) is list and len(v) == 3 else _ZERO3 for v in values]
+    bad = np.fromiter(
+        (v is not None and not (type(v) is list and len(v) == 3) for v in values), bool, n
+    )
+    try:
+        dims = np.asarray(rows) if n else np.zeros((0, 3), dtype=np.int64)
+    except (ValueError, TypeError, OverflowError):
+        dims = None
+    if dims is None or dims.ndim != 2 or dims.dtype.kind != "i":  # strings, floats, huge ints
+        ok = [all(type(x) is int and 0 <= x < _LAUNCH_LIMIT for x in r) for r in rows]
+        bad |= ~np.asarray(ok, dtype=bool)
+        dims = np.asarray([r if k else _ZERO3 for r, k in zip(rows, ok, strict=True)], np.int64)
+    else:
+        bad |= ((dims < 0) | (dims >= _LAUNCH_LIMIT)).any(axis=1)
+        dims = np.where(bad[:, None], 0, dims)
+    return np.where(dims.min(axis=1) > 0, dims.prod(axis=1), -1), bad
 
 
 def _dump(v: Any) -> bytes:

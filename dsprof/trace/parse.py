@@ -10,6 +10,7 @@ pandas gets the two done at once (see dsprof.trace.workers).
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from dsprof.trace.columns import ColumnBuilder
 from dsprof.trace.reader import CHUNK_BYTES, TraceReader
-from dsprof.trace.validate import check_metadata
+from dsprof.trace.validate import validate
 
 
 @dataclass
@@ -55,17 +56,27 @@ def parse_columns(
     finally:
         if gc_was_enabled:
             gc.enable()
+    strings = {
+        "names": builder.names.categories(),
+        "cats": builder.cats.categories(),
+        "shapes": builder.shapes.categories(),
+    }
+    dropped = Counter(
+        {
+            "a value in place of an object": reader.not_objects,
+            "a cat that is not a string": builder.bad_cat,
+        }
+    )
+    tables, metadata, notices = validate(
+        builder.columns(), strings, reader.metadata, path=path, dropped_before=+dropped
+    )
     return ParsedColumns(
         path=path,
-        tables=builder.columns(),
-        strings={
-            "names": builder.names.categories(),
-            "cats": builder.cats.categories(),
-            "shapes": builder.shapes.categories(),
-        },
-        metadata=reader.metadata,
+        tables=tables,
+        strings=strings,
+        metadata=metadata,
         uncompressed_bytes=reader.uncompressed_bytes,
         events_total=reader.events_total,
         unread_categories=dict(builder.unread_categories),
-        notices=[(code, f"{path}: {message}") for code, message in check_metadata(reader.metadata)],
+        notices=notices,
     )
