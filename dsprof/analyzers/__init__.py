@@ -19,7 +19,13 @@ from dsprof.analyzers.base import Analyzer, has_artifacts
 from dsprof.core.errors import DsprofError
 from dsprof.core.findings import Finding, FindingsDocument, Notice
 from dsprof.store.layout import is_run_folder
-from dsprof.trace.files import TRACE_SUFFIXES, expand_trace_paths, names_a_run, trace_targets
+from dsprof.trace.files import (
+    TRACE_SUFFIXES,
+    distinct_traces,
+    expand_trace_paths,
+    names_a_run,
+    trace_targets,
+)
 from dsprof.trace.workers import TraceWorkers
 
 if TYPE_CHECKING:
@@ -129,9 +135,12 @@ def analyze_traces(paths: list[Path], workers: TraceWorkers | None = None) -> Fi
     from dsprof.store.run_store import RunData
 
     files = workers.paths if workers is not None else expand_trace_paths([Path(p) for p in paths])
-    run = RunData(paths=RunPaths(files[0].parent), manifest=None, trace_files=files)
-    # raise TraceError here, not inside each analyzer
-    run.__dict__["traces"] = (workers or TraceWorkers(files)).frames()
+    # raise TraceError here, not inside each analyzer; a file given twice is analysed once
+    traces = distinct_traces((workers or TraceWorkers(files)).frames())
+    run = RunData(
+        paths=RunPaths(files[0].parent), manifest=None, trace_files=[tf.path for tf in traces]
+    )
+    run.__dict__["traces"] = traces
     return analyze_run(run)
 
 

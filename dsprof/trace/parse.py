@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dsprof.core.errors import DsprofError, TraceError
 from dsprof.trace.columns import ColumnBuilder
 from dsprof.trace.reader import CHUNK_BYTES, TraceReader
 from dsprof.trace.validate import validate
@@ -37,6 +38,47 @@ class ParsedColumns:
     # (code, message) pairs for FindingsDocument.notices: plain tuples, so a worker process
     # need not import pydantic (dsprof.core.findings.Notice is built from them in frames.py)
     notices: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ParseFailure:
+    """A trace that could not be read, as data (a worker sends it through a pipe): the message
+    names the problem, `error()` the TraceError naming the file too."""
+
+    path: Path
+    message: str
+
+    def error(self) -> TraceError:
+        """The error `dsprof analyze` reports (exit code 2, one line)."""
+        return TraceError(self.message, path=self.path)
+
+
+def parse_or_failure(
+    path: str | Path, *, keep_python_functions: bool = False
+) -> ParsedColumns | ParseFailure:
+    """parse_columns(), or a ParseFailure in place of any exception: the same answer whether
+    the parse ran in a worker process or here."""
+    path = Path(path)
+    try:
+        return parse_columns(path, keep_python_functions=keep_python_functions)
+    except DsprofError as e:
+        prefix = f"{path}: "
+        text = str(e)
+        return ParseFailure(path, text[len(prefix) :] if text.startswith(prefix) else text)
+    except MemoryError:
+        return ParseFailure(path, "ran out of memory while reading the trace")
+    except RecursionError:
+        return ParseFailure(path, "the trace nests values too deeply to be read")
+    except Exception as e:  # a bug in the reader: say where, not the exception's text
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else "?"
+        return ParseFailure(
+            path,
+            f"the trace reader failed on this file ({type(e).__name__} at {where}); "
+            "this is a dsprof bug: please report it with the file",
+        )
 
 
 def parse_columns(

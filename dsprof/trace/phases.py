@@ -82,8 +82,11 @@ class InitPhase:
 
 
 def trace_bounds(tf: TraceFrames) -> tuple[int, int]:
-    """First start and last end over the host and device tables."""
-    tables = [df for df in (tf.cpu, tf.runtime, tf.gpu) if len(df)]
+    """First start and last end over the host and device tables (the [memory] events of a
+    trace that holds nothing else; (0, 0) for none)."""
+    tables = [df for df in (tf.cpu, tf.runtime, tf.gpu) if len(df)] or [tf.memory]
+    if not any(len(df) for df in tables):
+        return 0, 0
     return int(min(df["ts_ns"].min() for df in tables)), int(
         max(df["end_ns"].max() for df in tables)
     )

@@ -619,9 +619,7 @@ def _big_event(raw: bytes) -> dict[str, Any]:
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise _Invalid from None
     event = {
-        f: v
-        for f in _BigEvent.__struct_fields__
-        if (v := getattr(head, f)) is not msgspec.UNSET
+        f: v for f in _BigEvent.__struct_fields__ if (v := getattr(head, f)) is not msgspec.UNSET
     }
     args = event.get("args")
     if args is not None:

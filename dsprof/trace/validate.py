@@ -185,10 +185,7 @@ def _clean_devices(props: list[Any]) -> tuple[list[dict[str, Any]], int]:
             if key not in entry:
                 continue
             v: Any = entry[key]
-            if kind is str:
-                ok = type(v) is str
-            else:
-                ok = type(v) is int and low <= v < (1 << 62)
+            ok = type(v) is str if kind is str else (type(v) is int and low <= v < (1 << 62))
             if not ok:
                 del entry[key]
                 dropped += 1

@@ -14,8 +14,11 @@ thread pools that already exist, OpenBLAS's or torch's, would be left broken in 
 Linux /proc/self/task says so, elsewhere no numpy/torch may be imported yet. Also only on a
 platform with os.fork and more than one usable core, and unless DSPROF_PARSE_WORKERS=0. Anywhere
 else the traces are parsed in this process when frames() is called, with the same result.
-A worker's TraceError (a truncated gzip, invalid JSON) is raised here with the file's name; a
-worker that dies without an answer is reported the same way.
+A worker answers with columns or, for a trace it cannot read, a ParseFailure: the message as
+data, the same one an in-process parse gives (dsprof.trace.parse.parse_or_failure), raised here
+as a TraceError naming the file; a worker that dies without an answer is reported the same way.
+A worker never outlives this process, however it ends (SIGKILL included): on Linux the kernel
+kills it with its parent (PR_SET_PDEATHSIG), elsewhere a thread watches the parent's pid.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
 
 ENV_WORKERS = "DSPROF_PARSE_WORKERS"
+PARENT_POLL_S = 0.2  # how often a worker without a death signal checks its parent
 # imported by a process whose native threads a fork would not carry into the child
 _THREADED_MODULES = ("numpy", "torch", "pandas", "pyarrow")
 
@@ -91,7 +96,7 @@ class TraceWorkers:
     def frames(self) -> list[TraceFrames]:
         """Every trace's frames, in the order given; raises the first trace's error."""
         from dsprof.trace.frames import frames_from_columns
-        from dsprof.trace.parse import parse_columns
+        from dsprof.trace.parse import ParseFailure, parse_or_failure
 
         answers: list[Any] = []
         try:
@@ -100,14 +105,14 @@ class TraceWorkers:
                     answers.append(self._answer(self._running[i % self.slots], path))
                 else:  # no worker: parse here
                     answers.append(
-                        parse_columns(path, keep_python_functions=self.keep_python_functions)
+                        parse_or_failure(path, keep_python_functions=self.keep_python_functions)
                     )
         finally:
             self.close()
         out = []
         for parsed in answers:
-            if isinstance(parsed, BaseException):
-                raise parsed
+            if isinstance(parsed, ParseFailure):
+                raise parsed.error()
             out.append(frames_from_columns(parsed))
         return out
 
@@ -118,10 +123,12 @@ class TraceWorkers:
         # taking it before ignoring it would raise into its copy of the caller's stack, and one
         # forked but not yet listed would outlive an interrupted caller
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        parent = os.getpid()
         try:
             pid = os.fork()
             if pid == 0:  # the worker: never returns
                 try:
+                    _die_with_parent(parent)
                     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends it on Ctrl-C
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
                     os.close(read_fd)
@@ -136,8 +143,8 @@ class TraceWorkers:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def _answer(self, worker: _Worker, path: Path) -> Any:
-        """The worker's next answer (columns or a DsprofError), or an error if it has died."""
-        from dsprof.core.errors import TraceError
+        """The worker's next answer (columns or a ParseFailure); a ParseFailure if it died."""
+        from dsprof.trace.parse import ParseFailure
 
         try:
             return pickle.load(worker.pipe)
@@ -145,7 +152,7 @@ class TraceWorkers:
             if worker.status is None:
                 worker.status = os.waitpid(worker.pid, 0)[1]
             why = _exit_reason(worker.status)
-            return TraceError(f"the parse worker died without an answer ({why})", path=path)
+            return ParseFailure(path, f"the parse worker died without an answer ({why})")
 
     def close(self) -> None:
         """End the workers still running and reap them (after frames(), on an error, on Ctrl-C)."""
@@ -167,20 +174,11 @@ def _work(paths: list[Path], keep_python_functions: bool, write_fd: int) -> None
     """The forked worker's whole life: parse each trace, send its columns (or error), exit."""
     status = 1
     try:
-        from dsprof.core.errors import DsprofError, TraceError
-        from dsprof.trace.parse import parse_columns
+        from dsprof.trace.parse import parse_or_failure
 
         with os.fdopen(write_fd, "wb") as pipe:
             for path in paths:
-                answer: Any
-                try:
-                    answer = parse_columns(path, keep_python_functions=keep_python_functions)
-                except DsprofError as e:
-                    answer = e
-                except Exception as e:  # a bug, or MemoryError: the parent raises it for this file
-                    answer = TraceError(
-                        f"the parse worker failed ({type(e).__name__}: {e})", path=path
-                    )
+                answer = parse_or_failure(path, keep_python_functions=keep_python_functions)
                 pickle.dump(answer, pipe, protocol=5)
                 pipe.flush()
                 del answer
@@ -189,6 +187,32 @@ def _work(paths: list[Path], keep_python_functions: bool, write_fd: int) -> None
         pass
     finally:
         os._exit(status)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this (forked) worker end when the process that forked it ends, however it ends."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent:  # the parent died before the signal was asked for
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """Where no death signal is available: exit once this process has been re-parented."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 def _exit_reason(status: int) -> str:
