@@ -331,12 +331,9 @@ class ColumnBuilder:
         self._int_args(cols, args, {"seq": ("Sequence number", -1, BAD_IDS)})
         if cat in ("cpu_op", "user_annotation"):
             # shapes, dtypes, scalar arguments: interned JSON text, decoded per unique value
+            # (their size and form are checked once per distinct value, in validate)
             for column, key in _SHAPE_ARGS.items():
-                dumped = [_dump(a.get(key)) for a in args]
-                cols[column] = self.shapes.encode(dumped)
-                big = np.fromiter(map(len, dumped), dtype=np.int64, count=len(dumped))
-                if (big > MAX_SHAPES_BYTES).any():
-                    cols["invalid"][big > MAX_SHAPES_BYTES] |= BAD_SHAPES
+                cols[column] = self.shapes.encode([_dump(a.get(key)) for a in args])
         else:
             empty = self.shapes.encode([b""])[0]
             for column in _SHAPE_ARGS:
@@ -489,9 +486,9 @@ def _xyz(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     positive (Kineto writes [0, 0, 0] for copies); invalid unless three integers in 0..2^31."""
     n = len(values)
     rows = [v if type(v) is list and len(v) == 3 else _ZERO3 for v in values]
-    bad = np.fromiter(
-        (v is not None and not (type(v) is list and len(v) == 3) for v in values), bool, n
-    )
+    bad = np.zeros(n, dtype=bool)
+    if rows.count(_ZERO3):  # absent, or not a list of three: which?
+        bad[[i for i, v in enumerate(values) if v is not None and rows[i] is _ZERO3]] = True
     try:
         dims = np.asarray(rows) if n else np.zeros((0, 3), dtype=np.int64)
     except (ValueError, TypeError, OverflowError):

@@ -42,6 +42,8 @@ import numpy as np
 import orjson
 
 from dsprof.core.errors import TraceError
+from dsprof.trace import scan
+from dsprof.trace.scan import PYTHON_CAT, SKIP_CATS, skip_head
 
 # 1 MiB of JSON per orjson call. One chunk's transient dicts and scan arrays cost ~20x its bytes,
 # so the chunk sets the parser's working memory; measured on hta/rank0 (25 MB) and a 245 MB
@@ -51,54 +53,10 @@ CHUNK_BYTES = 1 << 20
 # args are not decoded when they alone are longer: real events are under 100 kB (a long
 # templated kernel name, the shapes of an op on hundreds of tensors).
 HUGE_EVENT_BYTES = 1 << 20
-_QUOTE, _BACKSLASH, _COMMA = 0x22, 0x5C, 0x2C
+_COMMA = 0x2C
 _BOM = b"\xef\xbb\xbf"
 _JSON_WS = b" \t\r\n"
-_DEPTH_DELTA = np.zeros(256, dtype=np.int8)
-_DEPTH_DELTA[[ord("{"), ord("[")]] = 1
-_DEPTH_DELTA[[ord("}"), ord("]")]] = -1
 _KEY = "traceEvents"
-# Events no analysis reads, never built: flow arrows (ph s/f/t, cats ac2g/async/
-# async_cpu_to_gpu), metadata (ph M), profiler spans and overhead records, GPU-side copies of
-# annotations, and (unless asked for) with_stack python_function events. In traces recorded
-# with_stack they are half of all events; flows are a third. skip_head() is the rule; the fast
-# path's byte comparisons implement the same rule on the raw values.
-SKIP_PH = b"sftM"
-SKIP_CATS = (b"ac2g", b"async", b"async_cpu_to_gpu", b"Trace", b"overhead", b"gpu_user_annotation")
-PYTHON_CAT = b"python_function"
-# runtime calls that neither launch GPU work nor block the host (cudaEventQuery alone is a
-# quarter of the runtime events of hta/rank0): exact names, and families (any suffix); only
-# events whose cat starts with RUNTIME_CAT_PREFIXES are skipped by name
-SKIP_CALLS = (
-    b"cudaEventQuery", b"cudaEventRecord", b"cudaPeekAtLastError", b"cudaGetLastError",
-    b"cudaGetDevice", b"cudaSetDevice", b"cudaFuncGetAttributes", b"cudaFuncSetAttribute",
-    b"cudaPointerGetAttributes", b"cudaStreamIsCapturing", b"cudaDeviceGetAttribute",
-    b"cuCtxGetCurrent",
-)  # fmt: skip
-SKIP_CALL_FAMILIES = (
-    b"cudaOccupancyMaxActiveBlocksPerMultiprocessor", b"cudaStreamGetCaptureInfo",
-    b"cuGetProcAddress",
-)  # fmt: skip
-RUNTIME_CAT_PREFIXES = (b"cuda_", b"Runtime")
-
-_SKIP_PH_STR = frozenset(SKIP_PH.decode())
-_SKIP_CALLS_STR = frozenset(c.decode() for c in SKIP_CALLS)
-_SKIP_FAMILIES_STR = tuple(f.decode() for f in SKIP_CALL_FAMILIES)
-_RUNTIME_STR = tuple(p.decode() for p in RUNTIME_CAT_PREFIXES)
-
-# the fast path compares the bytes after each value's opening quote: a whole name ends with the
-# closing quote, a family is a prefix
-_FAST_SKIP_PH = np.frombuffer(SKIP_PH, dtype=np.uint8)
-_FAST_SKIP_NAMES = (*(n + b'"' for n in SKIP_CALLS), *SKIP_CALL_FAMILIES)
-_WS = np.zeros(256, dtype=bool)
-_WS[[0x20, 0x0A, 0x0D, 0x09]] = True
-_MAX_WS = 64  # the longest run of whitespace the fast path steps over (pretty-printed indents)
-_CAT_WINDOW, _NAME_WINDOW = 24, 48
-_PAD = 64  # zero bytes after a chunk: the longest literal or window read past a position
-_DIGIT = np.zeros(256, dtype=bool)
-_DIGIT[ord("0") : ord("9") + 1] = True
-# digits in a row from which a number may not fit a double with a two-digit exponent (_suspect)
-LONG_DIGITS = 200
 
 
 class _Head(msgspec.Struct):
@@ -133,7 +91,7 @@ class OversizedArgs:
         self.nbytes = nbytes
 
 
-_ELEMENTS = msgspec.json.Decoder(list[_Head | list | str | int | float | bool | None])
+_VALUES = msgspec.json.Decoder(list[msgspec.Raw])
 _HEADS = msgspec.json.Decoder(list[_Head])
 _OBJECTS = msgspec.json.Decoder(list[_Object])
 _BIG_EVENT = msgspec.json.Decoder(_BigEvent)
@@ -145,21 +103,6 @@ _ORJSON_POS = re.compile(r":? line \d+ column \d+ \(char \d+\)$")
 
 class _Invalid(Exception):
     """A piece the fast path cannot prove valid (the exact path decides, and locates errors)."""
-
-
-def skip_head(ph: Any, cat: Any, name: Any, skip_cats: frozenset[str]) -> bool:
-    """True for an event of a kind no analysis reads (see SKIP_PH, SKIP_CATS, SKIP_CALLS)."""
-    if type(ph) is str and len(ph) == 1 and ph in _SKIP_PH_STR:
-        return True
-    if type(cat) is not str:
-        return False
-    if cat in skip_cats:
-        return True
-    return (
-        cat.startswith(_RUNTIME_STR)
-        and type(name) is str
-        and (name in _SKIP_CALLS_STR or name.startswith(_SKIP_FAMILIES_STR))
-    )
 
 
 def open_trace(path: Path) -> IO[bytes]:
@@ -298,10 +241,10 @@ class TraceReader:
     def _find_key(self, buf: bytes, root: int) -> tuple[int, int] | None:
         """(opening quote of the root's "traceEvents" key, its '['), or None until more is read."""
         a = np.frombuffer(buf, dtype=np.uint8)
-        quotes = _string_quotes(a)
+        quotes = scan.string_quotes(a)
         opens, closes = quotes[0::2], quotes[1::2]
         opens = opens[: len(closes)]  # the last string may continue in the next read
-        pos, depth = _brackets(a, quotes)
+        pos, depth = scan.brackets(a, quotes)
         # depth just inside each string: that of the last bracket before it
         i = np.searchsorted(pos, opens) - 1
         inside = np.where(i >= 0, depth[np.maximum(i, 0)], 0) if len(pos) else np.zeros_like(opens)
@@ -311,7 +254,7 @@ class TraceReader:
             opens, closes, inside = opens[keep], closes[keep], inside[keep]
         length = closes - opens - 1
         escaped = np.zeros(len(opens), dtype=bool)
-        slashes = np.flatnonzero(a == _BACKSLASH)
+        slashes = np.flatnonzero(a == ord("\\"))
         if len(slashes) and len(opens):
             j = np.searchsorted(opens, slashes, side="right") - 1
             ok = (j >= 0) & (slashes < closes[np.maximum(j, 0)])
@@ -401,13 +344,13 @@ class TraceReader:
     ) -> tuple[list[dict[str, Any]], int, bool]:
         """(events, bytes consumed, array closed) for the whole elements at the start of buf."""
         a = np.frombuffer(buf, dtype=np.uint8)
-        quotes = _string_quotes(a)
-        pos, depth = _brackets(a, quotes, commas=True)
+        quotes = scan.string_quotes(a)
+        pos, depth = scan.brackets(a, quotes, commas=True)
         closed = np.flatnonzero(depth < 0)
         if len(closed):
             end = int(pos[closed[0]])
             n = int(closed[0])
-            events = self._elements(buf, end, at, pos[:n], depth[:n], final=True)
+            events = self._elements(buf, end, at, quotes, pos[:n], depth[:n], final=True)
             if buf[end] != ord("]"):
                 self._fail(at + end, "expected ']' to close traceEvents")
             return events, end + 1, True
@@ -420,10 +363,19 @@ class TraceReader:
             return [], 0, False
         end = int(commas[-1])
         n = int(np.searchsorted(pos, end))
-        return self._elements(buf, end, at, pos[:n], depth[:n], final=False), end, False
+        events = self._elements(buf, end, at, quotes, pos[:n], depth[:n], final=False)
+        return events, end, False
 
     def _elements(
-        self, buf: bytes, end: int, at: int, pos: np.ndarray, depth: np.ndarray, *, final: bool
+        self,
+        buf: bytes,
+        end: int,
+        at: int,
+        quotes: np.ndarray,
+        pos: np.ndarray,
+        depth: np.ndarray,
+        *,
+        final: bool,
     ) -> list[dict[str, Any]]:
         """The events among the array elements in buf[:end] (exact path)."""
         first = _skip_ws(buf, 0)
@@ -442,27 +394,32 @@ class TraceReader:
         text = b"[" + buf[lead:end] + b"]"
         base = at + lead - 1  # the file offset of text[0] (the '[' is not in the file)
         try:
-            items = _ELEMENTS.decode(text)
+            n_items = len(_VALUES.decode(text))  # validates every element
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
             self._fail_decode(e, base, text)
-        if _suspect(text):
+        if scan.suspect(text):
             self._check_strictly(text, base)
         self._after_element = True
-        a = np.frombuffer(buf, dtype=np.uint8)
+        a = np.zeros(end + scan.PAD, dtype=np.uint8)
+        a[:end] = np.frombuffer(buf, dtype=np.uint8, count=end)
         before = np.concatenate([[0], depth[:-1]])
         starts = pos[(depth == 1) & (before == 0) & (a[pos] == ord("{"))]
         ends = pos[(depth == 0) & (a[pos] == ord("}"))] + 1
-        heads = [x for x in items if type(x) is _Head]
-        self.events_total += len(items)
-        self.not_objects += len(items) - len(heads)
-        if len(heads) != len(starts) or len(ends) != len(starts):
+        self.events_total += n_items
+        self.not_objects += n_items - len(starts)
+        if len(ends) != len(starts) or n_items < len(starts):
             raise TraceError("the trace reader lost track of the events", path=self.path)
-        cats = self._skip_cats_str
-        skip = np.fromiter(
-            (skip_head(h.ph, h.cat, h.name, cats) for h in heads), dtype=bool, count=len(heads)
+        adjacent = n_items == len(starts)  # no other value between the objects
+        skip, known = scan.top_level_skips(
+            a, quotes[quotes < end], pos, depth, starts, ends, self.skip_cats
         )
+        unknown = np.flatnonzero(~known & ~skip)
+        if len(unknown):  # values with escapes: decoded
+            heads = _HEADS.decode(_joined(buf, starts, ends, unknown, adjacent=adjacent))
+            cats = self._skip_cats_str
+            skip[unknown] = [skip_head(h.ph, h.cat, h.name, cats) for h in heads]
         try:
-            return self._build(buf, starts, ends, skip, validated=True)
+            return self._build(buf, starts, ends, skip, validated=True, adjacent=adjacent)
         except _Invalid:
             self._check_strictly(text, base)
             raise TraceError("the trace reader lost track of the events", path=self.path) from None
@@ -485,9 +442,9 @@ class TraceReader:
         Events run from one start to the next; the last start of buf is where the next chunk
         begins (its event may continue in the next read).
         """
-        a = np.zeros(len(buf) + _PAD, dtype=np.uint8)  # zero padding: no bounds checks below
+        a = np.zeros(len(buf) + scan.PAD, dtype=np.uint8)  # zero padding: no bounds checks below
         a[: len(buf)] = np.frombuffer(buf, dtype=np.uint8)
-        starts, ph_quote, other_ph = _event_starts(a)
+        starts, ph_quote, other_ph = scan.event_starts(a)
         if len(starts) < 2:
             return None
         # before the first start: whitespace, and one comma when an element came before
@@ -497,16 +454,16 @@ class TraceReader:
         if len(other_ph) and other_ph[0] < starts[-1]:
             return None  # an event not written "ph" first would hide inside its neighbour
         # each event ends at the '}' before the ',' before the next start
-        comma = _step_ws(a, starts[1:] - 1, -1)
-        close = _step_ws(a, comma - 1, -1)
-        if not (_at(a, comma, b",") & _at(a, close, b"}")).all():
+        comma = scan.step_ws(a, starts[1:] - 1, -1)
+        close = scan.step_ws(a, comma - 1, -1)
+        if not (scan.at(a, comma, b",") & scan.at(a, close, b"}")).all():
             return None
         starts, ph_quote, ends = starts[:-1], ph_quote[:-1], close + 1
-        skip, known = _fast_skips(a, ph_quote, self.skip_cats)
+        skip, known = scan.fast_skips(a, ph_quote, self.skip_cats)
         unknown = np.flatnonzero(~known & ~skip)
         if len(unknown):  # first keys other than "ph", "cat", "name": read them
             try:
-                heads = _HEADS.decode(_joined(buf, starts[unknown], ends[unknown]))
+                heads = _HEADS.decode(_joined(buf, starts, ends, unknown))
             except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
                 return None
             if len(heads) != len(unknown):
@@ -522,7 +479,14 @@ class TraceReader:
         return events, int(ends[-1])
 
     def _build(
-        self, buf: bytes, starts: np.ndarray, ends: np.ndarray, skip: np.ndarray, *, validated: bool
+        self,
+        buf: bytes,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        skip: np.ndarray,
+        *,
+        validated: bool,
+        adjacent: bool = True,
     ) -> list[dict[str, Any]]:
         """The kept events (not skip) as dicts, in file order; raises _Invalid when a piece is
         not exactly one valid object. validated: the skipped pieces were checked already."""
@@ -530,22 +494,24 @@ class TraceReader:
         if not validated:
             quiet = np.flatnonzero(skip & ~huge)
             if len(quiet):
-                text = _joined(buf, starts[quiet], ends[quiet])
+                text = _joined(buf, starts, ends, quiet)
                 try:
                     n = len(_OBJECTS.decode(text))
                 except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
                     raise _Invalid from None
-                if n != len(quiet) or _suspect(text):
+                if n != len(quiet) or scan.suspect(text):
                     raise _Invalid
         keep = ~skip & ~huge
         events: list[dict[str, Any]] = []
         n_keep = int(keep.sum())
         if n_keep:
             try:
-                events = orjson.loads(_joined(buf, starts[keep], ends[keep]))
+                events = orjson.loads(
+                    _joined(buf, starts, ends, np.flatnonzero(keep), adjacent=adjacent)
+                )
             except orjson.JSONDecodeError:
                 raise _Invalid from None
-            if len(events) != n_keep or not all(type(e) is dict for e in events):
+            if len(events) != n_keep or set(map(type, events)) != {dict}:
                 raise _Invalid
         big = np.flatnonzero(huge & (~skip | (not validated)))
         if not len(big):
@@ -554,7 +520,7 @@ class TraceReader:
         order = np.flatnonzero(keep).tolist()
         for i in big.tolist():
             raw = buf[int(starts[i]) : int(ends[i])]
-            if not validated and _suspect(raw):
+            if not validated and scan.suspect(raw):
                 raise _Invalid
             event = _big_event(raw)
             if not skip[i]:
@@ -634,34 +600,6 @@ def _big_event(raw: bytes) -> dict[str, Any]:
     return event
 
 
-def _suspect(data: bytes) -> bool:
-    """True when data may hold what msgspec lets pass in the values it skips and orjson refuses:
-    text that is not UTF-8, or a number too large for a double (one with an exponent of three
-    digits or more, or with LONG_DIGITS digits in a row). Linear, a few array passes."""
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return True
-    a = np.frombuffer(data, dtype=np.uint8)
-    n = len(a)
-    e = np.flatnonzero((a | 0x20) == ord("e"))
-    e = e[(e > 0) & (e + 4 < n)]
-    if len(e):
-        e = e[_DIGIT[a[e - 1]]]
-        j = e + 1 + ((a[e + 1] == ord("+")) | (a[e + 1] == ord("-")))
-        j = j[j + 2 < n]
-        if (_DIGIT[a[j]] & _DIGIT[a[j + 1]] & _DIGIT[a[j + 2]]).any():
-            return True
-    # a run of LONG_DIGITS digits holds two samples LONG_DIGITS // 2 apart: check those first
-    step = LONG_DIGITS // 2
-    sampled = _DIGIT[a[::step]]
-    for k in np.flatnonzero(sampled[:-1] & sampled[1:]).tolist():
-        if data[k * step : (k + 1) * step + 1].isdigit():
-            return True
-    return False
-
-
 def _not_json(start: bytes) -> str:
     if start[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(start) > 1 and 0 in start[:4]):
         return "not UTF-8 JSON (UTF-16 or UTF-32 text?): a trace is read as UTF-8"
@@ -683,151 +621,17 @@ def _skip_ws(buf: bytes, i: int) -> int:
     return i
 
 
-def _joined(buf: bytes, starts: np.ndarray, ends: np.ndarray) -> bytes:
-    """'[' + the pieces buf[s:e] joined by commas + ']' (runs of adjacent pieces sliced once)."""
-    s, e = starts.tolist(), ends.tolist()
+def _joined(
+    buf: bytes, starts: np.ndarray, ends: np.ndarray, idx: np.ndarray, *, adjacent: bool = True
+) -> bytes:
+    """'[' + the pieces buf[starts[i]:ends[i]] for i in idx (ascending) + ']', comma-separated.
+    adjacent: consecutive pieces have only a separator between them, so a run of them is
+    sliced once (False when other array elements may lie between)."""
+    if adjacent:
+        breaks = np.flatnonzero(np.diff(idx) != 1)
+        first = idx[np.concatenate([[0], breaks + 1])]
+        last = idx[np.concatenate([breaks, [len(idx) - 1]])]
+    else:
+        first = last = idx
+    s, e = starts[first].tolist(), ends[last].tolist()
     return b"[" + b",".join(buf[i:j] for i, j in zip(s, e, strict=True)) + b"]"
-
-
-def _string_quotes(a: np.ndarray) -> np.ndarray:
-    """Positions of the quotes that open or close strings (escaped quotes removed).
-
-    A quote is escaped when an odd run of backslashes precedes it; runs are measured with
-    array operations, so a string of a million escapes costs no Python loop.
-    """
-    q = np.flatnonzero(a == _QUOTE)
-    if not len(q):
-        return q
-    after_backslash = q[(q > 0) & (a[np.maximum(q - 1, 0)] == _BACKSLASH)]
-    if not len(after_backslash):
-        return q
-    slash = a == _BACKSLASH
-    run_starts = np.flatnonzero(slash & ~np.concatenate([[False], slash[:-1]]))
-    first = run_starts[np.searchsorted(run_starts, after_backslash, side="right") - 1]
-    escaped = after_backslash[(after_backslash - first) % 2 == 1]
-    return np.setdiff1d(q, escaped, assume_unique=True)
-
-
-def _brackets(
-    a: np.ndarray, quotes: np.ndarray, *, commas: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Brackets (and commas) outside strings: positions, and the nesting depth after each.
-
-    a must start outside any string; depth is relative to its start.
-    """
-    delta = _DEPTH_DELTA[a]
-    mask = delta != 0
-    if commas:
-        mask |= a == _COMMA
-    pos = np.flatnonzero(mask)
-    if len(quotes):
-        pos = pos[(np.searchsorted(quotes, pos) & 1) == 0]
-    return pos, np.cumsum(delta[pos], dtype=np.int64)
-
-
-def _at(a: np.ndarray, p: np.ndarray, literal: bytes) -> np.ndarray:
-    """Mask: the bytes at positions p spell literal (a is zero-padded; p >= -_PAD)."""
-    ok = a[p] == literal[0]
-    for i in range(1, len(literal)):
-        ok &= a[p + i] == literal[i]
-    return ok
-
-
-def _step_ws(a: np.ndarray, p: np.ndarray, step: int) -> np.ndarray:
-    """Move each position in p by step (+1 or -1) while it is on whitespace (padding is not)."""
-    p = p.copy()
-    for _ in range(_MAX_WS):
-        ws = _WS[a[p]]
-        if not ws.any():
-            break
-        p[ws] += step
-    return p
-
-
-def _event_starts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Positions of each '{' whose first key is "ph", of the quote that opens that key, and of
-    the "ph" keys that are not first in their object (events another writer wrote, or nested)."""
-    quote = np.flatnonzero(a == ord("h")) - 2  # '"ph"' is found from its rarer letter
-    quote = quote[_at(a, quote, b'"ph"')]
-    quote = quote[_at(a, _step_ws(a, quote + 4, 1), b":")]  # a key, not the string "ph"
-    brace = _step_ws(a, quote - 1, -1)
-    is_start = _at(a, brace, b"{")
-    return brace[is_start], quote[is_start], quote[~is_start]
-
-
-def _string_value(a: np.ndarray, p: np.ndarray, key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(first character of the string value, mask where `key: "` is found at p)."""
-    ok = _at(a, p, key)
-    colon = _step_ws(a, p + len(key), 1)
-    ok &= _at(a, colon, b":")
-    quote = _step_ws(a, colon + 1, 1)
-    ok &= _at(a, quote, b'"')
-    return quote + 1, ok
-
-
-def _window(a: np.ndarray, p: np.ndarray, width: int) -> np.ndarray:
-    """The width bytes from each position in p, one row each (width <= _PAD)."""
-    return a[p[:, None] + np.arange(width)]
-
-
-def _next_key(a: np.ndarray, closing_quote: np.ndarray) -> np.ndarray:
-    """Where the next key of an object is expected after a string value's closing quote."""
-    comma = _step_ws(a, closing_quote + 1, 1)
-    return np.where(_at(a, comma, b","), _step_ws(a, comma + 1, 1), -1)
-
-
-def _packed(rows: np.ndarray) -> np.ndarray:
-    """The first 8 bytes of each row as one little-endian uint64 (for one compare per row)."""
-    return np.ascontiguousarray(rows[:, :8]).view("<u8")[:, 0]
-
-
-def _starts_with(rows: np.ndarray, packed: np.ndarray, literal: bytes) -> np.ndarray:
-    """Mask: the row begins with literal (first 8 bytes compared packed, the rest on the few hits)."""
-    head = literal[:8]
-    mask = (1 << (8 * len(head))) - 1
-    hit = (packed & np.uint64(mask)) == np.uint64(int.from_bytes(head, "little"))
-    if len(literal) > 8 and hit.any():
-        idx = np.flatnonzero(hit)
-        tail = np.frombuffer(literal[8:], dtype=np.uint8)
-        hit[idx] = (rows[idx, 8 : len(literal)] == tail).all(axis=1)
-    return hit
-
-
-def _plain(rows: np.ndarray, quotes: np.ndarray) -> np.ndarray:
-    """Mask: no backslash before the first quote of the row (the raw bytes are the value)."""
-    slash = rows == _BACKSLASH
-    before = np.cumsum(quotes, axis=1) == 0
-    return ~(slash & before).any(axis=1)
-
-
-def _fast_skips(
-    a: np.ndarray, ph_quote: np.ndarray, skip_cats: tuple[bytes, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(skip, known) per event, skip_head's rule on the raw values; known: they were read.
-
-    A value with an escape is not known (its raw bytes are not its text): skip_head decides.
-    """
-    ph, known = _string_value(a, ph_quote, b'"ph"')
-    known &= _at(a, ph + 1, b'"')
-    skip = known & np.isin(a[ph], _FAST_SKIP_PH)
-    cat, has_cat = _string_value(a, _next_key(a, ph + 1), b'"cat"')
-    known &= has_cat
-    cats = _window(a, cat, _CAT_WINDOW)
-    quotes = cats == _QUOTE
-    known &= quotes.any(axis=1) & _plain(cats, quotes)
-    packed = _packed(cats)
-    for c in skip_cats:
-        skip |= known & _starts_with(cats, packed, c + b'"')
-    # names matter only for runtime calls (cuda_runtime, cuda_driver, legacy Runtime)
-    is_runtime = np.logical_or.reduce([_starts_with(cats, packed, p) for p in RUNTIME_CAT_PREFIXES])
-    runtime = np.flatnonzero(known & ~skip & is_runtime)
-    if len(runtime):
-        cat_end = cat[runtime] + quotes[runtime].argmax(axis=1)
-        name, has_name = _string_value(a, _next_key(a, cat_end), b'"name"')
-        names = _window(a, name, _NAME_WINDOW)
-        name_quotes = names == _QUOTE
-        known[runtime] = has_name & _plain(names, name_quotes)
-        packed_names = _packed(names)
-        for n in _FAST_SKIP_NAMES:
-            skip[runtime] |= known[runtime] & _starts_with(names, packed_names, n)
-    return skip, known

@@ -261,19 +261,27 @@ def _bad_shape_codes(shapes: list[Any]) -> np.ndarray:
             bad[i] = True
             continue
         value = orjson.loads(text)
-        bad[i] = not (type(value) is list and all(_dims_or_text(v) for v in value))
+        bad[i] = type(value) is not list or not all(map(_argument_ok, value))
     return bad
 
 
-def _dims_or_text(v: Any, depth: int = 0) -> bool:
-    """One element of Input Dims, Input type or Concrete Inputs: a shape (list of dimensions),
-    a list of shapes, a dtype or argument text, a number, or null."""
-    t = type(v)
-    if t is list:
-        return depth < SHAPE_DEPTH and all(_dims_or_text(x, depth + 1) for x in v)
-    if t is int:
-        return depth == 0 or 0 <= v < DIM_LIMIT
-    return t in (str, float, bool) or v is None if depth == 0 else False
+def _argument_ok(v: Any) -> bool:
+    """One element of Input Dims, Input type or Concrete Inputs: a shape (a list of
+    dimensions), a list of shapes, a dtype or argument text, a number, or null."""
+    return _dims_ok(v, 1) if type(v) is list else type(v) in _SCALARS
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _dims_ok(v: list[Any], depth: int) -> bool:
+    """A shape (integers in 0..DIM_LIMIT) or, up to SHAPE_DEPTH, a list of such lists."""
+    kinds = set(map(type, v))
+    if kinds <= {int}:
+        return not v or (min(v) >= 0 and max(v) < DIM_LIMIT)
+    if kinds <= {list} and depth < SHAPE_DEPTH:
+        return all(_dims_ok(x, depth + 1) for x in v)
+    return False
 
 
 def _count(reasons: Counter[str], invalid: np.ndarray) -> None:
