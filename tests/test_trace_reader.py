@@ -202,3 +202,130 @@ def test_fast_path_keeps_events_written_by_other_writers(tmp_path: Path) -> None
         assert (fast, total) == _events(p, fast=False, chunk=chunk)
         assert total == len(events)
         assert [e["name"] for e in fast[:4]] == ["a", "b", 'c {"ph": "s"}', "cudaLaunchKernel"]
+
+
+def _kernel_events(n: int) -> list[dict]:
+    return [
+        {"ph": "X", "cat": "cpu_op", "name": f"aten::op{i % 7}", "pid": 1, "tid": 1,
+         "ts": 1_000 + 10 * i, "dur": 5, "args": {"External id": i}}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        (b'{"traceEvents": [\n{"ph": "X"},\n// note\n{"ph": "X"}]}', "line 3, column 1", "invalid character"),
+        (b'{"traceEvents": [\n{"ph": "X"}\n{"ph": "X"}]}', "line 3, column 1", "expected ','"),
+        (b'{"traceEvents": [\n{"ph": "X"}, junk, {"ph": "X"}]}', "line 2, column 14", "invalid character"),
+        (b'{"traceEvents": [\n{"ph": "X"},]}', "line 2, column 13", "trailing comma"),
+        (b'[{"ph": "X"}]\ngarbage', "line 2, column 1", "trailing characters"),
+        (b'{"traceEvents": [{"ph": "X"}], "x": tru}', "line 1, column 41", ""),
+        (b'{"traceEvents": [{"ph": "f", "cat": "ac2g", "id": 1e999}]}', "line 1, column 51", "infinity"),
+        (b'{"traceEvents": [{"ph": "f", "cat": "ac2g", "name": "\xff"}]}', "line 1, column 54", "UTF-8"),
+    ],
+    ids=["comment", "missing-comma", "junk", "trailing-comma", "after-bare-array", "metadata",
+         "overflow-in-skipped", "utf8-in-skipped"],
+)  # fmt: skip
+def test_invalid_json_is_refused_at_its_line_and_column(
+    tmp_path: Path, text: bytes, where: str, problem: str
+) -> None:
+    p = tmp_path / "bad.json"
+    p.write_bytes(text)
+    for fast in (True, False):
+        reader = TraceReader(p)
+        reader.fast = fast
+        with pytest.raises(TraceError) as e:
+            list(reader.chunks())
+        assert f"invalid JSON at {where} of the file" in str(e.value)
+        assert problem in str(e.value)
+
+
+def test_positions_in_a_gzip_file_are_in_its_decompressed_json(tmp_path: Path) -> None:
+    events = b",\n".join(orjson.dumps(e) for e in _kernel_events(3000))
+    text = b'{"traceEvents": [\n' + events + b"\n{]}"
+    p = tmp_path / "bad.json.gz"
+    p.write_bytes(gzip.compress(text))
+    with pytest.raises(TraceError, match=r"line 3002, column 1 of the decompressed JSON"):
+        load_trace(p)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda t: b"\xef\xbb\xbf" + t,
+        lambda t: t.replace(b"\n", b"\r\n"),
+        lambda t: t.replace(b'"traceEvents"', b'"trace\\u0045vents"'),
+        lambda t: t.replace(b'"aten::op1"', b'"aten::op\\u0031"'),
+    ],
+    ids=["bom", "crlf", "escaped-key", "escaped-name"],
+)
+def test_what_json_accepts_is_read(tmp_path: Path, transform) -> None:
+    events = _kernel_events(50)
+    text = orjson.dumps({"traceEvents": events}, option=orjson.OPT_INDENT_2)
+    p = tmp_path / "t.json"
+    p.write_bytes(transform(text))
+    tf = load_trace(p)
+    assert len(tf.cpu_ops) == 50
+    assert set(tf.cpu_ops["name"].astype(str)) == {f"aten::op{i}" for i in range(7)}
+
+
+def _scanned(monkeypatch, path: Path) -> int:
+    """Bytes the reader's array scans went over while reading path (each a pass in numpy)."""
+    from dsprof.trace import scan
+
+    seen = [0]
+    quotes, starts = scan.string_quotes, scan.event_starts
+
+    def count_quotes(a):
+        seen[0] += len(a)
+        return quotes(a)
+
+    def count_starts(a):
+        seen[0] += len(a)
+        return starts(a)
+
+    monkeypatch.setattr(scan, "string_quotes", count_quotes)
+    monkeypatch.setattr(scan, "event_starts", count_starts)
+    load_trace(path)
+    return seen[0]
+
+
+def test_one_huge_event_is_scanned_a_few_times_not_once_per_chunk(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A 24 MB event: the reader reads as much again when a read ends inside an event, so the
+    bytes scanned stay a small multiple of the file (a re-scan per 1 MiB read was quadratic);
+    its args are over HUGE_EVENT_BYTES, so the event is dropped, with a notice, undecoded."""
+    big = {"ph": "X", "cat": "cpu_op", "name": "aten::cat", "pid": 1, "tid": 1, "ts": 1_000,
+           "dur": 5, "args": {"Input Dims": [[1, 2, 3]] * 3_000_000}}  # fmt: skip
+    p = tmp_path / "big.json"
+    p.write_bytes(orjson.dumps({"traceEvents": [*_kernel_events(100), big, *_kernel_events(100)]}))
+    size = p.stat().st_size
+    assert size > 20_000_000
+    assert _scanned(monkeypatch, p) < 6 * size
+    tf = load_trace(p)
+    assert len(tf.cpu_ops) == 200
+    assert [n.code for n in tf.notices] == ["events-dropped"]
+    assert "args over 1 MiB" in tf.notices[0].message
+
+
+def test_the_key_search_is_linear(tmp_path: Path, monkeypatch) -> None:
+    """100,000 "traceEvents" strings before the real key (the issue's 300 s hang)."""
+    decoys = b'{"notes": [' + b",".join([b'"traceEvents"'] * 100_000) + b"], "
+    p = tmp_path / "decoys.json"
+    p.write_bytes(decoys + orjson.dumps({"traceEvents": _kernel_events(10)})[1:])
+    assert _scanned(monkeypatch, p) < 6 * p.stat().st_size
+    assert len(load_trace(p).cpu_ops) == 10
+
+
+def test_huge_arg_strings_are_dropped_undecoded(tmp_path: Path) -> None:
+    """Concrete Inputs of 8 MB in one op; an op just under the limit is kept."""
+    events = _kernel_events(20)
+    events[5]["args"]["Concrete Inputs"] = ["x" * 8_000_000]
+    events[6]["args"]["Concrete Inputs"] = ["y" * 500_000]
+    p = tmp_path / "t.json"
+    p.write_bytes(orjson.dumps({"traceEvents": events}))
+    tf = load_trace(p)
+    assert len(tf.cpu_ops) == 19
+    assert "1 of 20 events dropped: 1 with args over 1 MiB" in tf.notices[0].message

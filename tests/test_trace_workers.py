@@ -168,3 +168,45 @@ def test_trace_error_pickles_with_its_path(tmp_path: Path) -> None:
     e = pickle.loads(pickle.dumps(TraceError("the file is empty", path=tmp_path / "a.json")))
     assert isinstance(e, TraceError) and e.path == tmp_path / "a.json"
     assert str(e) == f"{tmp_path / 'a.json'}: the file is empty"
+
+
+@needs_fork
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_workers_end_with_their_parent_however_it_ends(sig: int) -> None:
+    """A parent killed from outside (a CI job's timeout) takes its parse workers with it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dsprof", "analyze", *map(str, [OWLV2] * 12)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, ENV_WORKERS: "2"},
+    )
+    deadline = time.monotonic() + 20
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+        time.sleep(0.01)
+    assert len(workers) == 2, "the parse workers were not seen"
+    time.sleep(0.3)  # parsing: twelve traces take the workers several seconds
+    assert all(_state(pid) not in ("gone", "Z") for pid in workers)
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_state(p) not in ("gone", "Z") for p in workers):
+        time.sleep(0.05)
+    assert [pid for pid in workers if _state(pid) not in ("gone", "Z")] == []
+
+
+def test_a_failure_is_data_with_the_message_an_in_process_parse_gives(tmp_path: Path) -> None:
+    """parse_or_failure answers the same ParseFailure a worker sends (no exception's repr)."""
+    from dsprof.trace.parse import ParseFailure, parse_or_failure
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"traceEvents": [{"ph": "X", "name": tru}]}')
+    answer = parse_or_failure(bad)
+    assert isinstance(answer, ParseFailure)
+    assert answer.message.startswith("invalid JSON at line 1, column 39 of the file (byte 38)")
+    assert str(answer.error()) == f"{bad}: {answer.message}"
+    assert pickle.loads(pickle.dumps(answer)) == answer
+    folder = parse_or_failure(tmp_path)
+    assert isinstance(folder, ParseFailure) and "cannot" in folder.message
