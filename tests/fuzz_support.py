@@ -67,6 +67,8 @@ def dumps(doc: Any) -> bytes:
 
 def mutate_bytes(raw: bytes, rng: random.Random) -> bytes:
     """One byte-level mutation."""
+    if not raw:
+        return rng.choice(TOKENS)
     kind = rng.randrange(9)
     i = rng.randrange(len(raw))
     j = min(len(raw), i + rng.randrange(1, 64))

@@ -124,47 +124,48 @@ class Interner:
 
 
 def _numbers(values: Sequence[Any]) -> np.ndarray | None:
-    """values as a 1-d int64 or float64 array when every one is a plain number, else None."""
+    """values as a 1-d int64 or float64 array when every one is a plain number, else None
+    (numpy's own inference: one C pass; a bool counts as the integer it is in Python)."""
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError, OverflowError):
         return None
-    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
-        return None
-    return arr
+    return arr if arr.ndim == 1 and arr.dtype.kind in "if" else None
 
 
-def _times_ns(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _times_ns(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
     """Kineto microseconds (int or float) to int64 ns, exact for integer epoch microseconds;
-    and the mask of values that are not finite numbers within TIME_LIMIT_US."""
+    and the mask of values that are not finite numbers within TIME_LIMIT_US (None: all are)."""
     arr = _numbers(values)
-    if arr is None:  # a string, a list, None or a bool among them: one by one
+    if arr is not None and arr.dtype.kind == "i":
+        if not len(arr) or (arr.min() > -TIME_LIMIT_US and arr.max() < TIME_LIMIT_US):
+            return arr * 1000, None
+        bad = np.abs(arr) >= TIME_LIMIT_US
+        return np.where(bad, 0, arr) * 1000, bad
+    if arr is None:  # a string, a list, None or a huge integer among them: one by one
         arr = np.array(
             [v if type(v) in (int, float) and abs(v) < TIME_LIMIT_US else np.nan for v in values],
             dtype=np.float64,
         )
-    if arr.dtype.kind in "iu":
-        bad = (arr >= TIME_LIMIT_US) if arr.dtype.kind == "u" else (np.abs(arr) >= TIME_LIMIT_US)
-        return np.where(bad, 0, arr).astype(np.int64) * 1000, bad
     bad = ~(np.abs(arr) < TIME_LIMIT_US)  # NaN too
-    arr = np.where(bad, 0.0, arr)
+    any_bad = bool(bad.any())
+    if any_bad:
+        arr = np.where(bad, 0.0, arr)
     whole = np.floor(arr)
     ns = whole.astype(np.int64) * 1000 + np.rint((arr - whole) * 1000).astype(np.int64)
-    return ns, bad
+    return ns, bad if any_bad else None
 
 
 _TRAILING_INT = re.compile(r"(-?\d+)\s*$")
 
 
-def _ints(values: Sequence[Any], missing: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 values, invalid mask): ints as they are; `missing` for None (absent) and for
-    strings with no trailing integer; invalid for lists, objects, bools, non-integral or
+def _ints(values: Sequence[Any], missing: int = -1) -> tuple[np.ndarray, np.ndarray | None]:
+    """(int64 values, invalid mask or None): ints as they are; `missing` for None (absent) and
+    for strings with no trailing integer; invalid for lists, objects, bools, non-integral or
     non-finite floats and integers beyond int64. Legacy string ids ("stream 7") give 7."""
-    if not values:
-        return np.empty(0, dtype=np.int64), np.zeros(0, dtype=bool)
     fast = _numbers(values)
     if fast is not None and fast.dtype.kind == "i":  # the common case: every value an int
-        return fast.astype(np.int64), np.zeros(len(fast), dtype=bool)
+        return fast, None
     seen: dict[Any, int | None] = {}
     out = np.empty(len(values), dtype=np.int64)
     bad = np.zeros(len(values), dtype=bool)
@@ -176,7 +177,7 @@ def _ints(values: Sequence[Any], missing: int = -1) -> tuple[np.ndarray, np.ndar
             out[i] = missing
         else:
             out[i] = n
-    return out, bad
+    return out, bad if bad.any() else None
 
 
 def _to_int(v: Any, missing: int) -> int | None:
@@ -194,17 +195,19 @@ def _to_int(v: Any, missing: int) -> int | None:
     return None  # bool, list, dict
 
 
-def _floats(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 values, invalid mask): NaN for absent (None); invalid for non-numbers."""
+def _floats(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(float64 values, invalid mask or None): NaN for absent (None); invalid for non-numbers."""
     arr = _numbers(values)
     if arr is not None:
-        return arr.astype(np.float64), np.zeros(len(arr), dtype=bool)
+        return arr.astype(np.float64), None
+    if values.count(None) == len(values):  # the field is not recorded (2021 traces)
+        return np.full(len(values), np.nan), None
     out = np.array([v if type(v) in (int, float) else np.nan for v in values], dtype=np.float64)
     bad = np.fromiter((v is not None and type(v) not in (int, float) for v in values), bool)
     return out, bad
 
 
-def _external_ids(args: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+def _external_ids(args: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
     """args["External id"] (2021 traces: "external id"), -1 when absent."""
     return _ints(
         [v if (v := a.get("External id")) is not None else a.get("external id") for a in args]
@@ -280,14 +283,20 @@ class ColumnBuilder:
             pid = tuple(e.get("pid") for e in group)
             tid = tuple(e.get("tid") for e in group)
         names = self.names.encode_strings(name)
-        invalid = np.where(names < 0, BAD_NAME, 0).astype(np.uint32)
         ts_ns, bad_ts = _times_ns(ts)
         dur_ns, bad_dur = _times_ns(dur)
         pids, bad_pid = _ints(pid)
         tids, bad_tid = _ints(tid)
-        invalid |= np.where(bad_ts, BAD_TS, 0).astype(np.uint32)
-        invalid |= np.where(bad_dur, BAD_DUR, 0).astype(np.uint32)
-        invalid |= np.where(bad_pid | bad_tid, BAD_THREAD, 0).astype(np.uint32)
+        invalid = np.zeros(n, dtype=np.uint32)
+        for bad, bit in (
+            (names < 0, BAD_NAME),
+            (bad_ts, BAD_TS),
+            (bad_dur, BAD_DUR),
+            (bad_pid, BAD_THREAD),
+            (bad_tid, BAD_THREAD),
+        ):
+            if bad is not None and bad.any():
+                invalid[bad] |= bit
         args = [e.get("args") or _EMPTY for e in group]
         if set(map(type, args)) != {dict}:  # an args that is not an object: read as empty
             for i, a in enumerate(args):
@@ -315,13 +324,13 @@ class ColumnBuilder:
         for column, (key, default, bit) in fields.items():
             values, bad = _ints([a.get(key, default) for a in args], missing=default)
             cols[column] = values
-            if bad.any():
+            if bad is not None:
                 cols["invalid"][bad] |= bit
 
     def _ids(self, cols: dict[str, np.ndarray], args: list[dict[str, Any]]) -> None:
         values, bad = _external_ids(args)
         cols["external_id"] = values
-        if bad.any():
+        if bad is not None:
             cols["invalid"][bad] |= BAD_IDS
 
     def _cpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
@@ -364,7 +373,8 @@ class ColumnBuilder:
             block, bad_block = _xyz([a.get("block") for a in args])
             cols["grid_blocks"] = grid
             cols["block_threads"] = block
-            cols["invalid"][bad_grid | bad_block] |= BAD_LAUNCH
+            if bad_grid.any() or bad_block.any():
+                cols["invalid"][bad_grid | bad_block] |= BAD_LAUNCH
             self._int_args(
                 cols,
                 args,
@@ -376,7 +386,8 @@ class ColumnBuilder:
             for column, key in _KERNEL_FLOATS.items():
                 values, bad = _floats([a.get(key) for a in args])
                 cols[column] = values
-                cols["invalid"][bad] |= BAD_LAUNCH
+                if bad is not None:
+                    cols["invalid"][bad] |= BAD_LAUNCH
         return cols
 
     def _memory(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
@@ -497,7 +508,7 @@ def _xyz(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         ok = [all(type(x) is int and 0 <= x < _LAUNCH_LIMIT for x in r) for r in rows]
         bad |= ~np.asarray(ok, dtype=bool)
         dims = np.asarray([r if k else _ZERO3 for r, k in zip(rows, ok, strict=True)], np.int64)
-    else:
+    elif len(dims) and (dims.min() < 0 or dims.max() >= _LAUNCH_LIMIT):
         bad |= ((dims < 0) | (dims >= _LAUNCH_LIMIT)).any(axis=1)
         dims = np.where(bad[:, None], 0, dims)
     return np.where(dims.min(axis=1) > 0, dims.prod(axis=1), -1), bad
