@@ -183,12 +183,22 @@ def test_workers_and_in_process_give_the_same_line(name: str) -> None:
     assert runs[0] == runs[1]
 
 
+READER_NOTICES = {
+    "events-dropped",
+    "window-outliers-cut",
+    "metadata-ignored",
+    "unknown-schema-version",
+    "duplicate-trace",
+}
+
+
 def test_seeds_are_real_traces() -> None:
-    """Each seed reads without a notice: mutations, not the seeds, make the faults."""
+    """Each seed reads without a reader's notice: mutations, not the seeds, make the faults."""
     for seed in SEEDS:
         code, out, err = analyze(seed)
         assert code == 0, err
-        assert orjson.loads(out)["notices"] == [], seed.name
+        codes = {n["code"] for n in orjson.loads(out)["notices"]}
+        assert not codes & READER_NOTICES, (seed.name, codes)
     assert len(SEEDS) >= 6
 
 
