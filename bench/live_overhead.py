@@ -1,5 +1,7 @@
 """The on-demand agent's budget, measured on the BERT service example (examples/serve_bert.py).
 
+0. Between captures, per request: the request counters' cost, and a DynamicBatcher round trip
+   with them on and off (in-process, alternated: resolvable on a shared machine).
 1. Between captures: p99 latency under `dsprof load` with and without the agent
    (`--on-demand`), rounds alternating A B B A ... in one invocation; prints each round, the
    median p99 of each mode and their ratio (goal: within 2 %).
@@ -107,6 +109,40 @@ def overhead(args: argparse.Namespace, work: Path) -> None:
     print(f"   median p99: no agent {a:.1f} ms, agent {b:.1f} ms, ratio {b / a:.3f}")
 
 
+def micro(rounds: int = 10, requests: int = 2000) -> None:
+    """What the agent adds per request between captures, resolvable on a shared machine: the
+    counters' record() alone, and a DynamicBatcher round trip with the counters on and off,
+    alternated round by round in this process."""
+    import torch
+
+    from dsprof.live import requests as live_requests
+    from dsprof.serving import DynamicBatcher
+
+    stats = live_requests.RequestStats()
+    n = 200_000
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        stats.record(0.02, 0.001)
+    per_record = (time.perf_counter_ns() - t0) / n
+    print(f"0. the request counters: record() {per_record:.0f} ns per request")
+    x = torch.zeros(1, 8)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    with DynamicBatcher(lambda t: t + 1, max_batch_size=1, max_wait_ms=0) as batcher:
+        for r in range(rounds * 2):
+            on = r % 4 in (1, 2)  # off on on off ...
+            live_requests.STATS = live_requests.RequestStats() if on else None
+            t0 = time.perf_counter_ns()
+            for _ in range(requests):
+                batcher(x)
+            times[on].append((time.perf_counter_ns() - t0) / requests)
+    live_requests.STATS = None
+    off, on_ = statistics.median(times[False]), statistics.median(times[True])
+    print(
+        f"   DynamicBatcher round trip (a trivial model): counters off {off / 1e3:.1f} us, on "
+        f"{on_ / 1e3:.1f} us per request (median of {rounds} rounds each; ratio {on_ / off:.3f})"
+    )
+
+
 def captures(args: argparse.Namespace, work: Path) -> None:
     port = free_port()
     proc = start_service(True, args.layers, port)
@@ -158,6 +194,7 @@ def main() -> None:
     parser.add_argument("--skip-overhead", action="store_true")
     args = parser.parse_args()
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    micro()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_overhead:
             overhead(args, Path(tmp))
