@@ -54,7 +54,6 @@ from dsprof.analyzers.trace_scope import (
 )
 from dsprof.core.findings import Evidence, Finding, Severity
 from dsprof.trace.frames import COMM_KERNEL_RE, match_names
-from dsprof.trace.idle import unrecorded_waits
 from dsprof.trace.intervals import (
     busy_ns,
     clip,
@@ -150,7 +149,7 @@ def _gpu_trace(tf: TraceFrames) -> list[Finding]:
     lo, hi = tf.window
     # a long wait while no recorded device work runs waits for work the trace does not hold:
     # what the device did then is unknown, so it is not counted (dsprof.trace.idle, unrecorded)
-    unknown = unrecorded_waits(tf)
+    unknown = tf.unrecorded_waits
     syncs = tf.in_window(tf.host_syncs)
     syncs = syncs[~syncs["ts_ns"].isin(unknown["ts_ns"])]
     ops = tf.in_window(tf.cpu_ops)

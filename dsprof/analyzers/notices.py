@@ -29,7 +29,6 @@ from dsprof.trace.device_kind import (
     nccl_collectives,
     trace_role,
 )
-from dsprof.trace.idle import unrecorded_waits
 from dsprof.trace.intervals import busy_ns
 
 if TYPE_CHECKING:
@@ -91,7 +90,7 @@ def trace_notices(tf: TraceFrames) -> list[Notice]:
             )
         )
     if role == "gpu":
-        waits = unrecorded_waits(tf)
+        waits = tf.unrecorded_waits
         lo, hi = tf.window
         waited = busy_ns(waits["ts_ns"].to_numpy(), waits["end_ns"].to_numpy(), lo, hi)
         if waited >= UNRECORDED_NOTICE * tf.window_ns:

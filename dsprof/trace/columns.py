@@ -448,7 +448,11 @@ def to_frames(
                 df[col] = categorical(columns[col], strings["shapes"])
         df["ts_ns"] += base_ns
         df.insert(df.columns.get_loc("dur_ns") + 1, "end_ns", df["ts_ns"] + df["dur_ns"])
-        out[kind] = df.sort_values("ts_ns", kind="stable", ignore_index=True)
+        df = df.sort_values("ts_ns", kind="stable", ignore_index=True)
+        # column labels as plain objects: with pandas' Arrow string labels every later
+        # assign() of a view column rebuilds the label index (~1 ms each)
+        df.columns = pd.Index(list(df.columns), dtype=object)
+        out[kind] = df
     return out
 
 

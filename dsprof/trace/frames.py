@@ -19,7 +19,7 @@ from dsprof.core.facts import Device
 from dsprof.core.findings import Notice
 from dsprof.trace.calls import call_families
 from dsprof.trace.columns import to_frames
-from dsprof.trace.idle import GapCauses, device_idle
+from dsprof.trace.idle import GapCauses, blocking_calls, device_idle, unrecorded_waits
 from dsprof.trace.intervals import innermost_containing
 from dsprof.trace.parse import ParsedColumns, parse_columns
 from dsprof.trace.phases import InitPhase, init_phase, trace_bounds
@@ -119,11 +119,13 @@ class TraceFrames:
     @cached_property
     def annotations(self) -> pd.DataFrame:
         """record_function spans (cat user_annotation), plus legacy Operator-cat step/DataLoader spans."""
-        names = self.cpu["name"].astype(str)
-        legacy = (self.cpu["cat"] == "cpu_op") & (
-            names.str.startswith("ProfilerStep#") | names.str.startswith(DATALOADER_PREFIX)
-        )
-        return self.cpu[(self.cpu["cat"] == "user_annotation") | legacy].reset_index(drop=True)
+        # names decided once per distinct name, not per event (a cpu table has 10^5 rows)
+        named = map_names(
+            self.cpu["name"], lambda n: n.startswith(("ProfilerStep#", DATALOADER_PREFIX))
+        ).to_numpy(dtype=bool)
+        cat = self.cpu["cat"]
+        legacy = (cat == "cpu_op").to_numpy() & named
+        return self.cpu[(cat == "user_annotation").to_numpy() | legacy].reset_index(drop=True)
 
     @cached_property
     def kernels(self) -> pd.DataFrame:
@@ -141,10 +143,9 @@ class TraceFrames:
     def memcpy(self) -> pd.DataFrame:
         """GPU copies; `direction` (HtoD, DtoH, DtoD, ...) and `pageable` columns added."""
         df = self.gpu[self.gpu["cat"] == "gpu_memcpy"].reset_index(drop=True)
-        names = df["name"].astype(str)
         return df.assign(
-            direction=names.str.extract(r"Memcpy (\w+)", expand=False).fillna(""),
-            pageable=names.str.contains("Pageable", regex=False),
+            direction=map_names(df["name"], _copy_direction).astype(str),
+            pageable=map_names(df["name"], lambda n: "Pageable" in n).astype(bool),
         )
 
     @cached_property
@@ -206,7 +207,8 @@ class TraceFrames:
         names = np.asarray([str(c) for c in ops["name"].cat.categories] + [""], dtype=object)
         codes = ops["name"].cat.codes.to_numpy()
         op_name = np.where(idx >= 0, names[codes[np.maximum(idx, 0)]] if len(codes) else "", "")
-        return k.assign(op_index=idx, op_name=op_name)
+        # object dtype: pandas would otherwise copy every name into an Arrow string column
+        return k.assign(op_index=idx, op_name=pd.Series(op_name, index=k.index, dtype=object))
 
     @cached_property
     def runtime_names(self) -> list[str]:
@@ -250,12 +252,11 @@ class TraceFrames:
     def steps(self) -> pd.DataFrame:
         """ProfilerStep#N windows: step, start_ns, end_ns, dur_ns (empty when none were recorded)."""
         a = self.annotations
-        names = a["name"].astype(str)
-        m = names.str.extract(_STEP_RE, expand=False)
-        s = a[m.notna()]
+        number = map_names(a["name"], _step_number).to_numpy(dtype=np.int64)
+        s = a[number >= 0]
         out = pd.DataFrame(
             {
-                "step": m[m.notna()].astype(np.int64).to_numpy(),
+                "step": number[number >= 0],
                 "start_ns": s["ts_ns"].to_numpy(),
                 "end_ns": s["end_ns"].to_numpy(),
             }
@@ -263,6 +264,16 @@ class TraceFrames:
         out = out.sort_values("start_ns", ignore_index=True).drop_duplicates("step")
         out["dur_ns"] = out["end_ns"] - out["start_ns"]
         return out.reset_index(drop=True)
+
+    @cached_property
+    def blocking_calls(self) -> pd.DataFrame:
+        """host_syncs plus item()-like ops (name, ts_ns, end_ns): every host wait on the device."""
+        return blocking_calls(self)
+
+    @cached_property
+    def unrecorded_waits(self) -> pd.DataFrame:
+        """Blocking calls that wait while no recorded device work runs (dsprof.trace.idle)."""
+        return unrecorded_waits(self)
 
     @cached_property
     def idle(self) -> GapCauses | None:
@@ -315,6 +326,19 @@ class TraceFrames:
         return pd.Series(decoded[column.cat.codes.to_numpy()], index=column.index, dtype=object)
 
 
+def _step_number(name: str) -> int:
+    m = _STEP_RE.match(name)
+    return int(m.group(1)) if m else -1
+
+
+_COPY_DIRECTION = re.compile(r"Memcpy (\w+)")
+
+
+def _copy_direction(name: str) -> str:
+    m = _COPY_DIRECTION.search(name)
+    return m.group(1) if m else ""
+
+
 _ANON = re.compile(r"\(anonymous namespace\)::")
 
 
@@ -331,16 +355,25 @@ def match_names(names: pd.Series, pattern: re.Pattern[str]) -> pd.Series:
     """Boolean mask: regex evaluated once per unique (categorical) name."""
     names = _categorical(names)
     cats = names.cat.categories
-    hits = np.fromiter((bool(pattern.search(str(c))) for c in cats), dtype=bool, count=len(cats))
     codes = names.cat.codes.to_numpy()
-    return pd.Series(np.where(codes >= 0, hits[np.maximum(codes, 0)], False), index=names.index)
+    present = np.flatnonzero(np.bincount(codes + 1, minlength=len(cats) + 1)[1:])
+    hits = np.zeros(len(cats) + 1, dtype=bool)  # the last slot: no name (code -1)
+    hits[present] = [bool(pattern.search(str(cats[c]))) for c in present.tolist()]
+    return pd.Series(hits[codes], index=names.index)
 
 
 def map_names(names: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
     """fn(name) for each row, evaluated once per unique (categorical) name."""
     names = _categorical(names)
-    values = np.array([fn(str(c)) for c in names.cat.categories] + [fn("")], dtype=object)
-    return pd.Series(values[names.cat.codes.to_numpy()], index=names.index)
+    cats = names.cat.categories
+    codes = names.cat.codes.to_numpy()
+    # the interner is shared by every table: evaluate only the names this column holds
+    present = np.flatnonzero(np.bincount(codes + 1, minlength=len(cats) + 1)[1:])
+    values = np.empty(len(cats) + 1, dtype=object)
+    values[-1] = fn("")
+    values[present] = [fn(str(cats[c])) for c in present.tolist()]
+    # object dtype: inferring pandas' string dtype would copy every row into Arrow
+    return pd.Series(values[codes], index=names.index, dtype=object)
 
 
 def _categorical(names: pd.Series) -> pd.Series:

@@ -82,11 +82,28 @@ SYNC_OPS = frozenset({"aten::item", "aten::_local_scalar_dense", "aten::is_nonze
 
 @dataclass(frozen=True)
 class HostEvents:
-    """Host events of one cause: intervals and names (for 'which calls')."""
+    """Host events of one cause: intervals, and their names (for 'which calls') as categorical
+    parts, turned into strings only for the few events a finding names."""
 
     starts: np.ndarray
     ends: np.ndarray
-    names: np.ndarray
+    name_parts: tuple[pd.Series | np.ndarray, ...] = ()
+
+    def names(self, rows: np.ndarray) -> np.ndarray:
+        """The names of the events at positions rows."""
+        out = np.empty(len(rows), dtype=object)
+        offset = 0
+        for part in self.name_parts:
+            n = len(part)
+            sel = (rows >= offset) & (rows < offset + n)
+            values = (
+                part.iloc[rows[sel] - offset]
+                if isinstance(part, pd.Series)
+                else part[rows[sel] - offset]
+            )
+            out[sel] = [str(v) for v in values]
+            offset += n
+        return out
 
 
 @dataclass(frozen=True)
@@ -114,21 +131,30 @@ class GapCauses:
         if ev is None or not len(ev.starts):
             return []
         under = covered_ns_each(ev.starts, ev.ends, self.gap_starts, self.gap_ends)
-        hit = under > 0
-        if not hit.any():
+        hit = np.flatnonzero(under > 0)
+        if not len(hit):
             return []
-        df = pd.DataFrame({"name": ev.names[hit], "ns": under[hit]})
+        df = pd.DataFrame({"name": ev.names(hit), "ns": under[hit]})
         g = df.groupby("name")["ns"].agg(["count", "sum"]).sort_values("sum", ascending=False)
         return [(str(n), int(c), int(s)) for n, c, s in g.head(limit).itertuples()]
 
 
-def unrecorded_waits(tf: TraceFrames) -> pd.DataFrame:
-    """Blocking calls that wait while no recorded device work runs (see `unrecorded`)."""
+def blocking_calls(tf: TraceFrames) -> pd.DataFrame:
+    """Blocking runtime calls (TraceFrames.host_syncs) and item()-like ops: name, ts_ns, end_ns
+    (TraceFrames.blocking_calls caches it)."""
     ops = tf.cpu_ops
-    syncs = pd.concat(
-        [tf.host_syncs[["name", "ts_ns", "end_ns"]], ops[ops["name"].isin(SYNC_OPS)]],
+    return pd.concat(
+        [tf.host_syncs[["name", "ts_ns", "end_ns"]], ops[ops["name"].isin(SYNC_OPS)][
+            ["name", "ts_ns", "end_ns"]
+        ]],
         ignore_index=True,
-    )
+    )  # fmt: skip
+
+
+def unrecorded_waits(tf: TraceFrames) -> pd.DataFrame:
+    """Blocking calls that wait while no recorded device work runs (see `unrecorded`;
+    TraceFrames.unrecorded_waits caches it)."""
+    syncs = tf.blocking_calls
     length = (syncs["end_ns"] - syncs["ts_ns"]).to_numpy()
     busy = tf.gpu_busy_events
     covered = covered_ns_each(
@@ -142,26 +168,22 @@ def unrecorded_waits(tf: TraceFrames) -> pd.DataFrame:
 def host_events(tf: TraceFrames) -> dict[str, HostEvents]:
     """The host events of each cause (python has none: it is what is left)."""
     rt = tf.runtime_calls
-    cpu = tf.cpu
-    names = cpu["name"].astype(str)
+    family = rt["family"].to_numpy()
     out: dict[str, HostEvents] = {}
-    ops = tf.cpu_ops
-    syncs = pd.concat(
-        [tf.host_syncs[["name", "ts_ns", "end_ns"]], ops[ops["name"].isin(SYNC_OPS)]],
-        ignore_index=True,
-    )
-    out["unrecorded"] = _events(unrecorded_waits(tf))
+    out["unrecorded"] = _events(tf.unrecorded_waits)
     init = tf.init
-    out["init"] = HostEvents(init.starts, init.ends, np.full(len(init.starts), "first call"))
-    dl = cpu[names.str.startswith(_DATALOADER_PREFIX)]
-    out["data loading"] = _events(dl)
+    out["init"] = HostEvents(init.starts, init.ends, (np.full(len(init.starts), "first call"),))
+    annotations = tf.annotations
+    out["data loading"] = _events(
+        annotations[match_prefix(annotations["name"], (_DATALOADER_PREFIX,))]
+    )
     out["collective"] = _events(tf.comm_cpu)
-    out["allocator"] = _events(rt[rt["family"] == "allocator"])
-    out["sync"] = _events(syncs)
-    enqueue = rt[rt["family"].isin(["launch", "copy"])]
+    out["allocator"] = _events(rt[family == "allocator"])
+    out["sync"] = _events(tf.blocking_calls)
+    enqueue = rt[(family == "launch") | (family == "copy")]
     top = _top_level_ops(tf)
     launched = _ops_with_launches(top, enqueue)
-    out["launch"] = _events(pd.concat([enqueue, top[launched]], ignore_index=True))
+    out["launch"] = _events(enqueue, top[launched])
     out["cpu ops"] = _events(top[~launched])
     return out
 
@@ -189,8 +211,10 @@ def gap_causes(
     before = np.zeros(len(gap_starts), dtype=np.int64)
     for cause in CAUSES[:-1]:
         ev = events[cause]
+        # only events that reach into a gap matter (most run while the device is busy)
+        near = covered_ns_each(ev.starts, ev.ends, gap_starts, gap_ends) > 0
         acc_s, acc_e = union_intervals(
-            np.concatenate([acc_s, ev.starts]), np.concatenate([acc_e, ev.ends])
+            np.concatenate([acc_s, ev.starts[near]]), np.concatenate([acc_e, ev.ends[near]])
         )
         covered = covered_ns_each(gap_starts, gap_ends, acc_s, acc_e)
         by_cause[cause] = covered - before
@@ -204,21 +228,31 @@ def gap_causes(
     return GapCauses(device, gap_starts, gap_ends, by_cause, events)
 
 
-def _events(df: pd.DataFrame) -> HostEvents:
+def _events(*frames: pd.DataFrame) -> HostEvents:
     return HostEvents(
-        df["ts_ns"].to_numpy(dtype=np.int64),
-        df["end_ns"].to_numpy(dtype=np.int64),
-        df["name"].astype(str).to_numpy(),
+        np.concatenate([df["ts_ns"].to_numpy(dtype=np.int64) for df in frames]),
+        np.concatenate([df["end_ns"].to_numpy(dtype=np.int64) for df in frames]),
+        tuple(df["name"] for df in frames),
     )
+
+
+def match_prefix(names: pd.Series, prefixes: tuple[str, ...]) -> np.ndarray:
+    """Mask of a categorical name column whose value starts with one of prefixes, decided once
+    per distinct name present."""
+    cats = names.cat.categories
+    codes = names.cat.codes.to_numpy()
+    present = np.unique(codes[codes >= 0])
+    hit = np.zeros(len(cats) + 1, dtype=bool)
+    hit[present] = [str(cats[c]).startswith(prefixes) for c in present.tolist()]
+    return hit[codes]
 
 
 def _top_level_ops(tf: TraceFrames) -> pd.DataFrame:
     """Outermost CPU ops per thread (step and DataLoader spans of legacy traces left out)."""
     ops = tf.cpu_ops
-    names = ops["name"].astype(str)
-    ops = ops[~(names.str.startswith("ProfilerStep#") | names.str.startswith(_DATALOADER_PREFIX))]
+    ops = ops[~match_prefix(ops["name"], ("ProfilerStep#", _DATALOADER_PREFIX))]
     mask = outermost(ops["tid"].to_numpy(), ops["ts_ns"].to_numpy(), ops["end_ns"].to_numpy())
-    return ops[mask].reset_index(drop=True)
+    return ops[mask]
 
 
 def _ops_with_launches(top: pd.DataFrame, enqueue: pd.DataFrame) -> np.ndarray:

@@ -157,11 +157,11 @@ def _outlying_first_calls(df: pd.DataFrame, key: np.ndarray, singletons: bool) -
     candidates = first_rows[dur[first_rows] >= FIRST_CALL_MIN_NS]
     if not len(candidates):
         return pd.DataFrame()
-    later = np.ones(len(df), dtype=bool)
+    # the typical (median) later call, only for the keys whose first call is a candidate
+    later = np.isin(key, key[candidates])
     later[first_rows] = False
     medians = pd.Series(dur[later]).groupby(key[later]).median()
     typical = medians.reindex(key[candidates]).to_numpy()
-    names = df["name"].astype(str).to_numpy()
     if singletons and "family" in df:
         alone_ok = df["family"].isin(_SINGLETON_FAMILIES).to_numpy()[candidates]
     else:
@@ -172,7 +172,7 @@ def _outlying_first_calls(df: pd.DataFrame, key: np.ndarray, singletons: bool) -
     rows = candidates[keep]
     return pd.DataFrame(
         {
-            "what": [f"{n} (first call)" for n in names[rows]],
+            "what": [f"{n} (first call)" for n in df["name"].iloc[rows]],
             "ts_ns": df["ts_ns"].to_numpy()[rows],
             "end_ns": df["end_ns"].to_numpy()[rows],
         }
