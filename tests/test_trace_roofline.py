@@ -60,6 +60,13 @@ def test_unknown_ops_and_shapes_have_no_cost() -> None:
         ("NVIDIA GeForce RTX 4090", None, "RTX 4090"),
         ("NVIDIA B200", None, "B200"),
         ("NVIDIA GeForce RTX 2080 Ti", None, "RTX 2080 Ti"),
+        ("AMD Instinct MI210", None, "MI210"),
+        ("AMD Instinct MI250X", None, "MI250X (one GCD)"),
+        ("AMD Instinct MI250X/MI250", None, "MI250 (one GCD)"),
+        ("AMD Instinct MI300X", None, "MI300X"),
+        ("AMD Instinct MI325X", None, "MI325X"),
+        ("AMD Instinct MI355X", None, "MI355X"),
+        ("AMD Radeon Graphics", None, None),
         ("Intel Arc", None, None),
     ],
 )
