@@ -63,7 +63,7 @@ HEADLINE = {
 }
 HEADLINE_LABELS = {
     **{HEADLINE[c]: label for c, label in CAUSE_LABELS.items()},
-    "cpu work": "CPU work in the step outside GPU ops (pre/post-processing, Python)",
+    "cpu work": "CPU work outside GPU ops (pre/post-processing, Python)",
 }
 CAUSE_RECIPES: dict[str, list[str]] = {
     "launch": ["cuda-graphs", "compile"],
@@ -127,6 +127,11 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     evidence = [
         share_evidence("gpu_idle_share", idle, IDLE_MEDIUM, tf),
         Evidence(metric="idle_cause", value=top, window=w, source="trace"),
+    ]
+    calls = _top_calls(causes, top)
+    if calls:
+        evidence.append(Evidence(metric="idle_cause_calls", value=calls, window=w, source="trace"))
+    evidence += [
         Evidence(metric="gpu_idle_ms", value=ms(causes.idle_ns), unit="ms", window=w),
         Evidence(
             metric="largest_gap_ms",
@@ -136,9 +141,6 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
         ),
         Evidence(metric="idle_gaps", value=len(length), unit="count", window=w),
     ]
-    calls = _top_calls(causes, top)
-    if calls:
-        evidence.append(Evidence(metric="idle_cause_calls", value=calls, window=w, source="trace"))
     evidence += [
         Evidence(
             metric=f"idle_share_{c.replace(' ', '_')}",

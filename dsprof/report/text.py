@@ -113,19 +113,35 @@ def findings_table(doc: FindingsDocument, *, limit: int | None = None) -> Findin
     return FindingsList(doc, limit=limit)
 
 
-def notices_text(doc: FindingsDocument) -> list[Text]:
-    """Notices (silence that must not read as health), one paragraph each."""
-    out = []
-    for n in doc.notices:
-        t = Text(f"notice ({n.code}): ", style="yellow")
-        t.append(n.message)
-        out.append(t)
-    return out
+class NoticesList:
+    """Notices (silence that must not read as health), one paragraph each, continuation lines
+    indented, wrapped at the console's width."""
+
+    def __init__(self, doc: FindingsDocument):
+        self.notices = doc.notices
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width, 40)
+        for n in self.notices:
+            head = f"notice ({n.code}): "
+            lines = textwrap.wrap(
+                head + n.message, width=width, subsequent_indent="    ", break_on_hyphens=False
+            )
+            for i, line in enumerate(lines):
+                t = Text(line)
+                if i == 0:
+                    t.stylize("yellow", 0, len(head))
+                yield t
+
+
+def notices_text(doc: FindingsDocument) -> list[NoticesList]:
+    """The document's notices as one renderable (a list, so callers can print or extend it)."""
+    return [NoticesList(doc)] if doc.notices else []
 
 
 def _fmt_value(v: object) -> str:
     if isinstance(v, float):
-        return f"{v:.3g}"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
     return str(v)
 
 
