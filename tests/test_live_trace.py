@@ -24,10 +24,17 @@ from dsprof.store.documents import read_capture, read_manifest
 from dsprof.trace import load_trace
 
 
-def test_a_trace_of_steps_is_an_analysed_run_folder(tmp_path):
-    with loop_service() as svc:
-        result = take_trace(TraceRequest(pid=svc.pid, steps=3, out=tmp_path / "runs"))
-        assert svc.poll() is None, "the service keeps running"
+@pytest.fixture(scope="module")
+def service():
+    """One opted-in service for the tests that leave it running."""
+    with loop_service("--exit-after", "400") as svc:
+        yield svc
+
+
+def test_a_trace_of_steps_is_an_analysed_run_folder(tmp_path, service):
+    svc = service
+    result = take_trace(TraceRequest(pid=svc.pid, steps=3, out=tmp_path / "runs"))
+    assert svc.poll() is None, "the service keeps running"
     info = result.capture
     assert info.status == "ok" and info.steps_traced == 3, info
     paths = result.paths
@@ -70,6 +77,7 @@ def test_a_trace_while_four_threads_call_the_model_at_once(tmp_path):
         assert threads >= 2, "the pool's threads are all recorded"
 
 
+@pytest.mark.slow
 def test_a_service_started_with_dsprof_run_on_demand(tmp_path):
     """No opt-in line: `dsprof run --on-demand` runs the agent in its child; the PID of dsprof
     run itself is enough, and the run's own steps and folder go on undisturbed."""
@@ -102,9 +110,9 @@ def test_a_service_started_with_dsprof_run_on_demand(tmp_path):
     assert traced == list(range(traced[0], traced[0] + len(traced))), traced
 
 
-def test_a_trace_for_a_duration(tmp_path):
-    with loop_service() as svc:
-        result = take_trace(TraceRequest(pid=svc.pid, duration_s=1.0, out=tmp_path))
+def test_a_trace_for_a_duration(tmp_path, service):
+    svc = service
+    result = take_trace(TraceRequest(pid=svc.pid, duration_s=1.0, out=tmp_path))
     info = result.capture
     assert info.status == "ok" and info.mode == "duration" and info.steps_traced >= 1
     assert info.started_ns is not None and info.ended_ns is not None
@@ -112,50 +120,50 @@ def test_a_trace_for_a_duration(tmp_path):
     assert len(load_trace(result.paths.trace_files()[0]).steps) >= 1
 
 
-def test_a_second_capture_while_one_runs_is_refused(tmp_path):
-    with loop_service() as svc:
-        first: list = []
-        t = threading.Thread(
-            target=lambda: first.append(
-                take_trace(TraceRequest(pid=svc.pid, duration_s=6.0, out=tmp_path / "a"))
-            )
+def test_a_second_capture_while_one_runs_is_refused(tmp_path, service):
+    svc = service
+    first: list = []
+    t = threading.Thread(
+        target=lambda: first.append(
+            take_trace(TraceRequest(pid=svc.pid, duration_s=6.0, out=tmp_path / "a"))
         )
-        t.start()
-        found = control.find_socket([svc.pid])
-        assert found is not None
-        deadline = time.monotonic() + 30
-        with control.connect(*found) as conn:
-            while not conn.hello()["busy"]:
-                assert time.monotonic() < deadline, "the first capture never started"
-                time.sleep(0.05)
-        r = dsprof("trace", str(svc.pid), "--steps", "2", "--out", "b", cwd=tmp_path)
-        t.join(60)
+    )
+    t.start()
+    found = control.find_socket([svc.pid])
+    assert found is not None
+    deadline = time.monotonic() + 30
+    with control.connect(*found) as conn:
+        while not conn.hello()["busy"]:
+            assert time.monotonic() < deadline, "the first capture never started"
+            time.sleep(0.05)
+    r = dsprof("trace", str(svc.pid), "--steps", "2", "--out", "b", cwd=tmp_path)
+    t.join(60)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "already" in r.stderr and "one at a time" in r.stderr
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").iterdir())
     assert first and first[0].capture.status == "ok"
 
 
-def test_a_client_that_goes_away_mid_window_does_not_wedge_the_agent(tmp_path):
+def test_a_client_that_goes_away_mid_window_does_not_wedge_the_agent(tmp_path, service):
     """The window it asked for completes and is written; the next capture is accepted."""
     abandoned = tmp_path / "abandoned"
     abandoned.mkdir()
-    with loop_service() as svc:
-        found = control.find_socket([svc.pid])
-        assert found is not None
-        conn = control.AgentConnection.open(found[1], found[0])
-        request = CaptureRequest(run_dir=str(abandoned.resolve()), duration_s=1.5)
-        conn.send({"op": "capture", "request": request.model_dump()})
-        assert conn.receive(10)["event"] == "accepted"
-        conn.close()  # the client is gone before the window ends
-        deadline = time.monotonic() + 30
-        while True:
-            with control.connect(*found) as probe:
-                if not probe.hello()["busy"]:
-                    break
-            assert time.monotonic() < deadline, "the agent stayed busy"
-            time.sleep(0.1)
-        result = take_trace(TraceRequest(pid=svc.pid, steps=2, out=tmp_path / "next"))
+    svc = service
+    found = control.find_socket([svc.pid])
+    assert found is not None
+    conn = control.AgentConnection.open(found[1], found[0])
+    request = CaptureRequest(run_dir=str(abandoned.resolve()), duration_s=1.5)
+    conn.send({"op": "capture", "request": request.model_dump()})
+    assert conn.receive(10)["event"] == "accepted"
+    conn.close()  # the client is gone before the window ends
+    deadline = time.monotonic() + 30
+    while True:
+        with control.connect(*found) as probe:
+            if not probe.hello()["busy"]:
+                break
+        assert time.monotonic() < deadline, "the agent stayed busy"
+        time.sleep(0.1)
+    result = take_trace(TraceRequest(pid=svc.pid, steps=2, out=tmp_path / "next"))
     assert read_capture(abandoned / "capture.json").status == "ok"
     assert result.capture.status == "ok"
 
