@@ -31,11 +31,20 @@ def step() -> None:
     mark_step()
 
 
-def profile(**kwargs: Any) -> Any:
-    """Profile the enclosed block into a run folder: `with dsprof.profile(out=...) as run:`."""
+def profile(*, analyze: bool = True, **kwargs: Any) -> Any:
+    """Profile the enclosed block into a run folder: `with dsprof.profile(out=...) as run:`.
+
+    On exit the folder is analysed (findings.json) unless analyze=False; the other keyword
+    arguments are dsprof.runner.api.ProfileSession's (out, name, steps, trace, sample_hz, ...).
+    """
     from dsprof.runner.api import profile as _profile
 
-    return _profile(**kwargs)
+    def write_findings(result: Any) -> None:
+        from dsprof.analyzers import write_findings as _write
+
+        _write(result.paths.root, analyze=analyze)
+
+    return _profile(after=write_findings, **kwargs)
 
 
 def serve_on_demand() -> Any:

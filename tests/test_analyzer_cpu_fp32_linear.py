@@ -6,8 +6,10 @@ import pytest
 from cpu_synthetic import gpu_trace_run, kernel, linear, make_run, op, profiler_steps
 from planted_runs import planted_run
 
+from dsprof.analyzers import analyze_run
 from dsprof.analyzers.cpu_facts import gemm_calls
 from dsprof.analyzers.cpu_fp32_linear import CpuFp32LinearAnalyzer
+from dsprof.analyzers.cpu_threads import CpuThreadsAnalyzer
 
 
 def _two_steps(dur_us: float, **kw):
@@ -75,10 +77,16 @@ def test_capped_at_low_under_an_exact_fault(tmp_path):
     run = make_run(
         tmp_path, events=_two_steps(3000), child_info={"torch_num_threads": 1, "usable_cpus": 4}
     )
-    (f,) = CpuFp32LinearAnalyzer().analyze(run)
+    first_pass = CpuThreadsAnalyzer().analyze(run)
+    assert [x.severity for x in first_pass] == ["high"]
+    (f,) = CpuFp32LinearAnalyzer().analyze(run, first_pass)
     assert f.severity == "low"
     assert f.impact == 0.3391
     assert "cpu-threads" in f.title
+    # the registry's second pass is given the first pass's findings
+    by_category = {x.category: x for x in analyze_run(run).findings}
+    assert by_category["cpu-fp32-linear"].severity == "low"
+    assert CpuFp32LinearAnalyzer().analyze(run)[0].severity == "high"  # without: uncapped
 
 
 def test_without_shapes_parameter_dtypes_decide(tmp_path):

@@ -8,8 +8,9 @@ import pytest
 from trace_cache import findings, trace
 from trace_synthetic import TraceBuilder, trace_run
 
-from dsprof.analyzers.memory_bandwidth import MemoryBandwidthAnalyzer, classify, device_spec
+from dsprof.analyzers.memory_bandwidth import MemoryBandwidthAnalyzer
 from dsprof.trace import load_trace
+from dsprof.trace.membound import classify, device_spec
 
 ADD = {"Input Dims": [[4096, 4096], [4096, 4096], []], "Input type": ["float", "float", "Scalar"]}
 MM = {"Input Dims": [[4096, 4096], [4096, 4096]], "Input type": ["c10::BFloat16", "c10::BFloat16"]}

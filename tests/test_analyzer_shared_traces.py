@@ -10,7 +10,7 @@ from trace_cache import DATA, findings
 from trace_synthetic import TraceBuilder, trace_run
 
 import dsprof.analyzers as registry
-from dsprof.analyzers import ANALYZERS, analyze_run, analyze_traces
+from dsprof.analyzers import ANALYZERS, SECOND_PASS, analyze_run, analyze_traces
 from dsprof.core.errors import TraceError, UsageError
 from dsprof.core.findings import Finding
 from dsprof.core.manifest import Environment, RunManifest
@@ -79,7 +79,7 @@ def test_documents_are_well_formed(rel: str) -> None:
 
 
 def test_registry_names_are_unique_and_kebab() -> None:
-    names = [a.name for a in ANALYZERS]
+    names = [a.name for a in (*ANALYZERS, *SECOND_PASS)]
     assert len(names) == len(set(names))
     assert all(n == n.lower() and " " not in n for n in names)
 

@@ -14,6 +14,8 @@ from cpu_synthetic import (
 )
 from planted_runs import planted_run
 
+from dsprof.analyzers import analyze_run
+from dsprof.analyzers.autograd_in_inference import AutogradInInferenceAnalyzer
 from dsprof.analyzers.small_batch import SmallBatchAnalyzer
 
 
@@ -136,6 +138,10 @@ def test_capped_at_low_under_an_exact_fault(tmp_path):
     for i, e in enumerate(e for e in events if e["cat"] == "cpu_op"):
         e["args"]["Sequence number"] = i  # each op created a node
     run = make_run(tmp_path, events=events, steps=steps, child_info={"steps_seen": 3})
-    (f,) = SmallBatchAnalyzer().analyze(run)
+    first_pass = AutogradInInferenceAnalyzer().analyze(run)
+    assert [x.severity for x in first_pass] != ["low"] and first_pass
+    (f,) = SmallBatchAnalyzer().analyze(run, first_pass)
     assert (f.severity, f.impact) == ("low", 0.6)
     assert "autograd-in-inference" in f.title
+    by_category = {x.category: x for x in analyze_run(run).findings}
+    assert by_category["small-batch"].severity == "low"

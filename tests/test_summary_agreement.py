@@ -19,6 +19,7 @@ import pytest
 from report_synthetic import make_run
 from rich.console import Console
 
+from dsprof.core.findings import FindingsDocument
 from dsprof.report.build import build_report
 from dsprof.report.html import render_html
 from dsprof.report.text import run_summary
@@ -83,7 +84,8 @@ def assert_agree(run_dir: Path, terminal: str, expected: set[str]) -> None:
 
 def render(run_dir: Path) -> str:
     console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
-    for part in run_summary(run_dir, load_run(run_dir).manifest):
+    run = load_run(run_dir)
+    for part in run_summary(run_dir, run.manifest, run.findings or FindingsDocument()):
         console.print(part)
     return console.export_text()
 

@@ -1,12 +1,15 @@
-"""The analyzer registry: an explicit tuple, run over a run folder or over bare traces.
+"""The analyzer registry: two explicit tuples, run over a run folder or over bare traces.
 
-    analyze_run(run)        every analyzer whose `requires` are present; an analyzer that raises
-                            is recorded in FindingsDocument.analyzers_failed, the others still run;
-                            the traces' notices (TraceFrames.notices) become the document's
+    analyze_run(run)        every analyzer whose `requires` are present, in two passes: ANALYZERS,
+                            then SECOND_PASS, which is given the first pass's findings (a class
+                            that yields to another weighs it there; no analyzer calls another);
+                            an analyzer that raises is recorded in FindingsDocument.analyzers_failed,
+                            the others still run; the traces' notices (TraceFrames.notices) become
+                            the document's
     analyze_traces(paths)   Kineto traces recorded anywhere; several files are the ranks of one job
 
 Adding an analyzer: write dsprof/analyzers/<name>.py (contract in dsprof.analyzers.base) and add
-an instance to ANALYZERS below.
+an instance to ANALYZERS (or, when it weighs other findings, SECOND_PASS) below.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsprof.analyzers.base import Analyzer, has_artifacts
+from dsprof.analyzers.base import Analyzer, SecondPassAnalyzer, has_artifacts
 from dsprof.core.errors import DsprofError
 from dsprof.core.findings import Finding, FindingsDocument, Notice
 from dsprof.store.layout import is_run_folder
@@ -64,10 +67,15 @@ ANALYZERS: tuple[Analyzer, ...] = (
     AutogradInInferenceAnalyzer(),
     TrainModeInInferenceAnalyzer(),
     CpuThreadsAnalyzer(),
-    CpuFp32LinearAnalyzer(),
-    SmallBatchAnalyzer(),
     # load runs (requests.parquet, load.json): why a latency SLO failed
     SloMissAnalyzer(),
+)
+
+# given the first pass's findings: an exact fault found there (autograd, training mode, threads)
+# caps them at low (dsprof.analyzers.cpu_facts.exact_faults)
+SECOND_PASS: tuple[SecondPassAnalyzer, ...] = (
+    CpuFp32LinearAnalyzer(),
+    SmallBatchAnalyzer(),
 )
 
 # categories a multi-rank job's own analysis covers across its ranks (rank_communication.py):
@@ -93,15 +101,25 @@ def analyze_run(run: RunData) -> FindingsDocument:
         _add_notices(notices, (n for tf in run.traces for n in tf.notices))
         for tf in run.traces:
             _add_notices(notices, trace_notices(tf))
+
+    def applies(analyzer: Analyzer | SecondPassAnalyzer) -> bool:
+        return has_artifacts(run, analyzer.requires) and (
+            trace_ok or "trace" not in analyzer.requires
+        )
+
     for analyzer in ANALYZERS:
-        if not has_artifacts(run, analyzer.requires):
-            continue
-        if "trace" in analyzer.requires and not trace_ok:
-            continue
-        try:
-            findings.extend(analyzer.analyze(run))
-        except Exception as e:  # one broken analyzer must not hide the others' findings
-            failed[analyzer.name] = f"{type(e).__name__}: {e}"
+        if applies(analyzer):
+            try:
+                findings.extend(analyzer.analyze(run))
+            except Exception as e:  # one broken analyzer must not hide the others' findings
+                failed[analyzer.name] = f"{type(e).__name__}: {e}"
+    first_pass = tuple(findings)
+    for second in SECOND_PASS:
+        if applies(second):
+            try:
+                findings.extend(second.analyze(run, first_pass))
+            except Exception as e:
+                failed[second.name] = f"{type(e).__name__}: {e}"
     for name, rank_run in sorted(run.ranks.items()):
         # per-rank folders of a multi-rank job are analysed too; their findings name the rank
         if rank_run is run:
@@ -122,6 +140,39 @@ def _add_notices(notices: list[Notice], more: Iterable[Notice]) -> None:
     for n in more:
         if n not in notices:
             notices.append(n)
+
+
+def write_findings(
+    root: Path, *, ranks: Iterable[int] = (), analyze: bool = True
+) -> FindingsDocument:
+    """Analyse the finished run folder at root and write its findings.json (and, for a
+    multi-rank job, each given rank's own); return the run's document.
+
+    Called after the runner has finished the folder (`dsprof run`, `dsprof fix`, `dsprof load`,
+    `dsprof.profile()`): collection never runs the analyzers. analyze=False writes empty
+    documents (`dsprof run --no-analyze`). An analysis that fails is recorded in the document
+    (analyzers_failed["registry"]), never raised: the run is kept.
+    """
+    from dsprof.store.documents import write_model
+    from dsprof.store.layout import RunPaths
+    from dsprof.store.run_store import load_run
+
+    paths = RunPaths(root)
+    doc = FindingsDocument()
+    if not analyze:
+        for r in ranks:
+            write_model(paths.rank(r).findings, doc)
+    else:
+        try:
+            run = load_run(root)
+            for r in ranks:
+                if r in run.ranks:  # the traces parsed here stay cached for the job's analysis
+                    write_model(run.ranks[r].paths.findings, analyze_run(run.ranks[r]))
+            doc = analyze_run(run)
+        except Exception as e:  # a failed analysis must not lose the run
+            doc = FindingsDocument(analyzers_failed={"registry": repr(e)})
+    write_model(paths.findings, doc)
+    return doc
 
 
 def analyze_traces(paths: list[Path], workers: TraceWorkers | None = None) -> FindingsDocument:
@@ -170,10 +221,12 @@ def analyze_targets(
 
 __all__ = [
     "ANALYZERS",
+    "SECOND_PASS",
     "TRACE_SUFFIXES",
     "analyze_run",
     "analyze_targets",
     "analyze_traces",
     "expand_trace_paths",
     "is_run_folder",
+    "write_findings",
 ]

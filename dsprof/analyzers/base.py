@@ -6,6 +6,9 @@ An analyzer class has:
     requires: tuple[str, ...]  artifacts it needs: "trace", "steps", "host", "gpu",
                             "cuda_memory", "child_info", "ranks", "requests"; missing ones -> it is skipped
     analyze(run) -> list[Finding]   pure: no I/O beyond RunData's lazy loading, no printing
+A second-pass analyzer (the registry's SECOND_PASS) has analyze(run, first_pass) instead: it is
+given the first pass's findings on the same run and weighs them (an analyzer never runs another).
+Facts about the run that others need too (device, usable cores, dtypes...) are run.facts.
 
 Its docstring has the sections Detects / Signal / Thresholds / Evidence / False positives /
 References, and every threshold is a named module constant cited there with its source.
@@ -13,6 +16,7 @@ References, and every threshold is a named module constant cited there with its 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -28,6 +32,16 @@ class Analyzer(Protocol):
     requires: ClassVar[tuple[str, ...]]
 
     def analyze(self, run: RunData) -> list[Finding]: ...
+
+
+class SecondPassAnalyzer(Protocol):
+    """What the registry's second pass holds: analyze() also gets the first pass's findings."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    requires: ClassVar[tuple[str, ...]]
+
+    def analyze(self, run: RunData, first_pass: Sequence[Finding]) -> list[Finding]: ...
 
 
 def has_artifacts(run: RunData, requires: tuple[str, ...]) -> bool:

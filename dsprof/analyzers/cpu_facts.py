@@ -12,13 +12,14 @@ Severity scale of the CPU analyzers (impact = share of the traced iteration time
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import prod
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from dsprof.core.findings import Severity
+from dsprof.core.findings import Finding, Severity
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -64,29 +65,19 @@ def model_steps(run: RunData) -> pd.DataFrame:
     return steps.reset_index(drop=True)
 
 
-def exact_faults(run: RunData) -> list[str]:
-    """Categories with exact fixes (autograd-in-inference, train-mode-in-inference, cpu-threads)
-    that fire at medium or high on this run.
+# classes with exact fixes; while one fires at medium or high, cpu-fp32-linear and small-batch
+# cap themselves at low: their numbers are measured under a fault an exact recipe removes, and
+# approximate or serving recipes are judged after the exact ones (DESIGN.md, Recipe risk classes)
+EXACT_FAULT_CATEGORIES = ("autograd-in-inference", "train-mode-in-inference", "cpu-threads")
 
-    cpu-fp32-linear and small-batch cap themselves at low while any does: their numbers are
-    measured under a fault an exact recipe removes, and approximate or serving recipes are
-    judged after the exact ones (DESIGN.md, Recipe risk classes).
-    """
-    # imported here: those modules import this one
-    from dsprof.analyzers.autograd_in_inference import AutogradInInferenceAnalyzer
-    from dsprof.analyzers.base import has_artifacts
-    from dsprof.analyzers.cpu_threads import CpuThreadsAnalyzer
-    from dsprof.analyzers.train_mode_in_inference import TrainModeInInferenceAnalyzer
 
-    found = []
-    for analyzer in (
-        AutogradInInferenceAnalyzer(),
-        TrainModeInInferenceAnalyzer(),
-        CpuThreadsAnalyzer(),
-    ):
-        if has_artifacts(run, analyzer.requires):
-            found += [f.category for f in analyzer.analyze(run) if f.severity != "low"]
-    return found
+def exact_faults(first_pass: Sequence[Finding]) -> list[str]:
+    """Categories with exact fixes that the first pass found at medium or high on this run."""
+    return [
+        f.category
+        for f in first_pass
+        if f.category in EXACT_FAULT_CATEGORIES and f.severity != "low"
+    ]
 
 
 def outermost(ops: pd.DataFrame) -> pd.DataFrame:

@@ -39,6 +39,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
@@ -69,8 +70,9 @@ class CpuFp32LinearAnalyzer:
     version: ClassVar[int] = 1
     requires: ClassVar[tuple[str, ...]] = ("trace",)
 
-    def analyze(self, run: RunData) -> list[Finding]:
-        """One finding when fp32 GEMMs hold a large share of the traced iterations."""
+    def analyze(self, run: RunData, first_pass: Sequence[Finding] = ()) -> list[Finding]:
+        """One finding when fp32 GEMMs hold a large share of the traced iterations (low while
+        the first pass found an exact fault)."""
         traces = cpu_facts.run_traces(run)
         if not traces or run.facts.uses_accelerator:  # a GPU or MTIA ran the work
             return []
@@ -101,7 +103,7 @@ class CpuFp32LinearAnalyzer:
             return []
         if share < MEDIUM_SHARE:
             severity = "low"
-        confounders = cpu_facts.exact_faults(run)
+        confounders = cpu_facts.exact_faults(first_pass)
         if confounders and severity != "low":
             severity = "low"
         label = cpu_facts.window_label(traces)

@@ -7,7 +7,7 @@ Signal: each kernel is attributed to the aten op that launched it (TraceFrames.k
     arithmetic intensity AI = FLOPs / bytes is compared with the ridge point
     peak FLOP/s (for the op's dtype) / peak bandwidth of the GPU (dsprof.trace.devices, matched
     from deviceProperties). Kernels of ops without a cost are classified by name
-    (STREAMING_KERNEL_RE). Memory-bound time = union of those kernels in the window.
+    (dsprof.trace.membound.STREAMING_KERNEL_RE). Memory-bound time = union of those kernels in the window.
 Thresholds: MEMBOUND_MEDIUM 25 % and MEMBOUND_HIGH 75 % of the window in memory-bound kernels,
     and MEMBOUND_OF_BUSY 50 %: they must also be most of the GPU's busy time (otherwise the GPU is
     idle or compute-bound, and other analyzers speak). Every eager transformer spends a good part
@@ -25,11 +25,7 @@ References: roofline model (Williams et al. 2009); NVIDIA Nsight Compute Profili
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, ClassVar
-
-import numpy as np
-import pandas as pd
 
 from dsprof.analyzers.trace_scope import (
     clamp01,
@@ -39,10 +35,10 @@ from dsprof.analyzers.trace_scope import (
     worst_per_trace,
 )
 from dsprof.core.findings import Evidence, Finding
-from dsprof.trace.devices import GpuSpec, match_gpu
-from dsprof.trace.frames import COMM_KERNEL_RE, map_names, match_names, short_kernel_name
+from dsprof.trace.frames import map_names, short_kernel_name
 from dsprof.trace.intervals import busy_ns
-from dsprof.trace.roofline import GEMM_OPS, op_costs
+from dsprof.trace.membound import classify, device_spec
+from dsprof.trace.roofline import GEMM_OPS
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -52,45 +48,6 @@ MEMBOUND_MEDIUM = 0.25
 MEMBOUND_HIGH = 0.75
 MEMBOUND_OF_BUSY = 0.50
 EAGER_ATTENTION_OPS = frozenset({"aten::_softmax", "aten::softmax", "aten::bmm", "aten::baddbmm"})
-STREAMING_KERNEL_RE = re.compile(
-    r"elementwise|reduce_kernel|reduction|copy|fill|norm|softmax|index|gather|scatter|embedding|"
-    r"cat_|CatArray|transpose|where|dropout|rotary|quant|cast",
-    re.IGNORECASE,
-)
-
-
-def device_spec(tf: TraceFrames) -> GpuSpec | None:
-    """The peak-table row for the trace's busiest GPU."""
-    name = tf.device_name()
-    mem = next(
-        (p.get("totalGlobalMem") for p in tf.device_properties if p.get("name") == name), None
-    )
-    return match_gpu(name, mem if isinstance(mem, int) else None)
-
-
-def classify(tf: TraceFrames, spec: GpuSpec | None) -> pd.DataFrame:
-    """Kernels in the window with columns membound (bool), flops, bytes, via ('roofline'|'name')."""
-    k = tf.in_window(tf.kernel_ops)
-    k = k[~match_names(k["name"], COMM_KERNEL_RE)]
-    costs = op_costs(tf.cpu_ops, tf.decoded_shapes)
-    idx = k["op_index"].to_numpy()
-    has = idx >= 0
-    flops = np.full(len(k), np.nan)
-    nbytes = np.full(len(k), np.nan)
-    dtype = np.full(len(k), "", dtype=object)
-    if len(costs):
-        flops[has] = costs["flops"].to_numpy()[idx[has]]
-        nbytes[has] = costs["bytes"].to_numpy()[idx[has]]
-        dtype[has] = costs["dtype"].to_numpy()[idx[has]]
-    costed = ~np.isnan(flops)
-    membound = np.zeros(len(k), dtype=bool)
-    if spec is not None and costed.any():
-        ridge = np.array([spec.ridge_flops_per_byte(d or "float") for d in dtype[costed]])
-        membound[costed] = flops[costed] / nbytes[costed] < ridge
-    by_name = match_names(k["name"], STREAMING_KERNEL_RE).to_numpy()
-    membound[~costed] = by_name[~costed]
-    via = np.where(costed & (spec is not None), "roofline", "name")
-    return k.assign(membound=membound, flops=flops, bytes=nbytes, dtype=dtype, via=via)
 
 
 def _analyze_trace(tf: TraceFrames) -> list[Finding]:

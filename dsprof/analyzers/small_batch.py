@@ -43,6 +43,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
@@ -68,8 +69,9 @@ class SmallBatchAnalyzer:
     version: ClassVar[int] = 2
     requires: ClassVar[tuple[str, ...]] = ("trace",)
 
-    def analyze(self, run: RunData) -> list[Finding]:
-        """One finding when the model's GEMMs run on a batch too small to use the CPU."""
+    def analyze(self, run: RunData, first_pass: Sequence[Finding] = ()) -> list[Finding]:
+        """One finding when the model's GEMMs run on a batch too small to use the CPU (low
+        while the first pass found an exact fault)."""
         traces = cpu_facts.run_traces(run)
         if not traces or run.facts.uses_accelerator:  # a GPU or MTIA ran the work
             return []
@@ -95,7 +97,7 @@ class SmallBatchAnalyzer:
         severity = cpu_facts.severity_for(impact)
         if severity is None:
             return []
-        faults = cpu_facts.exact_faults(run)
+        faults = cpu_facts.exact_faults(first_pass)
         if faults:
             severity = "low"
         label = cpu_facts.window_label(traces)

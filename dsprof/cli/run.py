@@ -127,9 +127,12 @@ def command(
     """
     from rich.console import Console
 
+    from dsprof.analyzers import write_findings
+    from dsprof.core.findings import FindingsDocument
     from dsprof.load.run_slo import parse_run_slos
     from dsprof.report.text import run_summary
     from dsprof.runner.launch import RunRequest, run_script
+    from dsprof.store.layout import is_run_folder
 
     warmup, active = parse_steps(steps)
     slo_list = parse_run_slos(slos) if slos else []  # a bad spec fails before the script runs
@@ -153,27 +156,30 @@ def command(
         sample_hz=sample_hz,
         capture_steps=capture_steps,
         max_steps=max_steps,
-        analyze=not no_analyze,
         progress=not quiet,
         run_dir=run_dir,
         trace_hold_file=trace_hold_file,
     )
+    ranks: list[int] = []
     if nproc_per_node is not None:  # a multi-rank job under torchrun (dsprof/runner/distributed.py)
         from dsprof.runner.distributed import DistributedOptions, run_distributed
 
-        result = run_distributed(
-            request,
-            DistributedOptions(nproc_per_node, nnodes, node_rank, master_addr, master_port),
-        )
+        layout = DistributedOptions(nproc_per_node, nnodes, node_rank, master_addr, master_port)
+        result = run_distributed(request, layout)
+        ranks = layout.local_ranks
     elif nnodes != 1 or node_rank or master_addr or master_port:
         raise UsageError(
             "--nnodes, --node-rank, --master-addr and --master-port need --nproc-per-node"
         )
     else:
         result = run_script(request)
+    # the runner has finished the folder; diagnosing it is the analyzers', as in `dsprof analyze`
+    findings = FindingsDocument()
+    if is_run_folder(result.paths.root):  # another node may not have written the job's yet
+        findings = write_findings(result.paths.root, ranks=ranks, analyze=not no_analyze)
     if not quiet:
         console = Console(stderr=True)
-        for part in run_summary(result.paths.root, result.manifest):
+        for part in run_summary(result.paths.root, result.manifest, findings):
             console.print(part)
     if slo_list:
         return _check_slos(result, slo_list, result.exit_code)

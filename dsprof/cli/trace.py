@@ -109,6 +109,6 @@ def command(
         f"{result.seconds:.1f} s after the request" + (f" ({info.reason})" if info.reason else "")
     )
     if not quiet:
-        for part in run_summary(result.paths.root, result.manifest):
+        for part in run_summary(result.paths.root, result.manifest, result.findings):
             console.print(part)
     return 0 if info.status == "ok" else 1

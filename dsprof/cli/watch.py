@@ -153,7 +153,9 @@ def command(
                 f"stopped by Ctrl-C after {session.elapsed_s:.1f} s of {for_s:g} s; kept"
             )
         cut_short = interrupted or session.end_reason is not None
-        final = session.write_run(paths, manifest, interrupted=cut_short, analyze=not no_analyze)
-        for part in run_summary(paths.root, final):
+        final, findings = session.write_run(
+            paths, manifest, interrupted=cut_short, analyze=not no_analyze
+        )
+        for part in run_summary(paths.root, final, findings):
             console.print(part)
     return 0

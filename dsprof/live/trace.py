@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dsprof.core.errors import DsprofError, RunFolderError
+from dsprof.core.findings import FindingsDocument
 from dsprof.core.live import CaptureInfo, CaptureRequest
 from dsprof.core.manifest import RunManifest
 from dsprof.live import control
@@ -59,6 +60,7 @@ class TraceResult:
     manifest: RunManifest
     capture: CaptureInfo
     seconds: float  # from the request to the folder being complete
+    findings: FindingsDocument
 
 
 def not_opted_in_message(target: Target) -> str:
@@ -138,8 +140,11 @@ def take_trace(req: TraceRequest, say: Callable[[str], None] = lambda s: None) -
                 samplers["_nvml_handle"].close()
     info = _settle_capture(paths, sent, gone, agent_pid)
     _compress_trace(paths, info)
-    result = _finish(paths, manifest, info, samplers, status, req.analyze)
-    return TraceResult(paths, result, info, time.monotonic() - t0)
+    result = _finish(paths, manifest, info, samplers, status)
+    from dsprof.analyzers import write_findings
+
+    findings = write_findings(paths.root, analyze=req.analyze)
+    return TraceResult(paths, result, info, time.monotonic() - t0, findings)
 
 
 def service_label(hello: dict[str, Any], target: Target) -> str:
@@ -270,7 +275,6 @@ def _finish(
     info: CaptureInfo,
     samplers: dict[str, Any],
     status: dict[str, Any],
-    analyze: bool,
 ) -> RunManifest:
     from dsprof.runner import finalize
 
@@ -281,7 +285,7 @@ def _finish(
         interrupted=info.status == "partial",
         samplers={k: v for k, v in samplers.items() if not k.startswith("_")},
         collector_status=status,
-        analyze=analyze,
+        write_manifest=info.status == "ok",  # otherwise written below, with the capture's error
     )
     final: RunManifest = result.manifest
     if info.status != "ok":

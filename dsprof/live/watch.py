@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsprof.core.findings import FindingsDocument
 from dsprof.core.live import RequestCounters
 from dsprof.core.manifest import CollectorStatus, RunManifest
 from dsprof.live import control
@@ -245,8 +246,8 @@ class WatchSession:
     # -- the run folder of `dsprof watch --for` -----------------------------------------
     def write_run(
         self, paths: RunPaths, manifest: RunManifest, interrupted: bool, analyze: bool = True
-    ) -> RunManifest:
-        """host.parquet, gpu.parquet, service_requests.parquet, findings and run.json."""
+    ) -> tuple[RunManifest, FindingsDocument]:
+        """host.parquet, gpu.parquet, service_requests.parquet, run.json, then the findings."""
         from dsprof.runner import finalize
 
         samplers: dict[str, Any] = {"host": self.host}
@@ -266,7 +267,7 @@ class WatchSession:
             interrupted=interrupted,
             samplers=samplers,
             collector_status=dict(self.status),
-            analyze=analyze,
+            write_manifest=False,  # completed below
         )
         final: RunManifest = result.manifest
         final.collectors["torch_profiler"] = CollectorStatus(
@@ -281,7 +282,9 @@ class WatchSession:
         if self.end_reason is not None:
             final.error = self.end_reason
         write_model(paths.manifest, final)
-        return final
+        from dsprof.analyzers import write_findings
+
+        return final, write_findings(paths.root, analyze=analyze)
 
 
 def _counter_row(c: RequestCounters) -> dict[str, Any]:

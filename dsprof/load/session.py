@@ -404,8 +404,10 @@ def _finish_own_folder(
         interrupted=interrupted,
         samplers={k: v for k, v in samplers.items() if not k.startswith("_")},
         collector_status=sampler_status,
-        analyze=True,
     )
+    from dsprof.analyzers import write_findings
+
+    write_findings(paths.root)
 
 
 def _exit_code(summary: LoadSummary) -> int:

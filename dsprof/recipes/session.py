@@ -58,7 +58,9 @@ class FixOptions:
     recipe_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _run(opts: FixOptions, **kw: Any) -> Any:
+def _run(opts: FixOptions, *, analyze: bool = False, **kw: Any) -> Any:
+    """One run of the script (baseline, reference or trial); analyse it when asked."""
+    from dsprof.analyzers import write_findings
     from dsprof.runner.launch import RunRequest, run_script
 
     req = RunRequest(
@@ -72,7 +74,9 @@ def _run(opts: FixOptions, **kw: Any) -> Any:
         max_steps=opts.max_steps,
         **kw,
     )
-    return run_script(req)
+    result = run_script(req)
+    write_findings(result.paths.root, analyze=analyze)
+    return result
 
 
 def trial_dir(baseline: RunData, label: str) -> Path:

@@ -1,8 +1,8 @@
 """The roofline: GPU work's arithmetic intensity against the device's compute and memory roofs.
 
 One point per operator call that launched kernels and whose FLOPs and bytes are known from its
-recorded shapes and dtypes (dsprof.trace.roofline, via the memory-bandwidth analyzer's kernel
-classification): x = FLOPs / byte, y = FLOPs / the summed time of its kernels. The roofs come from
+recorded shapes and dtypes (dsprof.trace.roofline, through the kernel classification the
+memory-bandwidth analyzer uses too: dsprof.trace.membound): x = FLOPs / byte, y = FLOPs / the summed time of its kernels. The roofs come from
 the peak table in dsprof.trace.devices (one roof per compute dtype present): min(peak,
 bandwidth x intensity). Points far below the roof are latency- or launch-bound; points on the
 slanted roof are memory-bound.
@@ -25,7 +25,7 @@ DTYPE_LABEL = {"float": "fp32", "c10::BFloat16": "bf16", "c10::Half": "fp16"}
 
 def roofline_points(tf: Any) -> tuple[Any, Any]:
     """(points per op call: op_name, dtype, flops, bytes, dur_ns; the GpuSpec) or (None, why)."""
-    from dsprof.analyzers.memory_bandwidth import classify, device_spec
+    from dsprof.trace.membound import classify, device_spec
 
     spec = device_spec(tf)
     if spec is None:

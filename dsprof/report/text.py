@@ -16,7 +16,6 @@ from dsprof.core.findings import Evidence, Finding, FindingsDocument
 from dsprof.core.manifest import RunManifest
 from dsprof.core.steps import StepStats
 from dsprof.report.view_model import format_bytes, format_ns, format_rate, model_text
-from dsprof.store.layout import RunPaths
 
 if TYPE_CHECKING:
     from dsprof.collectors.availability import Availability
@@ -207,10 +206,10 @@ def step_rows(s: StepStats) -> list[tuple[str, str]]:
     return rows
 
 
-def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
+def run_summary(
+    run_dir: Path, manifest: RunManifest, doc: FindingsDocument
+) -> list[RenderableType]:
     """What `dsprof run` prints at the end: numbers, findings, the folder and next commands."""
-    from dsprof.store.documents import read_findings
-
     s = manifest.summary
     status_style = {"ok": "green", "failed": "red", "interrupted": "yellow"}.get(
         manifest.status, ""
@@ -244,8 +243,6 @@ def run_summary(run_dir: Path, manifest: RunManifest) -> list[RenderableType]:
     if off:
         kpis.add_row("not collected", Text("\n".join(off), style="dim"))
     out: list[RenderableType] = [Panel(kpis, title=f"dsprof run · {manifest.run_id}", expand=False)]
-    findings_path = RunPaths(run_dir).findings
-    doc = read_findings(findings_path) if findings_path.is_file() else FindingsDocument()
     out += notices_text(doc)
     if doc.findings:
         out.append(findings_table(doc, limit=8))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,7 +31,7 @@ class ProfileSession:
         trace: bool = True,
         sample_hz: float = 10.0,
         capture_steps: int = 3,
-        analyze: bool = True,
+        after: Callable[[Any], None] | None = None,
     ) -> None:
         self.out = Path(out)
         self.name = name
@@ -38,7 +39,9 @@ class ProfileSession:
         self.trace = trace
         self.sample_hz = sample_hz
         self.capture_steps = capture_steps
-        self.analyze = analyze
+        # called with the finished RunResult: dsprof.profile() analyses the folder there (the
+        # runner collects; it never runs the analyzers)
+        self.after = after
         self.path: Path | None = None
         self.manifest: RunManifest | None = None
         self._inactive = False
@@ -126,9 +129,10 @@ class ProfileSession:
             interrupted=status == "interrupted",
             samplers=self._samplers,
             collector_status=self._status,
-            analyze=self.analyze,
         )
         self.manifest = result.manifest
+        if self.after is not None:
+            self.after(result)
 
 
 def profile(**kwargs: Any) -> ProfileSession:

@@ -268,7 +268,6 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
             interrupted=interrupted,
             samplers=rank_samplers,
             collector_status={**{k: v for k, v in node_status.items() if k == "nvml"}, **status},
-            analyze=False,
         )
     node_result = finalize.finish_run(
         node,
@@ -277,7 +276,7 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         interrupted=interrupted,
         samplers=samplers,
         collector_status=node_status,
-        analyze=False,
+        write_manifest=node is not job,  # node 0's is the job's root: finish_job writes it
     )
     from dsprof.runner.job import finish_job
 
@@ -287,7 +286,6 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         node_result.manifest,
         interrupted=interrupted,
         settle_s=RANKS_SETTLE_S if opts.nnodes > 1 else 0.0,
-        analyze=req.analyze,
     )
 
 

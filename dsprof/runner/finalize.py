@@ -9,7 +9,6 @@ from typing import Any
 
 from dsprof.core.child import ChildInfo
 from dsprof.core.errors import DsprofError
-from dsprof.core.findings import FindingsDocument
 from dsprof.core.manifest import (
     CollectorStatus,
     RunManifest,
@@ -76,9 +75,14 @@ def finish_run(
     interrupted: bool,
     samplers: dict[str, Any],
     collector_status: dict[str, CollectorStatus],
-    analyze: bool,
+    write_manifest: bool = True,
 ) -> Any:
-    """Write the parquet tables, child facts, summary, findings and the final run.json."""
+    """Write the parquet tables, the summary and the final run.json (its one write since the start).
+
+    Findings are not the runner's: the caller analyses the finished folder
+    (dsprof.analyzers.write_findings). write_manifest=False leaves run.json to a caller that
+    completes the manifest itself (a multi-rank job's root: dsprof.runner.job.finish_job).
+    """
     from dsprof.runner.launch import RunResult
 
     step_rows = jsonl_rows(paths.steps_live)
@@ -107,11 +111,8 @@ def finish_run(
         manifest.environment.cudnn = child.cudnn
         manifest.environment.torch_num_threads = child.torch_num_threads
     manifest.summary = summarize(paths, manifest.warmup_steps)
-    findings = FindingsDocument()
-    if analyze:
-        findings = _analyze(paths, manifest)
-    write_model(paths.findings, findings)
-    write_model(paths.manifest, manifest)
+    if write_manifest:
+        write_model(paths.manifest, manifest)
     return RunResult(paths=paths, manifest=manifest, exit_code=exit_code)
 
 
@@ -193,15 +194,3 @@ def _collector_statuses(
             reason="torch.cuda.is_available() is False (no CUDA GPU or a CPU build of torch)",
         )
     return out
-
-
-def _analyze(paths: RunPaths, manifest: RunManifest) -> FindingsDocument:
-    """Run the analyzers over the finished folder; a failure is recorded, not raised."""
-    try:
-        from dsprof.analyzers import analyze_run
-        from dsprof.store.run_store import load_run_paths
-
-        write_model(paths.manifest, manifest)
-        return analyze_run(load_run_paths(paths, manifest))
-    except Exception as e:
-        return FindingsDocument(analyzers_failed={"registry": repr(e)})

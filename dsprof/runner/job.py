@@ -138,9 +138,9 @@ def finish_job(
     *,
     interrupted: bool,
     settle_s: float,
-    analyze: bool,
 ) -> RunResult:
-    """Write the job's run.json (status gathered over ranks) and findings; return the result.
+    """Write the job's run.json (status gathered over ranks); return the result. The caller
+    analyses the job and this node's ranks (dsprof.analyzers.write_findings).
 
     `node` is this node's finished manifest: the job's own on node 0 (its data is the root's).
     """
@@ -174,26 +174,4 @@ def finish_job(
         for f in STEP_FIELDS:
             setattr(root.summary, f, getattr(slowest.summary, f))
     write_model(job.manifest, root)
-    _write_findings(job, opts.local_ranks, analyze=analyze)
     return RunResult(paths=job, manifest=root, exit_code=exit_code or 0)
-
-
-def _write_findings(job: RunPaths, local: list[int], *, analyze: bool) -> None:
-    """Findings for this node's ranks and for the job (cross-rank analyzers: straggler, ...)."""
-    from dsprof.core.findings import FindingsDocument
-
-    if not analyze:
-        write_model(job.findings, FindingsDocument())
-        return
-    try:
-        from dsprof.analyzers import analyze_run
-        from dsprof.store.run_store import load_run
-
-        run = load_run(job.root)
-        for r in local:
-            if r in run.ranks:  # the traces parsed here stay cached for the job's analysis
-                write_model(run.ranks[r].paths.findings, analyze_run(run.ranks[r]))
-        doc = analyze_run(run)
-    except Exception as e:  # a failed analysis must not lose the run
-        doc = FindingsDocument(analyzers_failed={"registry": repr(e)})
-    write_model(job.findings, doc)

@@ -59,7 +59,6 @@ class RunRequest:
     env: dict[str, str] = field(default_factory=dict)
     echo: bool = True
     progress: bool = True
-    analyze: bool = True
     max_steps: int | None = None
     # the trace window waits for this file to exist (dsprof load opens it mid-load)
     trace_hold_file: Path | None = None
@@ -213,7 +212,6 @@ def run_script(req: RunRequest) -> RunResult:
         interrupted=interrupted,
         samplers={k: v for k, v in samplers.items() if not k.startswith("_")},
         collector_status=collector_status,
-        analyze=req.analyze,
     )
 
 
