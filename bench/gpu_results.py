@@ -56,7 +56,7 @@ def _facts(step: str, outdir: Path, run_folder: Path | None) -> dict[str, Any]:
         }  # fmt: skip
     if step.startswith("fix-") and isinstance(doc, dict):
         return {
-            "baseline_p50_ms": (doc.get("baseline") or {}).get("p50_ms"),
+            "baseline_p50_ms": _p50_ms(doc.get("baseline") or {}),
             "trials": [trial_line(t) for t in doc.get("trials") or []],
             "accepted": doc.get("accepted"),
             "reference_check": doc.get("reference_check"),
@@ -74,6 +74,13 @@ def _facts(step: str, outdir: Path, run_folder: Path | None) -> dict[str, Any]:
     return {}
 
 
+def _p50_ms(stats: dict[str, Any]) -> float | None:
+    """Median step time in ms from a fix document's step statistics (p50_ns, or older p50_ms)."""
+    if stats.get("p50_ns") is not None:
+        return stats["p50_ns"] / 1e6
+    return stats.get("p50_ms")
+
+
 def trial_line(t: dict[str, Any]) -> str:
     """One trial of `dsprof fix --json` in a line: outcome, speedup [95 % interval], reason."""
     line = f"{t.get('recipe')}: {t.get('outcome')}"
@@ -81,8 +88,9 @@ def trial_line(t: dict[str, Any]) -> str:
         line += f" x{t['speedup']:.2f}"
     if t.get("ci95"):
         line += " [{:.2f}, {:.2f}]".format(*t["ci95"])
-    if t.get("p50_ms") is not None:
-        line += f", p50 {t['p50_ms']:.2f} ms"
+    p50 = _p50_ms(t.get("metrics") or t)
+    if p50 is not None:
+        line += f", p50 {p50:.2f} ms"
     return line + (f"; {str(t['reason'])[:200]}" if t.get("reason") else "")
 
 

@@ -150,7 +150,9 @@ def test_the_rehearsal_runs_every_step_on_the_cpu(tmp_path):
     assert status == {"fp16": "skipped", "tf32": "skipped", "bf16": "ok", "sdpa": "ok"}
     frag = json.loads((out / "results" / "fix-frag.json").read_text())
     assert [(t["recipe"], t["status"]) for t in frag["trials"]] == [("alloc-conf", "skipped")]
-    assert any(line.startswith("bf16: ") for line in steps["fix-bert-eager"]["facts"]["trials"])
+    fix_facts = steps["fix-bert-eager"]["facts"]
+    assert fix_facts["baseline_p50_ms"] > 0
+    assert any(ln.startswith("bf16: ") and " ms" in ln for ln in fix_facts["trials"]), fix_facts
     assert "sampling / plain" in "".join(steps["overhead"]["facts"]["ratios"])
     assert "sm_90 cubins" in (out / "logs" / "kernels.out").read_text()
 
