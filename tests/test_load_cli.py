@@ -210,7 +210,7 @@ def test_ctrl_c_keeps_partial_results_and_exits_130(tmp_path):
 def test_pid_target_sweeps_rates_into_a_load_run_folder(tmp_path):
     import psutil
 
-    with stall_app("--work-ms", "1") as url:
+    with stall_app("--work-ms", "1", "--fail-every", "10") as url:
         pid = next(
             p.pid
             for p in psutil.Process().children(recursive=True)
@@ -226,6 +226,35 @@ def test_pid_target_sweeps_rates_into_a_load_run_folder(tmp_path):
     assert [s["offered_rate_per_s"] for s in doc["steps"]] == [20.0, 40.0]
     host = pd.read_parquet(run / "metrics" / "host.parquet")
     assert len(host) >= 3 and "proc_cpu_pct" in host
+    # every 10th answer is a 500: counted per status, a few bodies kept under logs/
+    assert all(
+        s["errors_by_status"] == {"http 500": s["errors"]} and s["errors"] for s in doc["steps"]
+    )
+    bodies = [
+        json.loads(line) for line in (run / "logs" / "error-bodies.jsonl").read_text().splitlines()
+    ]
+    assert bodies and all(b["status"] == 500 and "planted failure" in b["body"] for b in bodies)
+
+
+@pytest.mark.slow
+def test_the_bert_example_service_under_load(tmp_path):
+    port = free_port()
+    example = Path(__file__).parent.parent / "examples" / "serve_bert.py"
+    r = dsprof(
+        "load", f"http://127.0.0.1:{port}/embed",
+        "--server", f"python {example} --port {port} --layers 2 --seq 16 --max-batch 4",
+        "--rate", "10", "--duration", "3", "--mix", "real-time=0.3,batch=0.7", "--out", "runs",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode in PASSED, r.stdout + r.stderr
+    run = only_run(tmp_path)
+    df = pd.read_parquet(run / "metrics" / "requests.parquet")
+    assert df["error"].isna().all() and set(df["priority"]) == {"real-time", "batch"}
+    # the service's Server-Timing: time queued for a batch and the batched call, per request
+    assert (df["server_compute_ns"] > 0).all() and (df["server_queue_ns"] >= 0).all()
+    assert (df["latency_ns"] >= df["server_queue_ns"] + df["server_compute_ns"]).all()
+    steps = pd.read_parquet(run / "metrics" / "steps.parquet")
+    assert len(steps) >= 5  # the batched model calls, seen by dsprof run in the service
 
 
 def test_find_max_rate_brackets_the_highest_passing_rate(tmp_path):
