@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dsprof.core.errors import UsageError
@@ -441,12 +440,3 @@ def _pid_alive(pid: int) -> bool:
     import psutil
 
     return bool(psutil.pid_exists(pid))
-
-
-def step_frame(paths: RunPaths) -> pd.DataFrame:
-    """requests.parquet of a finished load run."""
-    return pd.read_parquet(paths.requests)
-
-
-def latencies_ms(df: pd.DataFrame) -> np.ndarray:
-    return df["latency_ns"].dropna().to_numpy(dtype=float) / 1e6
