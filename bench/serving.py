@@ -127,12 +127,21 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=400, help="requests per server and load")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a shared CPU, OpenMP barriers stall a 2-thread call)",
+    )
+    p.add_argument(
         "--replay-costs",
         action="store_true",
         help="serve with sleeps of BERT's measured call costs",
     )
     a = p.parse_args()
 
+    import torch
+
+    torch.set_num_threads(a.threads)
     call, example = build(a.layers, a.seq)
     for _ in range(3):  # warm-up: allocator, oneDNN primitives for both shapes
         call_ms(call, example, 1, repeats=1)
