@@ -135,10 +135,11 @@ def test_fix_and_compare_pages(server: str, browser, tmp_path: Path) -> None:
     )
     page.click("#compare-link")
     page.wait_for_url(f"**/compare/{RUN_ID}/{SLOWER}")
-    page.wait_for_selector("#fig-latency-b .main-svg", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#fig-iterations .main-svg", timeout=TIMEOUT_MS)
     rows = {r.split("\t")[0]: r for r in page.locator("#deltas tbody tr").all_inner_texts()}
     assert "+9.1 %" in rows["iteration p50"]
-    assert page.locator("#fig-latency-a .main-svg").count() >= 1
+    assert page.locator("#fig-timeline-a .main-svg").count() >= 1
+    assert "B vs A: iteration p50 +9.1 %" in page.locator("#compare-verdict").inner_text()
     screenshot(page, "dashboard-compare", tmp_path)
     assert errors.errors == []
     page.close()
@@ -193,3 +194,51 @@ def test_unknown_run_shows_not_found(server: str, browser) -> None:
     response = page.goto(f"{server}/runs/20260101-120000-missing-abcd")
     assert response is not None and response.status == 404
     page.close()
+
+
+def test_new_runs_appear_without_reload_grouped_by_script(browser, tmp_path: Path) -> None:
+    from werkzeug.serving import make_server
+
+    from dsprof.store.documents import read_manifest, write_model
+
+    def add_run(run_id: str, hours: int, base_ms: float, fix: bool = False) -> None:
+        root = make_run(tmp_path, run_id, base_ms=base_ms, gpu=False, fix=fix)
+        m = read_manifest(root / "run.json")
+        start = m.start_ns + hours * 3_600_000_000_000
+        write_model(
+            root / "run.json",
+            m.model_copy(update={"target": "newer.py", "start_ns": start, "end_ns": start + 10**9}),
+        )
+
+    add_run("20260101-130000-newer-0001", 1, 10.0, fix=True)
+    srv = make_server(
+        "127.0.0.1", 0, create_app(RunStore(tmp_path), refresh_ms=REFRESH_MS).server, threaded=True
+    )
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        errors = ConsoleErrors(page)
+        page.goto(f"http://127.0.0.1:{srv.server_port}/")
+        page.wait_for_selector("#runs-table a", timeout=TIMEOUT_MS)
+        assert page.locator("#runs-table a").count() == 1
+        assert page.locator("#trends .trend").count() == 0  # one run: nothing to trend yet
+        add_run("20260101-140000-newer-0002", 2, 11.0)  # written while the page is open
+        page.wait_for_function(
+            "document.querySelectorAll('#runs-table a').length === 2", timeout=TIMEOUT_MS
+        )
+        assert page.locator("#runs-count").inner_text() == "Runs (2)"
+        # the newer run against the one before it, on iteration p50 (11.4 -> 12.4 ms)
+        page.wait_for_function(
+            "[...document.querySelectorAll('#runs-table td')].some(td => td.textContent === '+8.8 %')",
+            timeout=TIMEOUT_MS,
+        )
+        group = page.locator(".script-group[data-script='newer.py']")
+        group.locator(".trend .main-svg").first.wait_for(timeout=TIMEOUT_MS)
+        assert "2 runs" in group.inner_text()
+        legend = group.locator(".legendtext").all_text_contents()
+        assert legend == ["iteration p50", "p99", "fix session"]  # the fix session is marked
+        screenshot(page, "dashboard-runs-grouped", tmp_path)
+        assert errors.errors == []
+        page.close()
+    finally:
+        srv.shutdown()

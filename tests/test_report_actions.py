@@ -75,4 +75,8 @@ def test_a_real_io_stall_run_names_the_dataloader_line_and_the_change() -> None:
         f"DataLoader at tests/planted/io_stall.py:{line} runs with num_workers=0"
     )
     assert "try num_workers=" in top.action and "prefetch_factor=4" in top.action
-    assert top.action_command == f"dsprof fix {PLANTED_DIR / 'io_stall.py'}"
+    script = PLANTED_DIR / "io_stall.py"
+    assert run.manifest is not None and run.manifest.argv == [str(script)]
+    if script.is_relative_to(run.manifest.cwd):  # typed absolute: shown from the run's cwd
+        script = script.relative_to(run.manifest.cwd)
+    assert top.action_command == f"dsprof fix {script}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from dsprof.report.markdown import md_cell, render_markdown
 from dsprof.store import load_run
 
 # plotly.js alone is ~4.6 MB (DESIGN.md measured ~4.8 MB for a self-contained page)
+TRACES = Path(__file__).parent / "data" / "traces"
 MIN_INLINE_BYTES = 3_000_000
 MAX_CDN_BYTES = 300_000
 
@@ -56,11 +58,13 @@ def test_inline_and_cdn_sizes(runs: Path) -> None:
     assert "cdn.plot.ly" not in inline[:2000]
 
 
-def test_markdown_has_tables_and_no_markup(runs: Path) -> None:
+def test_markdown_reads_as_a_reviewer_wants_and_has_no_markup(runs: Path) -> None:
     md = render_markdown(build_report(load_run(runs / RUN_ID)))
     outside_fence = re.sub(r"```diff\n.*?\n```", "", md, flags=re.S)
     assert "<script" not in outside_fence and "<b>" not in outside_fence
-    assert "| high | gpu-idle | 42% |" in md
+    assert "- **high** gpu-idle, 42%: GPU idle 42% of the step" in md  # findings as a list
+    assert "<details><summary>evidence</summary>" in md  # the evidence folded
+    assert "Do: " in md and "/work/project" not in md  # an action; no absolute paths
     assert "&lt;/script&gt;&lt;b&gt;x" in md
     # the diff keeps its text, inside a fence where markdown shows it literally
     assert "```diff\n" in md and "+model.compile()  # </script><b>x" in md
@@ -79,7 +83,10 @@ def test_cli_report_html_default_path(runs: Path, capsys: pytest.CaptureFixture[
 
 def test_cli_report_md_by_id(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", RUN_ID, "--runs-dir", str(runs), "--format", "md"]) == 0
-    assert capsys.readouterr().out.startswith(f"### dsprof: {RUN_ID}")
+    md = capsys.readouterr().out
+    assert md.startswith("### dsprof: ") and RUN_ID in md.splitlines()[0]
+    # the verdict line comes first: the fix session's result
+    assert md.splitlines()[2].startswith("**dsprof fix: compile (combined): 10 ms → 5.56 ms")
 
 
 def test_cli_report_md_to_file(runs: Path, tmp_path: Path) -> None:
@@ -137,3 +144,52 @@ def test_failed_run_with_nothing_collected(tmp_path: Path) -> None:
     assert "```\nRuntimeError: <b>boom</b>\n```" in md
     page = render_html(report, cdn=True)
     assert "RuntimeError: &lt;b&gt;boom&lt;/b&gt;" in page
+
+
+def test_markdown_against_a_base_run(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from report_synthetic import make_run
+
+    base = make_run(runs, "20260101-110000-base-0b0b", base_ms=12.0, gpu=False, findings=False)
+    argv = ["report", str(runs / RUN_ID), "--format", "md", "--base", str(base)]
+    assert main(argv) == 0
+    md = capsys.readouterr().out
+    assert f"| | this run | base {base.name} | Δ |" in md.replace("|  |", "| |")
+    row = next(line for line in md.splitlines() if line.startswith("| iteration p50 |"))
+    assert "| 11.4 ms | 13.5 ms | -15.4 % \\[" in row and "faster" in row
+    assert "Against the base run: iteration p50" in md
+
+
+def test_report_html_links_its_trace_relatively(runs: Path, tmp_path: Path) -> None:
+    import shutil
+
+    trace = runs / RUN_ID / "trace" / "box_1.pt.trace.json.gz"
+    shutil.copy(TRACES / "hta" / "event_sync_trace.json.gz", trace)
+    try:
+        assert main(["report", str(runs / RUN_ID), "--cdn"]) == 0
+        page = (runs / RUN_ID / "report.html").read_text(encoding="utf-8")
+        assert 'href="trace/box_1.pt.trace.json.gz"' in page
+        out = tmp_path / "sub" / "r.html"
+        out.parent.mkdir()
+        assert main(["report", str(runs / RUN_ID), "--cdn", "-o", str(out)]) == 0
+        expected = Path(os.path.relpath(trace, out.parent)).as_posix()
+        assert f'href="{expected}"' in out.read_text(encoding="utf-8")
+    finally:
+        trace.unlink()
+
+
+def test_report_of_a_bare_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    trace = tmp_path / "worker0.pt.trace.json.gz"
+    shutil.copy(
+        TRACES / "kineto/resnet50_num_workers_0/worker0.1623143089861.pt.trace.json.gz", trace
+    )
+    assert main(["report", str(trace), "--cdn"]) == 0
+    out = tmp_path / "worker0.report.html"
+    page = out.read_text(encoding="utf-8")
+    assert 'id="fig-breakdown"' in page and 'href="worker0.pt.trace.json.gz"' in page
+    assert 'data-category="io-stall"' in page and "iteration p50" in page
+    assert main(["report", str(trace), "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("### dsprof: worker0.pt.trace.json.gz\n")
+    assert main(["report", str(tmp_path / "missing.json.gz")]) == 2

@@ -1,4 +1,6 @@
-"""`dsprof compare A B [--fail-above PCT]`: KPI deltas, and a CI gate on step-time p50."""
+"""`dsprof compare A B [--fail-above PCT] [--format md]`: what changed, the iteration-time
+change with its noise interval, KPI deltas, and a CI gate that fails only on a change the
+interval confirms."""
 
 from __future__ import annotations
 
@@ -22,7 +24,16 @@ if TYPE_CHECKING:
     "fail_above",
     default=None,
     metavar="PCT",
-    help="Exit 1 when B's step-time p50 is more than PCT (e.g. 5%) above A's.",
+    help="Exit 1 when B's iteration p50 is more than PCT (e.g. 5%) above A's with 95 % "
+    "confidence: the whole bootstrap interval of the change lies above PCT.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "md"]),
+    default="text",
+    show_default=True,
+    help="text: tables for the terminal; md: markdown for a pull-request comment.",
 )
 @click.option(
     "--runs-dir",
@@ -38,13 +49,20 @@ if TYPE_CHECKING:
     help="Check both runs' steps against SLOs (p99<50ms, rps>20); exit 3 when B fails one.",
 )
 def command(
-    run_a: str, run_b: str, fail_above: str | None, runs_dir: Path | None, slos: tuple[str, ...]
+    run_a: str,
+    run_b: str,
+    fail_above: str | None,
+    fmt: str,
+    runs_dir: Path | None,
+    slos: tuple[str, ...],
 ) -> int:
-    """Compare run B against run A (paths or ids); A is the reference."""
+    """Compare run B against run A (paths, ids or short ids); A is the reference."""
     from rich.console import Console
+    from rich.text import Text
 
     from dsprof.load.run_slo import parse_run_slos
-    from dsprof.report.compare import compare_refs, comparison_table, parse_percent
+    from dsprof.report.compare import compare_refs, comparison_renderables, parse_percent
+    from dsprof.report.markdown import render_comparison_markdown
     from dsprof.store.run_store import RunStore
 
     threshold = parse_percent(fail_above) if fail_above is not None else None
@@ -52,17 +70,41 @@ def command(
     store = RunStore(runs_dir) if runs_dir is not None else None
     cmp = compare_refs(run_a, run_b, store)
     console = Console()
-    console.print(comparison_table(cmp, threshold))
+    if fmt == "md":
+        click.echo(render_comparison_markdown(cmp, threshold), nl=False)
+    else:
+        for part in comparison_renderables(cmp, threshold):
+            console.print(part, soft_wrap=not hasattr(part, "columns"))
     slo_code = _check_slos(console, run_a, run_b, store, slo_list) if slo_list else 0
     if threshold is None:
         return slo_code
-    change = cmp.p50_regression_pct()
-    if cmp.fails(threshold):
-        console.print(
-            f"[bold red]FAIL[/]: iteration p50 regressed {change:+.1f} % (threshold {threshold:g} %)"
+    failed = cmp.fails(threshold)
+    assert cmp.iteration is not None  # fails() raised otherwise
+    change = cmp.iteration
+    interval = f"[{change.low_pct:+.1f} %, {change.high_pct:+.1f} %]"
+    out = Console(stderr=True) if fmt == "md" else console
+    if failed:
+        out.print(
+            Text.assemble(
+                ("FAIL", "bold red"),
+                f": iteration p50 {change.change_pct:+.1f} %, 95 % interval {interval} lies "
+                f"wholly above {threshold:g} %",
+            ),
+            soft_wrap=True,
         )
         return 1
-    console.print(f"[green]ok[/]: iteration p50 change {change:+.1f} % is within {threshold:g} %")
+    why = (
+        "within noise"
+        if change.verdict == "within noise"
+        else f"the interval reaches below {threshold:g} %"
+        if change.high_pct > threshold
+        else f"within {threshold:g} %"
+    )
+    out.print(
+        Text.assemble(
+            ("ok", "green"), f": iteration p50 {change.change_pct:+.1f} % {interval}: {why}"
+        )
+    )
     return slo_code
 
 

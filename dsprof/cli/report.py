@@ -8,13 +8,14 @@ import click
 
 
 @click.command(name="report")
-@click.argument("run", metavar="RUN")
+@click.argument("targets", metavar="RUN | TRACE...", nargs=-1, required=True)
 @click.option(
     "-o",
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="File to write (default: report.html in the run folder; markdown goes to stdout).",
+    help="File to write (default: report.html in the run folder, or beside the first trace; "
+    "markdown goes to stdout).",
 )
 @click.option(
     "--format",
@@ -33,15 +34,31 @@ import click
     default=None,
     help="Where run ids are looked up (default .dsprof/runs).",
 )
-def command(run: str, out: Path | None, fmt: str, cdn: bool, runs_dir: Path | None) -> None:
-    """Write a report of RUN (a run folder's path, or its id under .dsprof/runs)."""
+@click.option(
+    "--base",
+    default=None,
+    metavar="RUN",
+    help="With --format md: show each KPI against this run (Δ, and the iteration change's "
+    "95 % interval).",
+)
+def command(
+    targets: tuple[str, ...],
+    out: Path | None,
+    fmt: str,
+    cdn: bool,
+    runs_dir: Path | None,
+    base: str | None,
+) -> None:
+    """Write a report of RUN (a run folder's path, its id or short id under .dsprof/runs, or
+    latest), or of Kineto TRACE files someone recorded (several: the ranks of one job)."""
     from rich.console import Console
 
     from dsprof.report.build import write_report
     from dsprof.store.run_store import RunStore
 
     store = RunStore(runs_dir) if runs_dir is not None else None
-    written, text = write_report(run, out, fmt=fmt, cdn=cdn, store=store)
+    refs: list[str | Path] = list(targets)
+    written, text = write_report(refs, out, fmt=fmt, cdn=cdn, store=store, base=base)
     if written is None:
         click.echo(text, nl=False)
         return

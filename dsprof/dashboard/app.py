@@ -1,7 +1,9 @@
 """create_app(store) -> dash.Dash: the dashboard over a run store.
 
 Pages (client-side routes, rendered by one callback from the URL):
-    /                               runs list (sortable, filterable) and a comparison picker
+    /                               runs list (sortable, filterable, vs the previous run of each
+                                    script), runs grouped by script with trends, a comparison
+                                    picker; new runs appear without a reload
     /runs/<run-id>                  one run: KPIs, findings, figures; refreshes while it runs
     /runs/<run-id>/fix              its fix session: trials, verdicts, applied diff
     /runs/<run-id>/trials/<trial>   one trial run of that session
@@ -109,11 +111,11 @@ def create_app(
     answer the PING / PONG handshake).
     """
     import dash
-    from dash import Input, Output, dcc, html
+    from dash import Input, Output, State, dcc, html
     from flask import abort, request, send_file
 
     from dsprof.dashboard import pages
-    from dsprof.dashboard.runs_list import runs_rows
+    from dsprof.dashboard.runs_list import runs_rows, signature_data, store_signature, trends
 
     app = dash.Dash(
         __name__,
@@ -168,13 +170,31 @@ def create_app(
 
     @app.callback(
         Output("runs-table", "data"),
-        Output("runs-refresh", "disabled"),
+        Output("trends", "children"),
+        Output("runs-count", "children"),
+        Output("compare-a", "options"),
+        Output("compare-b", "options"),
+        Output("runs-signature", "data"),
         Input("runs-refresh", "n_intervals"),
+        State("runs-signature", "data"),
         prevent_initial_call=True,
     )
-    def refresh_runs(_ticks: int | None) -> tuple[list[dict[str, object]], bool]:
+    def refresh_runs(_ticks: int | None, seen: dict[str, Any] | None) -> tuple[Any, ...]:
+        # new or changed run folders (and runs in progress) redraw the rows and the groups;
+        # otherwise nothing is sent, so the user's sort, filter and picks stay as they are
+        unchanged = seen is not None and not seen.get("running")
+        if unchanged and store_signature(store) == seen.get("runs"):  # type: ignore[union-attr]
+            return (dash.no_update,) * 6
         rows = runs_rows(store)
-        return rows, not any(r["status"] == "running" for r in rows)
+        options = [{"label": d.name, "value": d.name} for d in store.run_dirs()]
+        return (
+            rows,
+            trends(rows),
+            f"Runs ({len(rows)})",
+            options,
+            options,
+            signature_data(store, rows),
+        )
 
     @app.callback(
         Output("compare-link", "href"),

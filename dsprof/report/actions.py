@@ -14,6 +14,7 @@ run's documents, never the script.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,9 @@ class Action:
 
     @property
     def text(self) -> str:
-        """The whole sentence, command included."""
+        """The whole sentence, command included ("" when there is nothing to say)."""
+        if not self.sentence:
+            return ""
         if not self.command:
             return self.sentence + "."
         return f"{self.sentence} — `{self.command}` tests it."
@@ -61,13 +64,18 @@ def display_path(path: str | None, cwd: str | None = None) -> str:
 
 
 def fix_command(manifest: RunManifest | None) -> str:
-    """`dsprof fix` with the script and its own arguments, as the run was started; "" for runs
-    fix cannot trial (multi-rank jobs, bare traces, load runs)."""
+    """`dsprof fix` with the script and its own arguments, as the run was started (from the
+    run's working directory); "" for runs fix cannot trial (multi-rank jobs, bare traces, load
+    and watch runs)."""
     if manifest is None or manifest.world_size or manifest.kind not in ("script", "module"):
         return ""
     if not manifest.argv:
         return ""
-    argv = " ".join(shlex.quote(a) for a in manifest.argv)
+    first = manifest.argv[0]
+    if manifest.kind == "script" and Path(first).is_relative_to(manifest.cwd):
+        # typed as an absolute path inside the working directory: shown relative to it
+        first = str(Path(first).relative_to(manifest.cwd))
+    argv = " ".join(shlex.quote(a) for a in [first, *manifest.argv[1:]])
     return f"dsprof fix {'-m ' if manifest.kind == 'module' else ''}{argv}"
 
 
@@ -92,7 +100,9 @@ def recipe_change(name: str, run: RunData | None) -> str:
     lines = [*change.before_imports, *change.top, *change.model]
     if lines:  # the variable holding the network is the script's; "model" stands for it
         return "; ".join(line.replace("{model}", "model") for line in lines[:2])
-    return change.manual or f"the {name} recipe"
+    if change.manual:  # a step to make by hand: its first clause says what
+        return re.split(r"[:.;]\s", change.manual, maxsplit=1)[0]
+    return f"the {name} recipe"
 
 
 def _loader_phrase(run: RunData, cwd: str | None) -> tuple[str, str]:
@@ -118,7 +128,8 @@ def _model_phrase(run: RunData, cwd: str | None, what: str) -> tuple[str, str]:
 
 
 def _what(finding: Finding, run: RunData, cwd: str | None) -> tuple[str, str]:
-    """(what is wrong, where) for a finding, from the run's facts; the title otherwise."""
+    """(what is wrong, where) for a finding, from the run's facts; ("", "") when the run's
+    documents say nothing the title does not (the title says what is wrong)."""
     c = finding.category
     if c == "io-stall":
         return _loader_phrase(run, cwd)
@@ -134,22 +145,21 @@ def _what(finding: Finding, run: RunData, cwd: str | None) -> tuple[str, str]:
         threads, cores = run.child.torch_num_threads, run.child.usable_cpus
         if threads and cores:
             return f"torch uses {threads} threads on {cores:g} usable cores", ""
-    if c == "host-sync":
+    if c == "host-sync" and run.child.call_site is not None:
         return _model_phrase(run, cwd, "is followed by host syncs (.item(), .cpu()) each iteration")
-    return finding.title[:1].lower() + finding.title[1:], ""
+    return "", ""
 
 
 def finding_action(finding: Finding, run: RunData | None, command: str = "") -> Action:
     """The action sentence for one finding (see the module docstring)."""
     cwd = run.manifest.cwd if run is not None and run.manifest is not None else None
-    if run is not None:
-        what, where = _what(finding, run, cwd)
-    else:
-        what, where = finding.title[:1].lower() + finding.title[1:], ""
+    what, where = _what(finding, run, cwd) if run is not None else ("", "")
     what = what[:1].upper() + what[1:]
     if not finding.recipes:
         return Action(sentence=what, command="", where=where)
     change = recipe_change(finding.recipes[0], run)
+    if not what:
+        return Action(sentence=f"Try {change}", command=command, where=where)
     return Action(sentence=f"{what}; try {change}", command=command, where=where)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsprof.report.breakdown import CATEGORY_PART, breakdown_figure, run_breakdown
+from dsprof.report.breakdown import CATEGORY_PART, Breakdown, breakdown_figure, run_breakdown
 from dsprof.report.figures import (
     FigureSpec,
     cuda_memory_figure,
@@ -39,6 +39,8 @@ class Report:
     figures: list[FigureSpec] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     trace_files: list[str] = field(default_factory=list)  # Kineto traces, relative to the folder
+    breakdown: Breakdown | None = None  # behind the "breakdown" figure
+    steps: pd.DataFrame | None = None  # the steps table the figures were drawn from
 
     def figure(self, key: str) -> FigureSpec | None:
         """The figure with that key, if the run has it."""
@@ -47,8 +49,9 @@ class Report:
 
 def run_figures(
     run: RunData, view: ReportView, *, trace: bool = True
-) -> tuple[list[FigureSpec], list[str]]:
-    """The figures of a run that have data, in page order, and notes on the ones left out."""
+) -> tuple[list[FigureSpec], list[str], Breakdown | None]:
+    """The figures of a run that have data, in page order, notes on the ones left out, and the
+    iteration breakdown behind the first figure."""
     specs: list[FigureSpec] = []
     notes: list[str] = []
 
@@ -93,20 +96,22 @@ def run_figures(
         add("ranks", "Step times per rank", rank_steps_figure(run), "no per-rank steps")
     if view.fix.available:
         add("fix", "Fix trials", fix_trials_figure(view.fix), "no trial has a speed-up")
-    return specs, notes
+    return specs, notes, bd
 
 
 def build_report(run: RunData, *, trace: bool = True) -> Report:
     """The view-model and figures of one run, ready for html.py, markdown.py or the dashboard."""
     run = with_live_steps(run)
     view = build_view(run, load_fix_view(run))
-    figures, notes = run_figures(run, view, trace=trace)
+    figures, notes, breakdown = run_figures(run, view, trace=trace)
     return Report(
         view=view,
         root=run.paths.root,
         figures=figures,
         notes=notes,
         trace_files=trace_names(run),
+        breakdown=breakdown,
+        steps=run.steps,
     )
 
 
@@ -153,30 +158,49 @@ def read_live_steps(paths: RunPaths) -> pd.DataFrame | None:
 
 
 def write_report(
-    ref: str | Path,
+    ref: str | Path | list[str | Path],
     out: Path | None = None,
     *,
     fmt: str = "html",
     cdn: bool = False,
     store: RunStore | None = None,
+    base: str | Path | None = None,
 ) -> tuple[Path | None, str]:
-    """`dsprof report`: render a run (path or id) as html or md.
+    """`dsprof report`: render a run (path, id or short id) or Kineto trace files as html or md.
 
-    HTML goes to `out`, or report.html in the run folder; markdown goes to `out` when given,
-    else it is returned for printing. Returns (the file written or None, the markdown or "").
+    HTML goes to `out`, or report.html in the run folder (beside the first trace for traces);
+    markdown goes to `out` when given, else it is returned for printing. `base`: a run to show
+    the markdown KPIs against (Δ with the iteration change's interval). Returns (the file
+    written or None, the markdown or "").
     """
     from dsprof.core.errors import UsageError
     from dsprof.store.documents import write_text_atomic
     from dsprof.store.run_store import load_run
+    from dsprof.trace.files import names_a_run, trace_targets
 
     if fmt not in ("html", "md"):
         raise UsageError(f"unknown report format {fmt!r}: use html or md")
-    run = load_run(ref, store)
-    report = build_report(run)
+    refs = [Path(r) for r in ref] if isinstance(ref, list) else [Path(ref)]
+    comparison = None
+    if names_a_run(refs) or (len(refs) == 1 and not refs[0].exists()):
+        run = load_run(refs[0], store)
+        report = build_report(run)
+        default = run.paths.report_html
+        if base is not None:
+            from dsprof.report.compare import compare_runs
+
+            comparison = compare_runs(load_run(base, store), run)
+    else:
+        from dsprof.report.trace_report import build_trace_report, default_out
+
+        if base is not None:
+            raise UsageError("--base compares runs; a trace report has none")
+        report = build_trace_report(trace_targets(refs))
+        default = default_out(trace_targets(refs), fmt)
     if fmt == "md":
         from dsprof.report.markdown import render_markdown
 
-        text = render_markdown(report)
+        text = render_markdown(report, comparison)
         if out is None:
             return None, text
         _check_out(out)
@@ -185,7 +209,7 @@ def write_report(
         return out, ""
     from dsprof.report.html import render_html
 
-    target = out if out is not None else run.paths.report_html
+    target = out if out is not None else default
     _check_out(target)
     write_text_atomic(target, render_html(report, cdn=cdn, out=out))
     _shareable(target)
