@@ -30,9 +30,6 @@ undecoded when they are that large too.
 
 from __future__ import annotations
 
-import gzip
-import re
-import zlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -42,7 +39,7 @@ import numpy as np
 import orjson
 
 from dsprof.core.errors import TraceError
-from dsprof.trace import scan
+from dsprof.trace import jsonfile, scan
 from dsprof.trace.scan import PYTHON_CAT, SKIP_CATS, skip_head
 
 # 1 MiB of JSON per orjson call. One chunk's transient dicts and scan arrays cost ~20x its bytes,
@@ -54,8 +51,6 @@ CHUNK_BYTES = 1 << 20
 # templated kernel name, the shapes of an op on hundreds of tensors).
 HUGE_EVENT_BYTES = 1 << 20
 _COMMA = 0x2C
-_BOM = b"\xef\xbb\xbf"
-_JSON_WS = b" \t\r\n"
 _KEY = "traceEvents"
 
 
@@ -90,60 +85,10 @@ class OversizedArgs:
 _VALUES = msgspec.json.Decoder(list[msgspec.Raw])
 _HEADS = msgspec.json.Decoder(list[_Head])
 _BIG_EVENT = msgspec.json.Decoder(_BigEvent)
-_ANY = msgspec.json.Decoder()
-_MSGSPEC_BYTE = re.compile(r"\s*\(byte (\d+)\)$")
-_UNFINISHED = re.compile(rb"[\w+\-.\\\"]*")  # what may end a prefix where a token is cut
-_ORJSON_POS = re.compile(r":? line \d+ column \d+ \(char \d+\)$")
 
 
 class _Invalid(Exception):
     """A piece the fast path cannot prove valid (the exact path decides, and locates errors)."""
-
-
-def open_trace(path: Path) -> IO[bytes]:
-    """Open a .json or .json.gz trace for binary reading (gzip is detected from its magic bytes)."""
-    try:
-        f = path.open("rb")
-        magic = f.read(2)
-        f.seek(0)
-    except OSError as e:
-        raise TraceError(f"cannot open the trace: {e.strerror}", path=path) from None
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    return f
-
-
-def _read(f: IO[bytes], n: int, path: Path) -> bytes:
-    try:
-        return f.read(n)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise TraceError(f"the gzip stream is truncated or corrupt ({e})", path=path) from None
-    except OSError as e:
-        raise TraceError(f"cannot read the trace: {e.strerror or e}", path=path) from None
-
-
-def json_position(path: Path, offset: int) -> str:
-    """'line L, column C' of a byte offset in the (decompressed) file, for an error message."""
-    line, last_line = 1, b""
-    try:
-        with open_trace(path) as f:
-            remaining = offset
-            while remaining > 0:
-                data = _read(f, min(remaining, CHUNK_BYTES), path)
-                if not data:
-                    break
-                remaining -= len(data)
-                newlines = data.count(b"\n")
-                if newlines:
-                    line += newlines
-                    last_line = data[data.rfind(b"\n") + 1 :]
-                else:
-                    last_line += data
-    except TraceError:
-        return f"byte {offset}"
-    column = len(last_line.decode("utf-8", "replace")) + 1
-    where = "of the decompressed JSON" if path.name.endswith(".gz") else "of the file"
-    return f"line {line}, column {column} {where} (byte {offset})"
 
 
 class TraceReader:
@@ -166,7 +111,7 @@ class TraceReader:
 
     def chunks(self) -> Iterator[list[dict[str, Any]]]:
         """Lists of raw event dicts, in file order."""
-        with open_trace(self.path) as f:
+        with jsonfile.open_trace(self.path) as f:
             self._f = f
             head, head_at, rest, rest_at = self._find_array()
             tail, tail_at = yield from self._events(rest, rest_at)
@@ -175,7 +120,7 @@ class TraceReader:
     # ---- reading ----------------------------------------------------------------------------
     def _more(self, n: int) -> bytes:
         assert self._f is not None
-        data = _read(self._f, n, self.path)
+        data = jsonfile.read_bytes(self._f, n, self.path)
         self.uncompressed_bytes += len(data)
         return data
 
@@ -187,24 +132,16 @@ class TraceReader:
 
     def _fail(self, offset: int, problem: str) -> NoReturn:
         raise TraceError(
-            f"invalid JSON at {json_position(self.path, offset)}: {problem}", path=self.path
+            f"invalid JSON at {jsonfile.json_position(self.path, offset)}: {problem}",
+            path=self.path,
         )
 
-    def _fail_decode(self, e: Exception, base: int, data: bytes = b"") -> NoReturn:
+    def _fail_decode(self, e: Exception, base: int, data: bytes) -> NoReturn:
         """Raise for a msgspec error in data, whose byte 0 is at file offset base."""
-        if isinstance(e, RecursionError):
-            self._fail(base, "values nested too deeply")
-        text = str(e).removeprefix("JSON is malformed: ")
-        if text.startswith("Input data was truncated"):
-            raise TraceError("the JSON ends early (the file is truncated)", path=self.path)
-        m = _MSGSPEC_BYTE.search(text)
-        if m:
-            self._fail(base + int(m.group(1)), text[: m.start()])
-        try:  # msgspec gives no position for bad UTF-8
-            data.decode("utf-8")
-        except UnicodeDecodeError as u:
-            self._fail(base + u.start, f"{text} ({u.reason})")
-        raise TraceError(f"invalid JSON ({text})", path=self.path)
+        p, problem = jsonfile.decode_error(e, data)
+        if p == len(data) and problem.startswith("the JSON ends early"):
+            raise TraceError(problem, path=self.path)
+        self._fail(base + p, problem)
 
     # ---- the array --------------------------------------------------------------------------
     def _find_array(self) -> tuple[bytes, int, bytes, int]:
@@ -214,13 +151,13 @@ class TraceReader:
         while True:
             data = self._more(want)
             buf += data
-            start = len(_BOM) if buf.startswith(_BOM) else 0
-            first = _skip_ws(buf, start)
+            start = len(jsonfile.BOM) if buf.startswith(jsonfile.BOM) else 0
+            first = jsonfile.skip_ws(buf, start)
             if first < len(buf):
                 if buf[first] == ord("["):  # a bare array of events
                     return b"", 0, buf[first + 1 :], first + 1
                 if buf[first] != ord("{"):
-                    raise TraceError(_not_json(buf[first:]), path=self.path)
+                    raise TraceError(jsonfile.not_json(buf[first:]), path=self.path)
                 found = self._find_key(buf, first)
                 if found is not None:
                     key, value = found
@@ -258,14 +195,14 @@ class TraceReader:
         for k in candidates.tolist():
             o, c = int(opens[k]), int(closes[k])
             raw = buf[o : c + 1]
-            if raw != b'"traceEvents"' and not (escaped[k] and _decodes_to(raw, _KEY)):
+            if raw != b'"traceEvents"' and not (escaped[k] and jsonfile.decodes_to(raw, _KEY)):
                 continue
-            colon = _skip_ws(buf, c + 1)
+            colon = jsonfile.skip_ws(buf, c + 1)
             if colon >= len(buf):
                 return None
             if buf[colon] != ord(":"):
                 continue  # a value, not a key
-            value = _skip_ws(buf, colon + 1)
+            value = jsonfile.skip_ws(buf, colon + 1)
             if value >= len(buf):
                 return None
             if buf[value] != ord("["):
@@ -285,17 +222,17 @@ class TraceReader:
         """Raise with the position when buf[start:] (at file offset at) holds a syntax error,
         not merely an end that comes in a later read (final: no later read comes)."""
         data = buf[start:]
-        found = _error_at(data)
+        found = jsonfile.error_at(data)
         if found is None:
             return
         p, problem = found
-        if not final and _UNFINISHED.fullmatch(data, p):
+        if not final and jsonfile.cut_token(data, p):
             return  # the last token (a number, a literal, an escape) is cut by the read
         self._fail(at + start + p, problem)
 
     def _probe_elements(self, buf: bytes, at: int) -> None:
         """_probe for the array elements that start buf (file offset at), a leading ',' off."""
-        x = _skip_ws(buf, 0)
+        x = jsonfile.skip_ws(buf, 0)
         if self._after_element and buf[x : x + 1] == b",":
             x += 1
         self._probe(b"[" + buf[x:], 0, at + x - 1)
@@ -350,7 +287,7 @@ class TraceReader:
                 self._fail(at + end, "expected ']' to close traceEvents")
             return events, end + 1, True
         commas = pos[(depth == 0) & (a[pos] == _COMMA)]
-        if self._after_element and len(commas) and commas[0] == _skip_ws(buf, 0):
+        if self._after_element and len(commas) and commas[0] == jsonfile.skip_ws(buf, 0):
             commas = commas[1:]  # the separator before this chunk's first element
         if not len(commas):
             if len(buf) > self.chunk_bytes and not eof:  # a long element: is it valid so far?
@@ -373,7 +310,7 @@ class TraceReader:
         final: bool,
     ) -> list[dict[str, Any]]:
         """The events among the array elements in buf[:end] (exact path)."""
-        first = _skip_ws(buf, 0)
+        first = jsonfile.skip_ws(buf, 0)
         lead = first
         if self._after_element:
             if first < end and buf[first] == _COMMA:
@@ -382,9 +319,9 @@ class TraceReader:
                 return []  # '...} ]'
             else:
                 self._fail(at + first, "expected ',' or ']' after an element of traceEvents")
-        if _skip_ws(buf, lead) >= end:
+        if jsonfile.skip_ws(buf, lead) >= end:
             if self._after_element or not final:
-                self._fail(at + _skip_ws(buf, lead), "expected a value after ','")
+                self._fail(at + jsonfile.skip_ws(buf, lead), "expected a value after ','")
             return []  # '[ ]'
         text = b"[" + buf[lead:end] + b"]"
         base = at + lead - 1  # the file offset of text[0] (the '[' is not in the file)
@@ -428,7 +365,7 @@ class TraceReader:
         try:
             orjson.loads(text)
         except orjson.JSONDecodeError as e:
-            problem = _ORJSON_POS.sub("", str(e))
+            problem = jsonfile.ORJSON_POS.sub("", str(e))
             self._fail(base + len(decoded[: e.pos].encode()), problem)
 
     def _parse_fast(self, buf: bytes) -> tuple[list[dict[str, Any]], int] | None:
@@ -443,7 +380,7 @@ class TraceReader:
         if len(starts) < 2:
             return None
         # before the first start: whitespace, and one comma when an element came before
-        prefix = buf[: int(starts[0])].strip(_JSON_WS)
+        prefix = buf[: int(starts[0])].strip(jsonfile.JSON_WS)
         if prefix != (b"," if self._after_element else b""):
             return None
         if len(other_ph) and other_ph[0] < starts[-1]:
@@ -528,7 +465,7 @@ class TraceReader:
     # ---- outside the array ------------------------------------------------------------------
     def _parse_metadata(self, head: bytes, head_at: int, tail: bytes, tail_at: int) -> None:
         if not head:  # bare array: only whitespace may follow
-            extra = _skip_ws(tail, 0)
+            extra = jsonfile.skip_ws(tail, 0)
             if extra < len(tail):
                 self._fail(tail_at + extra, "trailing characters after the traceEvents array")
             return
@@ -537,11 +474,11 @@ class TraceReader:
         try:
             doc = orjson.loads(text)
         except orjson.JSONDecodeError as e:
-            error = _ORJSON_POS.sub("", str(e))
+            error = jsonfile.ORJSON_POS.sub("", str(e))
         else:
             error = ""
         if error:
-            found = _error_at(text)
+            found = jsonfile.error_at(text)
             if found is None:
                 raise TraceError(f"invalid JSON outside traceEvents ({error})", path=self.path)
             p, problem = found
@@ -552,27 +489,6 @@ class TraceReader:
             raise TraceError("the JSON object has two traceEvents keys", path=self.path)
         doc.pop("traceEvents", None)
         self.metadata = doc
-
-
-def _error_at(data: bytes) -> tuple[int, str] | None:
-    """(byte offset, problem) of the first JSON error in data per msgspec; None if it accepts."""
-    try:
-        _ANY.decode(data)
-    except RecursionError:
-        return 0, "values nested too deeply"
-    except msgspec.DecodeError as e:
-        text = str(e).removeprefix("JSON is malformed: ")
-        if text.startswith("Input data was truncated"):
-            return len(data), "the JSON ends early (the file is truncated)"
-        m = _MSGSPEC_BYTE.search(text)
-        if m:
-            return int(m.group(1)), text[: m.start()]
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as u:
-            return u.start, f"{text} ({u.reason})"
-        return len(data), text
-    return None
 
 
 def _big_event(raw: bytes) -> dict[str, Any]:
@@ -595,27 +511,6 @@ def _big_event(raw: bytes) -> dict[str, Any]:
             except orjson.JSONDecodeError:
                 raise _Invalid from None
     return event
-
-
-def _not_json(start: bytes) -> str:
-    if start[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(start) > 1 and 0 in start[:4]):
-        return "not UTF-8 JSON (UTF-16 or UTF-32 text?): a trace is read as UTF-8"
-    return "not a JSON trace: it does not start with '{' or '['"
-
-
-def _decodes_to(raw: bytes, text: str) -> bool:
-    try:
-        return bool(orjson.loads(raw) == text)
-    except orjson.JSONDecodeError:
-        return False
-
-
-def _skip_ws(buf: bytes, i: int) -> int:
-    """The index of the first non-whitespace byte at or after i (len(buf) if none)."""
-    n = len(buf)
-    while i < n and buf[i] in _JSON_WS:
-        i += 1
-    return i
 
 
 def _joined(
