@@ -216,3 +216,20 @@ def test_analyzers_see_no_invalid_value(tmp_path: Path) -> None:
     tb.devices = [{"name": "NVIDIA A100-SXM4-80GB", "computeMajor": "abc", "numSms": 0}]
     doc = analyze_run(trace_run(tb.write(tmp_path / "m.json")))
     assert doc.analyzers_failed == {}
+
+
+def test_two_traces_of_one_rank_are_refused_and_a_repeat_is_said(tmp_path: Path) -> None:
+    """The issue's "worst of 2/2 ranks" on one file given twice, and a straggler between two
+    unrelated traces that both said rank 0."""
+    from dsprof.analyzers import analyze_traces
+
+    a = _write(tmp_path, _events(50), distributedInfo={"rank": 0, "world_size": 2})
+    b = tmp_path / "other.json"
+    b.write_text(json.dumps({"distributedInfo": {"rank": 0}, "traceEvents": _events(80, t0=1e15)}))
+    with pytest.raises(TraceError, match=r"records rank 0 \(distributedInfo\), as .* does"):
+        analyze_traces([a, b])
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(a.read_bytes())
+    doc = analyze_traces([a, copy])
+    assert [n.code for n in doc.notices if n.code == "duplicate-trace"] == ["duplicate-trace"]
+    assert not any("ranks" in f.title for f in doc.findings)
