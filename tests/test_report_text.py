@@ -34,8 +34,17 @@ def test_findings_list_at_80_columns() -> None:
     assert first.title.split()[0] in heads[1]
     assert len(heads) == 1 + len(doc.findings)
     # evidence and recipes indented below their finding
-    assert any(ln.startswith("      gpu_idle_share") for ln in lines)
+    assert any(ln.startswith("      GPU idle share") for ln in lines)  # in human units
     assert any(ln.strip().startswith("recipes: cuda-graphs") for ln in lines)
+
+
+def test_each_finding_gets_its_action_sentence() -> None:
+    doc = findings_doc()
+    actions = ["DataLoader at x.py:9 runs with num_workers=0; try num_workers=2", ""]
+    lines = _render(FindingsList(doc, actions=actions))
+    text = " ".join(" ".join(lines).split())
+    assert "Do: DataLoader at x.py:9 runs with num_workers=0; try num_workers=2" in text
+    assert text.count("Do: ") == 1  # a finding without an action prints none
 
 
 def test_narrow_and_wide_terminals_wrap_the_same_words() -> None:

@@ -65,7 +65,15 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
     for line in notices_text(doc):
         console.print(line)
     if doc.findings:
-        console.print(findings_table(doc))
+        from dsprof.report.text import finding_actions
+
+        manifest = None
+        if run_dir is not None:
+            from dsprof.store import read_manifest
+            from dsprof.store.layout import RunPaths
+
+            manifest = read_manifest(RunPaths(run_dir).manifest)
+        console.print(findings_table(doc, actions=finding_actions(run_dir, manifest, doc)))
     elif any(n.code in NOT_JUDGED for n in doc.notices):
         console.print("No finding: part of this could not be judged (see the notices above).")
     else:
@@ -78,7 +86,11 @@ def command(targets: tuple[Path, ...], as_json: bool, runs_dir: Path) -> int:
 
         paths = RunPaths(run_dir)
         console.print(f"Wrote {paths.findings}", soft_wrap=True)
+        from dsprof.report.actions import fix_command
+
         console.print("Next:")
-        console.print(f"  dsprof fix {read_manifest(paths.manifest).target}", soft_wrap=True)
+        fix = fix_command(read_manifest(paths.manifest))  # the script's own arguments too
+        if fix:
+            console.print(f"  {fix}", soft_wrap=True)
         console.print(f"  dsprof report {run_dir} -o report.html", soft_wrap=True)
     return 0

@@ -84,25 +84,26 @@ def _where(file: str | None, line: int | None, cwd: str | None) -> str:
     return f"{shown}:{line}" if shown and line else shown
 
 
-def recipe_change(name: str, run: RunData | None) -> str:
-    """The change a recipe makes, as code: keyword arguments, a statement, or its manual step."""
+def recipe_change(name: str, run: RunData | None) -> tuple[str, bool]:
+    """The change a recipe makes, as code (keyword arguments, a statement), or the first clause
+    of the step it leaves to the user; and whether it is such a manual step."""
     from dsprof.recipes.registry import BY_NAME
 
     recipe = BY_NAME.get(name)
     if recipe is None:
-        return name
+        return name, False
     try:
         change = recipe().codemod(run)
     except Exception:  # a recipe that cannot say its code for this run: name it instead
-        return f"the {name} recipe"
+        return f"the {name} recipe", False
     if change.dataloader_kwargs:
-        return ", ".join(f"{k}={v}" for k, v in change.dataloader_kwargs.items())
+        return ", ".join(f"{k}={v}" for k, v in change.dataloader_kwargs.items()), False
     lines = [*change.before_imports, *change.top, *change.model]
     if lines:  # the variable holding the network is the script's; "model" stands for it
-        return "; ".join(line.replace("{model}", "model") for line in lines[:2])
+        return "; ".join(line.replace("{model}", "model") for line in lines[:2]), False
     if change.manual:  # a step to make by hand: its first clause says what
-        return re.split(r"[:.;]\s", change.manual, maxsplit=1)[0]
-    return f"the {name} recipe"
+        return re.split(r"[:.;]\s", change.manual, maxsplit=1)[0], True
+    return f"the {name} recipe", False
 
 
 def _loader_phrase(run: RunData, cwd: str | None) -> tuple[str, str]:
@@ -157,10 +158,11 @@ def finding_action(finding: Finding, run: RunData | None, command: str = "") -> 
     what = what[:1].upper() + what[1:]
     if not finding.recipes:
         return Action(sentence=what, command="", where=where)
-    change = recipe_change(finding.recipes[0], run)
+    change, manual = recipe_change(finding.recipes[0], run)
+    step = f"change by hand: {change}" if manual else f"try {change}"
     if not what:
-        return Action(sentence=f"Try {change}", command=command, where=where)
-    return Action(sentence=f"{what}; try {change}", command=command, where=where)
+        return Action(sentence=step[:1].upper() + step[1:], command=command, where=where)
+    return Action(sentence=f"{what}; {step}", command=command, where=where)
 
 
 def run_actions(run: RunData, findings: list[Finding]) -> list[Action]:

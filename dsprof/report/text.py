@@ -12,9 +12,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from dsprof.core.errors import DsprofError
 from dsprof.core.findings import Evidence, Finding, FindingsDocument
 from dsprof.core.manifest import RunManifest
 from dsprof.core.steps import StepStats
+from dsprof.report.evidence import human_evidence
 from dsprof.report.view_model import format_bytes, format_ns, format_rate, model_text
 
 if TYPE_CHECKING:
@@ -30,22 +32,31 @@ class FindingsList:
     then its key evidence, advice and recipes indented below. Wrapped at render time to the
     console's width, so `dsprof run`, `analyze` and `fix` print it the same way."""
 
-    def __init__(self, doc: FindingsDocument, *, limit: int | None = None, evidence: int = 4):
+    def __init__(
+        self,
+        doc: FindingsDocument,
+        *,
+        limit: int | None = None,
+        evidence: int = 4,
+        actions: Sequence[str] | None = None,
+    ):
         self.findings = doc.sorted().findings
         self.limit = limit
         self.evidence = evidence
+        # one action sentence per finding, in the same (sorted) order (dsprof.report.actions)
+        self.actions = list(actions) if actions is not None else [""] * len(self.findings)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = max(options.max_width, 40)
         shown = self.findings[: self.limit] if self.limit else self.findings
         more = f", {len(shown)} shown" if len(shown) < len(self.findings) else ""
         yield Text(f"Findings ({len(self.findings)}{more}, by impact)", style="bold")
-        for f in shown:
+        for f, action in zip(shown, self.actions, strict=False):
             yield Text("")
-            yield from _finding_lines(f, width, self.evidence)
+            yield from _finding_lines(f, width, self.evidence, action)
 
 
-def _finding_lines(f: Finding, width: int, n_evidence: int) -> list[Text]:
+def _finding_lines(f: Finding, width: int, n_evidence: int, action: str = "") -> list[Text]:
     head = f"{f.severity:<6} {f.category} {f.impact:>4.0%}  "
     lines = textwrap.wrap(
         head + f.title, width=width, subsequent_indent=" " * HANG, break_on_hyphens=False
@@ -58,7 +69,8 @@ def _finding_lines(f: Finding, width: int, n_evidence: int) -> list[Text]:
     out += [Text(line) for line in lines[1:]]
     indent = " " * (HANG + 2)
     facts = "; ".join(_evidence_text(e) for e in f.evidence[:n_evidence])
-    blocks = [(facts, "dim"), (f.detail, ""), (_recipes_text(f), "cyan")]
+    do = f"Do: {action}" if action else ""
+    blocks = [(do, "green"), (facts, "dim"), (f.detail, ""), (_recipes_text(f), "cyan")]
     for text, style in blocks:
         if text:
             for line in textwrap.wrap(
@@ -98,18 +110,21 @@ class WrappedRows:
 
 
 def _evidence_text(e: Evidence) -> str:
-    unit = f" {e.unit}" if e.unit and e.unit not in ("fraction", "count") else ""
-    threshold = f" (threshold {_fmt_value(e.threshold)})" if e.threshold is not None else ""
-    return f"{e.metric} {_fmt_value(e.value)}{unit}{threshold}"
+    """A fact in human units (dsprof.report.evidence): 'DataLoader share 59% (threshold 20%)'."""
+    h = human_evidence(e)
+    threshold = f" (threshold {h.threshold})" if h.threshold else ""
+    return f"{h.label} {h.value}{threshold}"
 
 
 def _recipes_text(f: Finding) -> str:
     return f"recipes: {', '.join(f.recipes)}" if f.recipes else ""
 
 
-def findings_table(doc: FindingsDocument, *, limit: int | None = None) -> FindingsList:
+def findings_table(
+    doc: FindingsDocument, *, limit: int | None = None, actions: Sequence[str] | None = None
+) -> FindingsList:
     """The findings for the terminal (kept under its old name: a list now, not a table)."""
-    return FindingsList(doc, limit=limit)
+    return FindingsList(doc, limit=limit, actions=actions)
 
 
 class NoticesList:
@@ -206,6 +221,25 @@ def step_rows(s: StepStats) -> list[tuple[str, str]]:
     return rows
 
 
+def finding_actions(
+    run_dir: Path | None, manifest: RunManifest | None, doc: FindingsDocument
+) -> list[str]:
+    """The action sentence of each finding (sorted), from the run folder's facts when given."""
+    from dsprof.report.actions import finding_action, fix_command
+
+    run = None
+    if run_dir is not None:
+        from dsprof.store.layout import RunPaths
+        from dsprof.store.run_store import load_run_paths
+
+        try:
+            run = load_run_paths(RunPaths(run_dir), manifest)
+        except DsprofError:  # a half-written table: the findings still print, without places
+            run = None
+    command = fix_command(manifest)
+    return [finding_action(f, run, command).text for f in doc.sorted().findings]
+
+
 def run_summary(
     run_dir: Path, manifest: RunManifest, doc: FindingsDocument
 ) -> list[RenderableType]:
@@ -245,7 +279,7 @@ def run_summary(
     out: list[RenderableType] = [Panel(kpis, title=f"dsprof run · {manifest.run_id}", expand=False)]
     out += notices_text(doc)
     if doc.findings:
-        out.append(findings_table(doc, limit=8))
+        out.append(findings_table(doc, limit=8, actions=finding_actions(run_dir, manifest, doc)))
     else:
         out.append(
             Text(
