@@ -338,16 +338,19 @@ def test_bad_layouts_are_one_line_errors(tmp_path, args, message):
 
 
 def test_each_rank_gets_the_nvml_rows_of_its_own_gpu(monkeypatch):
+    from dsprof.collectors.base import Samples
+    from dsprof.collectors.nvml import NvmlCollector
     from dsprof.runner.distributed import _rank_samples
-    from dsprof.runner.rank_samplers import RankHostSamplers, Rows
+    from dsprof.runner.rank_samplers import RankHostSamplers
 
     rows = [{"ts_ns": t, "gpu_index": g, "util_gpu_pct": 10 * g} for t in (1, 2) for g in range(4)]
-    node = {"nvml": Rows(rows)}
+    node = {"nvml": Samples.of(NvmlCollector, rows)}  # the node's NVML samples, every GPU
     no_workers = RankHostSamplers(agent_pid=os.getpid(), hz=1.0)  # never started: no samples
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    samplers, status = _rank_samples(1, 5, no_workers, node)
-    assert [r["gpu_index"] for r in samplers["nvml"].rows] == [3, 3]
-    assert status["host"].ok is False and "rank 5" in status["host"].reason
+    by_name = {s.name: s for s in _rank_samples(1, 5, no_workers, node)}
+    assert [r["gpu_index"] for r in by_name["nvml"].rows] == [3, 3] and by_name["nvml"].status.ok
+    assert by_name["host"].status.ok is False and "rank 5" in by_name["host"].status.reason
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8a1f")
-    samplers, status = _rank_samples(0, 0, no_workers, node)
-    assert "nvml" not in samplers and "CUDA_VISIBLE_DEVICES=GPU-8a1f" in status["nvml"].reason
+    by_name = {s.name: s for s in _rank_samples(0, 0, no_workers, node)}
+    assert by_name["nvml"].rows == []
+    assert "CUDA_VISIBLE_DEVICES=GPU-8a1f" in by_name["nvml"].status.reason

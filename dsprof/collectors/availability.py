@@ -18,7 +18,7 @@ def check_all() -> list[Availability]:
     """Probe every collector and fact source without changing anything."""
     import platform
 
-    from dsprof.collectors import environment, nvml
+    from dsprof.collectors import environment
 
     env = environment.collect_environment()
     rows = [
@@ -31,12 +31,14 @@ def check_all() -> list[Availability]:
             f"{env.cpu_model}; {env.cpu_count_logical} logical / {env.cpu_count_physical} physical, "
             f"{env.usable_cores} usable by this process",
         ),
-        Availability(
-            "host (psutil)",
-            True,
-            "process tree CPU/RSS/threads/IO/context switches; per-CPU and iowait",
-        ),
     ]
+    # the sampled collectors of dsprof.collectors.registry, each as it says
+    from dsprof.collectors.registry import SAMPLED
+
+    for kind in SAMPLED:
+        ok, reason = kind.available()
+        label = getattr(kind, "label", kind.name)
+        rows.append(Availability(label, ok, kind.describe() if ok else reason))
     try:
         import torch
 
@@ -66,13 +68,6 @@ def check_all() -> list[Availability]:
         )
     except ImportError as e:
         rows.append(Availability("torch", False, f"cannot import torch: {e}"))
-    ok, reason = nvml.available()
-    if ok:
-        driver, gpus = nvml.device_info()
-        detail = f"driver {driver}; " + ", ".join(g["name"] for g in gpus)
-    else:
-        detail = reason
-    rows.append(Availability("nvml", ok, detail))
     try:
         import triton
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
+
+from dsprof.collectors.base import PeriodicCollector
 
 TREE_REFRESH_S = 1.0
 
@@ -104,3 +106,28 @@ class HostSampler:
         for i, v in enumerate(per_cpu):
             row[f"cpu{i}_pct"] = v
         return [row]
+
+
+class HostCollector(PeriodicCollector):
+    """The sampled collector of host.parquet (see dsprof.collectors.base)."""
+
+    name: ClassVar[str] = "host"
+    table: ClassVar[str] = "host"
+    int_columns: ClassVar[tuple[str, ...]] = ("ts_ns",)
+    start_error: ClassVar[str] = "psutil could not attach"
+    label: ClassVar[str] = "host (psutil)"
+
+    def __init__(self, pid: int, hz: float) -> None:
+        self._host = HostSampler(pid)  # raises when the process is already gone
+        super().__init__(hz)
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        return available()
+
+    @staticmethod
+    def describe() -> str:
+        return "process tree CPU/RSS/threads/IO/context switches; per-CPU and iowait"
+
+    def sample(self) -> list[dict[str, Any]]:
+        return self._host.sample()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import Any, ClassVar
+
+from dsprof.collectors.base import PeriodicCollector
 
 
 def available() -> tuple[bool, str]:
@@ -126,3 +128,31 @@ class NvmlSampler:
     def close(self) -> None:
         with contextlib.suppress(self.nvml.NVMLError):
             self.nvml.nvmlShutdown()
+
+
+class NvmlCollector(PeriodicCollector):
+    """The sampled collector of gpu.parquet (see dsprof.collectors.base); read-only NVML."""
+
+    name: ClassVar[str] = "nvml"
+    table: ClassVar[str] = "gpu"
+    int_columns: ClassVar[tuple[str, ...]] = ("ts_ns", "gpu_index")
+    start_error: ClassVar[str] = "NVML failed to open"
+
+    def __init__(self, pid: int, hz: float) -> None:
+        self._nvml = NvmlSampler()  # every GPU NVML sees, whatever the process uses
+        super().__init__(hz)
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        return available()
+
+    @staticmethod
+    def describe() -> str:
+        driver, gpus = device_info()
+        return f"driver {driver}; " + ", ".join(g["name"] for g in gpus)
+
+    def sample(self) -> list[dict[str, Any]]:
+        return self._nvml.sample()
+
+    def close(self) -> None:
+        self._nvml.close()

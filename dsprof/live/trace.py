@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsprof.collectors.base import Samples
 from dsprof.core.errors import DsprofError, RunFolderError
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.live import CaptureInfo, CaptureRequest
@@ -120,10 +121,9 @@ def take_trace(req: TraceRequest, say: Callable[[str], None] = lambda s: None) -
             record_shapes=req.record_shapes,
             requested_ns=requested_ns,
         )
-        from dsprof.runner.launch import start_samplers
+        from dsprof.collectors.sampling import Sampling
 
-        samplers, status = start_samplers(agent_pid, req.sample_hz)
-        try:
+        with Sampling(agent_pid, req.sample_hz) as sampling:
             conn.send({"op": "capture", "request": capture_req.model_dump()})
             answer = conn.receive(10.0)
             if answer is None or not answer.get("ok"):
@@ -132,15 +132,9 @@ def take_trace(req: TraceRequest, say: Callable[[str], None] = lambda s: None) -
                 raise control.ControlError(f"PID {agent_pid} refused the capture: {why}")
             say(f"PID {agent_pid} accepted: {_what(req)}")
             sent, gone = _wait_done(conn, agent_pid, req, say)
-        finally:
-            for name, s in samplers.items():
-                if not name.startswith("_"):
-                    s.stop()
-            if "_nvml_handle" in samplers:
-                samplers["_nvml_handle"].close()
     info = _settle_capture(paths, sent, gone, agent_pid)
     _compress_trace(paths, info)
-    result = _finish(paths, manifest, info, samplers, status)
+    result = _finish(paths, manifest, info, sampling.samples)
     from dsprof.analyzers import write_findings
 
     findings = write_findings(paths.root, analyze=req.analyze)
@@ -273,8 +267,7 @@ def _finish(
     paths: RunPaths,
     manifest: RunManifest,
     info: CaptureInfo,
-    samplers: dict[str, Any],
-    status: dict[str, Any],
+    samples: list[Samples],
 ) -> RunManifest:
     from dsprof.runner import finalize
 
@@ -283,8 +276,7 @@ def _finish(
         manifest,
         0 if info.status == "ok" else 1,
         interrupted=info.status == "partial",
-        samplers={k: v for k, v in samplers.items() if not k.startswith("_")},
-        collector_status=status,
+        samples=samples,
         write_manifest=info.status == "ok",  # otherwise written below, with the capture's error
     )
     final: RunManifest = result.manifest

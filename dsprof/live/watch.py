@@ -248,11 +248,22 @@ class WatchSession:
         self, paths: RunPaths, manifest: RunManifest, interrupted: bool, analyze: bool = True
     ) -> tuple[RunManifest, FindingsDocument]:
         """host.parquet, gpu.parquet, service_requests.parquet, run.json, then the findings."""
+        from dsprof.collectors.base import Samples
+        from dsprof.collectors.host import HostCollector
+        from dsprof.collectors.nvml import NvmlCollector
         from dsprof.runner import finalize
 
-        samplers: dict[str, Any] = {"host": self.host}
+        # the watch's own samplers (NVML per process of the tree) in the collectors' shape
+        samples = [
+            Samples.absent(NvmlCollector, s.reason) for k, s in self.status.items() if k == "nvml"
+        ]
+        samples.append(
+            Samples.of(HostCollector, self.host.rows, self.host.errors, self.host.last_error)
+        )
         if self.gpu is not None:
-            samplers["nvml"] = self.gpu
+            samples.append(
+                Samples.of(NvmlCollector, self.gpu.rows, self.gpu.errors, self.gpu.last_error)
+            )
         finalize.write_parquet(self.counter_rows, paths.service_requests, ("ts_ns",))
         if self.service_facts:
             # what the service's agent said of its torch and CPUs: cpu-threads reads it
@@ -265,8 +276,7 @@ class WatchSession:
             manifest,
             0,
             interrupted=interrupted,
-            samplers=samplers,
-            collector_status=dict(self.status),
+            samples=samples,
             write_manifest=False,  # completed below
         )
         final: RunManifest = result.manifest

@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from dsprof.collectors.base import Samples
+from dsprof.collectors.sampling import Sampling
 from dsprof.core.errors import UsageError
 from dsprof.core.load import LoadMode, LoadStep, LoadSummary, MaxRateSearch
 from dsprof.load import generator as gen
@@ -173,8 +175,7 @@ def run_load(req: LoadRequest) -> LoadResult:
         sampled_pid = req.pid if req.pid is not None else os.getpid()
         summary.server["pid"] = req.pid
     # from here on the run folder exists: whatever happens, it gets load.json and what was measured
-    samplers: dict[str, Any] = {}
-    sampler_status: dict[str, Any] = {}
+    sampling: Sampling | None = None
     log = gen.RequestLog()
     interrupted = False
     try:
@@ -184,20 +185,14 @@ def run_load(req: LoadRequest) -> LoadResult:
             except ServiceError as e:
                 summary.status, summary.error = "failed", str(e)
                 raise
-        from dsprof.runner.launch import start_samplers
-
         gen.warm_up()  # the client's imports are not charged to the first requests' schedule
-        samplers, sampler_status = start_samplers(sampled_pid, req.sample_hz)
-        _run_steps(req, summary, slos, templates, url, log, samplers, service)
+        sampling = Sampling(sampled_pid, req.sample_hz).__enter__()
+        _run_steps(req, summary, slos, templates, url, log, sampling, service)
     except KeyboardInterrupt:
         interrupted = True
         summary.status, summary.error = "interrupted", "interrupted (Ctrl-C); partial results kept"
     finally:
-        for name, s in samplers.items():
-            if not name.startswith("_"):
-                s.stop()
-        if "_nvml_handle" in samplers:
-            samplers["_nvml_handle"].close()
+        samples = sampling.stop() if sampling is not None else []
         if paths.root.is_dir():  # a service that never started has no folder to write into
             _write_requests(paths, log)
             summary.slo_status = overall([r for s in summary.steps for r in s.slos])  # type: ignore[assignment]
@@ -205,7 +200,7 @@ def run_load(req: LoadRequest) -> LoadResult:
         if service is not None:
             _finish_service(service, summary, paths)
         else:
-            _finish_own_folder(paths, req, summary, samplers, sampler_status, interrupted)
+            _finish_own_folder(paths, req, summary, samples, interrupted)
     return LoadResult(paths, summary, _exit_code(summary))
 
 
@@ -216,7 +211,7 @@ def _run_steps(
     templates: list[RequestTemplate],
     url: str,
     log: gen.RequestLog,
-    samplers: dict[str, Any],
+    samplers: Sampling,
     service: Service | None,
 ) -> None:
     should_stop = service.exited if service is not None else None
@@ -372,8 +367,7 @@ def _finish_own_folder(
     paths: RunPaths,
     req: LoadRequest,
     summary: LoadSummary,
-    samplers: dict[str, Any],
-    sampler_status: dict[str, Any],
+    samples: list[Samples],
     interrupted: bool,
 ) -> None:
     """A --pid or bare-URL load: this process's samples and a run.json of kind "load"."""
@@ -401,8 +395,7 @@ def _finish_own_folder(
         manifest,
         code,
         interrupted=interrupted,
-        samplers={k: v for k, v in samplers.items() if not k.startswith("_")},
-        collector_status=sampler_status,
+        samples=samples,
     )
     from dsprof.analyzers import write_findings
 

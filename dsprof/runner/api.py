@@ -46,16 +46,14 @@ class ProfileSession:
         self.manifest: RunManifest | None = None
         self._inactive = False
         self._child: Any = None
-        self._samplers: dict[str, Any] = {}
-        self._status: dict[str, Any] = {}
-        self._nvml: Any = None
+        self._sampling: Any = None
 
     def __enter__(self) -> ProfileSession:
         from dsprof.collectors.environment import collect_environment
+        from dsprof.collectors.sampling import Sampling
         from dsprof.core.child import ChildConfig
         from dsprof.runner import steps
         from dsprof.runner.child import ChildSession
-        from dsprof.runner.launch import start_samplers
         from dsprof.store.documents import write_model
         from dsprof.store.run_store import create_run_folder
 
@@ -92,9 +90,7 @@ class ProfileSession:
             )
         )
         self._child.start()
-        samplers, self._status = start_samplers(os.getpid(), self.sample_hz)
-        self._nvml = samplers.pop("_nvml_handle", None)
-        self._samplers = samplers
+        self._sampling = Sampling(os.getpid(), self.sample_hz).__enter__()
         return self
 
     def __exit__(
@@ -117,18 +113,14 @@ class ProfileSession:
             self._child.finish(status, code, error)
         finally:
             steps.TRACKER = None
-            for s in self._samplers.values():
-                s.stop()
-            if self._nvml is not None:
-                self._nvml.close()
+            self._sampling.stop()
         assert self.manifest is not None and self.path is not None
         result = finalize.finish_run(
             RunPaths(self.path),
             self.manifest,
             code,
             interrupted=status == "interrupted",
-            samplers=self._samplers,
-            collector_status=self._status,
+            samples=self._sampling.samples,
         )
         self.manifest = result.manifest
         if self.after is not None:

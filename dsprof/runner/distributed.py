@@ -26,14 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsprof.collectors.base import Samples
+from dsprof.collectors.host import HostCollector
+from dsprof.collectors.nvml import NvmlCollector
+from dsprof.collectors.sampling import Sampling
 from dsprof.core.child import ChildConfig
 from dsprof.core.errors import UsageError
-from dsprof.core.manifest import CollectorStatus, RunManifest
+from dsprof.core.manifest import RunManifest
 from dsprof.runner import finalize
-from dsprof.runner.launch import RunRequest, RunResult, child_env, start_samplers, wait_for_child
+from dsprof.runner.launch import RunRequest, RunResult, child_env, wait_for_child
 from dsprof.runner.output import Tee
 from dsprof.runner.progress import Progress
-from dsprof.runner.rank_samplers import RankHostSamplers, Rows, gpu_index_for, gpu_rows_for
+from dsprof.runner.rank_samplers import RankHostSamplers, gpu_index_for, gpu_rows_for
 from dsprof.runner.target import check_target
 from dsprof.store.documents import read_manifest, write_model
 from dsprof.store.layout import TORCHRUN_WORKER_LOGS, RunPaths
@@ -238,20 +242,19 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         start_new_session=True,
     )
     tee = Tee(proc, node.stdout_log, node.stderr_log, echo=req.echo)
-    samplers, node_status = start_samplers(proc.pid, req.sample_hz)
-    nvml_handle = samplers.pop("_nvml_handle", None)
     per_rank = RankHostSamplers(proc.pid, req.sample_hz)
-    per_rank.start()
     progress = Progress(job.rank(opts.local_ranks[0]).steps_live, enabled=req.progress)
-    interrupted = wait_for_child(proc, progress)
-    per_rank.wait_workers(WORKERS_EXIT_S)  # torchrun may be gone before its workers are
-    tee.join()
-    per_rank.stop()
-    for s in samplers.values():
-        s.stop()
-    if nvml_handle is not None:
-        nvml_handle.close()
+    # the node's sampled collectors on torchrun's whole tree, stopped however this ends
+    with Sampling(proc.pid, req.sample_hz) as sampling:
+        per_rank.start()
+        try:
+            interrupted = wait_for_child(proc, progress)
+            per_rank.wait_workers(WORKERS_EXIT_S)  # torchrun may be gone before its workers are
+            tee.join()
+        finally:
+            per_rank.stop()
     progress.close()
+    node_samples = {s.name: s for s in sampling.samples}
 
     exit_codes = _torchrun_exit_codes(node.stderr_log)
     _collect_rank_logs(torchrun_logs, job, opts)
@@ -259,23 +262,20 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
         rank_paths = job.rank(r)
         calls = finalize.jsonl_rows(rank_paths.collectives_live)
         finalize.write_parquet(calls, rank_paths.collectives, ("start_ns", "end_ns"))
-        rank_samplers, status = _rank_samples(r - opts.local_ranks[0], r, per_rank, samplers)
         finalize.finish_run(
             rank_paths,
             manifest,
             # used only when the rank wrote no child.json: torchrun's word on how it ended
             exit_codes.get(r, proc.returncode),
             interrupted=interrupted,
-            samplers=rank_samplers,
-            collector_status={**{k: v for k, v in node_status.items() if k == "nvml"}, **status},
+            samples=_rank_samples(r - opts.local_ranks[0], r, per_rank, node_samples),
         )
     node_result = finalize.finish_run(
         node,
         node_manifest,
         proc.returncode,
         interrupted=interrupted,
-        samplers=samplers,
-        collector_status=node_status,
+        samples=sampling.samples,
         write_manifest=node is not job,  # node 0's is the job's root: finish_job writes it
     )
     from dsprof.runner.job import finish_job
@@ -290,26 +290,24 @@ def run_distributed(req: RunRequest, opts: DistributedOptions) -> RunResult:
 
 
 def _rank_samples(
-    local_rank: int, rank: int, per_rank: RankHostSamplers, node: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, CollectorStatus]]:
-    """A rank's own samplers (its processes, its GPU's NVML rows) and why any is missing."""
-    samplers: dict[str, Any] = {}
-    status: dict[str, CollectorStatus] = {}
+    local_rank: int, rank: int, per_rank: RankHostSamplers, node: dict[str, Samples]
+) -> list[Samples]:
+    """A rank's own samples (its processes; its GPU's rows of the node's NVML samples), or why
+    each is missing."""
     if rank in per_rank.samplers:
-        samplers["host"] = per_rank.samplers[rank]
+        s = per_rank.samplers[rank]
+        host = Samples.of(HostCollector, s.rows, s.errors, s.last_error)
     else:
-        status["host"] = CollectorStatus(ok=False, reason=per_rank.why_not(rank))
-    if "nvml" in node:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        index = gpu_index_for(local_rank, visible)
-        if index is None:
-            status["nvml"] = CollectorStatus(
-                ok=False,
-                reason=f"no GPU index for local rank {local_rank} in CUDA_VISIBLE_DEVICES={visible}",
-            )
-        else:
-            samplers["nvml"] = Rows(gpu_rows_for(node["nvml"].rows, index))
-    return samplers, status
+        host = Samples.absent(HostCollector, per_rank.why_not(rank))
+    nvml = node.get(NvmlCollector.name)
+    if nvml is None or "samples" not in nvml.status.detail:  # NVML never ran on this node
+        return [nvml, host] if nvml is not None else [host]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    index = gpu_index_for(local_rank, visible)
+    if index is None:
+        why = f"no GPU index for local rank {local_rank} in CUDA_VISIBLE_DEVICES={visible}"
+        return [host, Samples.absent(NvmlCollector, why)]
+    return [host, Samples.of(NvmlCollector, gpu_rows_for(nvml.rows, index))]
 
 
 def _torchrun_exit_codes(stderr_log: Path) -> dict[int, int]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from dsprof.collectors.base import Samples
 from dsprof.core.child import ChildInfo
 from dsprof.core.errors import DsprofError
 from dsprof.core.manifest import (
@@ -73,11 +75,13 @@ def finish_run(
     returncode: int,
     *,
     interrupted: bool,
-    samplers: dict[str, Any],
-    collector_status: dict[str, CollectorStatus],
+    samples: Sequence[Samples],
     write_manifest: bool = True,
 ) -> Any:
     """Write the parquet tables, the summary and the final run.json (its one write since the start).
+
+    samples: what each sampled collector collected (dsprof.collectors.sampling.Sampling): its rows
+    go to its table, its status into run.json's collectors.
 
     Findings are not the runner's: the caller analyses the finished folder
     (dsprof.analyzers.write_findings). write_manifest=False leaves run.json to a caller that
@@ -92,10 +96,8 @@ def finish_run(
         step_rows = [r for r in step_rows if r.get("source") == "marker"]
     write_parquet(step_rows, paths.steps, STEP_COLUMNS)
     write_parquet(jsonl_rows(paths.cuda_memory_live), paths.cuda_memory, ("step", "ts_ns"))
-    if "host" in samplers:
-        write_parquet(samplers["host"].rows, paths.host, ("ts_ns",))
-    if "nvml" in samplers:
-        write_parquet(samplers["nvml"].rows, paths.gpu, ("ts_ns", "gpu_index"))
+    for s in samples:
+        write_parquet(s.rows, getattr(paths, s.table), s.int_columns)
 
     child = _child_info(paths)
 
@@ -104,7 +106,7 @@ def finish_run(
     manifest.exit_code = exit_code
     manifest.error = error
     manifest.end_ns = time.time_ns()
-    manifest.collectors = _collector_statuses(paths, child, samplers, collector_status)
+    manifest.collectors = _collector_statuses(paths, child, samples)
     if manifest.environment is not None and child is not None:
         manifest.environment.torch = child.torch
         manifest.environment.cuda = child.cuda
@@ -152,19 +154,10 @@ def _outcome(
 def _collector_statuses(
     paths: RunPaths,
     child: ChildInfo | None,
-    samplers: dict[str, Any],
-    early: dict[str, CollectorStatus],
+    samples: Sequence[Samples],
 ) -> dict[str, CollectorStatus]:
-    out = dict(early)
-    for name, s in samplers.items():
-        rows = len(s.rows)
-        out[name] = CollectorStatus(
-            ok=rows > 0,
-            reason=""
-            if rows
-            else f"no samples ({s.last_error or 'the script ended before the first sample'})",
-            detail={"samples": rows, "errors": s.errors},
-        )
+    # sampled collectors report their own status; the child's collectors report through child.json
+    out = {s.name: s.status for s in samples}
     prof = child.profiler if child is not None else None
     if child is None or prof is None:
         reason = (

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsprof.collectors.sampling import Sampling
 from dsprof.core.child import ChildConfig
 from dsprof.core.errors import UsageError
-from dsprof.core.manifest import CollectorStatus, RunManifest
+from dsprof.core.manifest import RunManifest
 from dsprof.runner import finalize
 from dsprof.runner.child import CONFIG_ENV
 from dsprof.runner.output import Tee
@@ -87,34 +88,6 @@ def _prepare_folder(req: RunRequest) -> RunPaths:
         return paths
     stem = req.name or (req.target.rsplit(".", 1)[-1] if req.module else Path(req.target).stem)
     return create_run_folder(req.out, stem)
-
-
-def start_samplers(pid: int, hz: float) -> tuple[dict[str, Any], dict[str, CollectorStatus]]:
-    """Start the host (and, with NVML, GPU) samplers on pid's process tree; statuses of the rest."""
-    from dsprof.collectors import host, nvml
-    from dsprof.collectors.sampler import PeriodicSampler
-
-    samplers: dict[str, Any] = {}
-    status: dict[str, CollectorStatus] = {}
-    try:
-        hs = host.HostSampler(pid)
-        samplers["host"] = PeriodicSampler("host", hs.sample, hz)
-    except Exception as e:  # the child may already be gone
-        status["host"] = CollectorStatus(ok=False, reason=f"psutil could not attach: {e!r}")
-    ok, reason = nvml.available()
-    if ok:
-        try:
-            ns = nvml.NvmlSampler()
-            samplers["nvml"] = PeriodicSampler("nvml", ns.sample, hz)
-            samplers["_nvml_handle"] = ns
-        except Exception as e:
-            status["nvml"] = CollectorStatus(ok=False, reason=f"NVML failed to open: {e!r}")
-    else:
-        status["nvml"] = CollectorStatus(ok=False, reason=reason)
-    for name, s in samplers.items():
-        if not name.startswith("_"):
-            s.start()
-    return samplers, status
 
 
 def new_manifest(
@@ -195,23 +168,14 @@ def run_script(req: RunRequest) -> RunResult:
         env=env,
     )
     tee = Tee(proc, paths.stdout_log, paths.stderr_log, echo=req.echo)
-    samplers, collector_status = start_samplers(proc.pid, req.sample_hz)
     progress = Progress(paths.steps_live, enabled=req.progress)
-    interrupted = wait_for_child(proc, progress)
-    tee.join()
-    for name, s in samplers.items():
-        if not name.startswith("_"):
-            s.stop()
-    if "_nvml_handle" in samplers:
-        samplers["_nvml_handle"].close()
+    # the sampled collectors (host, NVML) on the child's process tree, stopped however this ends
+    with Sampling(proc.pid, req.sample_hz) as sampling:
+        interrupted = wait_for_child(proc, progress)
+        tee.join()
     progress.close()
     return finalize.finish_run(
-        paths,
-        manifest,
-        proc.returncode,
-        interrupted=interrupted,
-        samplers={k: v for k, v in samplers.items() if not k.startswith("_")},
-        collector_status=collector_status,
+        paths, manifest, proc.returncode, interrupted=interrupted, samples=sampling.samples
     )
 
 

@@ -8,7 +8,6 @@ the node once; each rank's folder gets the rows of the GPU its LOCAL_RANK select
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -18,15 +17,6 @@ from dsprof.collectors.sampler import PeriodicSampler
 
 # workers appear a second or so after torchrun starts; look for new ones this often
 DISCOVERY_HZ = 5.0
-
-
-@dataclass
-class Rows:
-    """Samples already taken, in the shape finalize.finish_run reads from a sampler."""
-
-    rows: list[dict[str, Any]]
-    errors: int = 0
-    last_error: str | None = field(default=None)
 
 
 class RankHostSamplers:
