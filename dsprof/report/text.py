@@ -276,7 +276,9 @@ def run_summary(
     off = [f"{k}: {v.reason}" for k, v in manifest.collectors.items() if not v.ok]
     if off:
         kpis.add_row("not collected", Text("\n".join(off), style="dim"))
-    out: list[RenderableType] = [Panel(kpis, title=f"dsprof run · {manifest.run_id}", expand=False)]
+    command = {"trace": "dsprof trace", "watch": "dsprof watch", "load": "dsprof load"}
+    title = f"{command.get(manifest.kind, 'dsprof run')} · {manifest.run_id}"
+    out: list[RenderableType] = [Panel(kpis, title=title, expand=False)]
     out += notices_text(doc)
     if doc.findings:
         out.append(findings_table(doc, limit=8, actions=finding_actions(run_dir, manifest, doc)))
