@@ -140,15 +140,8 @@ class AutogradInInferenceAnalyzer:
             + f": run the model under torch.inference_mode(){where}"
         )
         return [
-            Finding(
-                category="autograd-in-inference",
-                severity=severity,
-                title=title,
-                impact=round(impact, 4),
-                confidence=confidence,
-                evidence=evidence,
-                recipes=list(RECIPES),
-                analyzer=self.name,
+            cpu_facts.cpu_finding(
+                self.name, severity, title, impact, evidence, RECIPES, confidence=confidence
             )
         ]
 

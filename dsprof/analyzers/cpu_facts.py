@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dsprof.core.findings import Finding, Severity
+from dsprof.core.findings import Evidence, Finding, Severity
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -37,6 +37,32 @@ GEMM_OPS = ("aten::linear", "aten::addmm", "aten::mm", "aten::bmm", "aten::matmu
 SMALL_BATCH_ROWS = 8
 # "Input type" of a float32 tensor in Kineto traces
 FP32_TYPE = "float"
+
+
+def cpu_finding(
+    analyzer: str,
+    severity: Severity,
+    title: str,
+    impact: float,
+    evidence: list[Evidence],
+    recipes: Sequence[str],
+    *,
+    confidence: float = 1.0,
+    detail: str = "",
+) -> Finding:
+    """A CPU analyzer's finding: its category is the analyzer's registry name; the impact is
+    kept within 0..1 and rounded to 4 places."""
+    return Finding(
+        category=analyzer,
+        severity=severity,
+        title=title,
+        impact=round(min(max(impact, 0.0), 1.0), 4),
+        confidence=confidence,
+        evidence=evidence,
+        recipes=list(recipes),
+        analyzer=analyzer,
+        detail=detail,
+    )
 
 
 def severity_for(impact: float) -> Severity | None:

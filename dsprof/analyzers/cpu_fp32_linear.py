@@ -165,15 +165,14 @@ class CpuFp32LinearAnalyzer:
                 "Capped at low: the run has faults the exact recipes remove; re-measure after them."
             )
         return [
-            Finding(
-                category="cpu-fp32-linear",
-                severity=severity,
-                title=title,
-                impact=round(impact, 4),
+            cpu_facts.cpu_finding(
+                self.name,
+                severity,
+                title,
+                impact,
+                evidence,
+                RECIPES,
                 confidence=confidence,
-                evidence=evidence,
-                recipes=list(RECIPES),
-                analyzer=self.name,
                 detail=detail,
             )
         ]

@@ -145,15 +145,8 @@ class CpuThreadsAnalyzer:
             f"usable cores; {p:.0%} of the time is parallel work, ~{impact:.0%} to gain"
         )
         return [
-            Finding(
-                category="cpu-threads",
-                severity=severity,
-                title=title,
-                impact=round(impact, 4),
-                confidence=confidence,
-                evidence=evidence,
-                recipes=list(RECIPES),
-                analyzer=self.name,
+            cpu_facts.cpu_finding(
+                self.name, severity, title, impact, evidence, RECIPES, confidence=confidence
             )
         ]
 
@@ -204,15 +197,8 @@ class CpuThreadsAnalyzer:
             + "; set torch.set_num_threads to the cores each process really has"
         )
         return [
-            Finding(
-                category="cpu-threads",
-                severity=severity,
-                title=title,
-                impact=round(min(max(impact, 0.0), 1.0), 4),
-                confidence=0.5,
-                evidence=evidence,
-                recipes=list(RECIPES),
-                analyzer=self.name,
+            cpu_facts.cpu_finding(
+                self.name, severity, title, impact, evidence, RECIPES, confidence=0.5
             )
         ]
 

@@ -151,15 +151,14 @@ class SmallBatchAnalyzer:
                 "Capped at low: the run has faults the exact recipes remove; re-measure after them."
             )
         return [
-            Finding(
-                category="small-batch",
-                severity=severity,
-                title=title,
-                impact=round(impact, 4),
+            cpu_facts.cpu_finding(
+                self.name,
+                severity,
+                title,
+                impact,
+                evidence,
+                RECIPES,
                 confidence=1.0 if batch is not None else 0.8,
-                evidence=evidence,
-                recipes=list(RECIPES),
-                analyzer=self.name,
                 detail=detail,
             )
         ]

@@ -149,17 +149,7 @@ class TrainModeInInferenceAnalyzer:
         title = (
             f"{n_modules} modules left in training mode during inference: {what}; call model.eval()"
         )
-        return [
-            Finding(
-                category="train-mode-in-inference",
-                severity=severity,
-                title=title,
-                impact=round(min(impact, 1.0), 4),
-                evidence=evidence,
-                recipes=list(RECIPES),
-                analyzer=self.name,
-            )
-        ]
+        return [cpu_facts.cpu_finding(self.name, severity, title, impact, evidence, RECIPES)]
 
 
 def _has_backward(tf: TraceFrames) -> bool:

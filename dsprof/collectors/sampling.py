@@ -13,7 +13,6 @@ error: the run goes on without it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from dsprof.collectors.base import SampledCollector, Samples
@@ -50,12 +49,7 @@ class Sampling:
             self.running.append(collector)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def stop(self) -> list[Samples]:

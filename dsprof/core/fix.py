@@ -11,9 +11,15 @@ again, and the changes written into the script by `--apply`. No torch imports he
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    computed_field,
+    model_serializer,
+)
 
 from dsprof.core.manifest import StepSummary
 
@@ -95,45 +101,23 @@ class Trial(BaseModel):
     )
     verdict: Verdict | None = None
 
-    # the verdict at a glance, as `dsprof fix --json` readers want it (issue 4); derived, so a
-    # fix.json read back recomputes them from `verdict`
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def recipe(self) -> str:
-        """The recipes of the trial joined with '+'."""
-        return "+".join(self.recipes)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def accepted(self) -> bool:
-        return bool(self.verdict and self.verdict.accepted)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def outcome(self) -> str:
-        """The verdict's outcome, or the trial's status when it has no verdict."""
-        return self.verdict.outcome if self.verdict else self.status
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def speedup(self) -> float | None:
-        return self.verdict.speedup if self.verdict else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def ci95(self) -> tuple[float, float] | None:
-        return self.verdict.ci95 if self.verdict else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def drift(self) -> Drift | None:
-        return self.verdict.drift if self.verdict else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def reason(self) -> str:
-        """Why the verdict is what it is, or the trial's error."""
-        return self.verdict.reason if self.verdict else (self.error or "")
+    @model_serializer(mode="wrap")
+    def _with_verdict_at_a_glance(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The document adds the verdict at a glance, as `dsprof fix --json` readers want it
+        (issue 4): recipe, accepted, outcome, speedup, ci95, drift, reason. Derived from
+        `verdict` (a fix.json read back ignores them and derives them again)."""
+        data: dict[str, Any] = handler(self)
+        v, glance = self.verdict, data.get("verdict") or {}
+        data.update(
+            recipe="+".join(self.recipes),
+            accepted=bool(v and v.accepted),
+            outcome=v.outcome if v else self.status,
+            speedup=glance.get("speedup"),
+            ci95=glance.get("ci95"),
+            drift=glance.get("drift"),
+            reason=v.reason if v else (self.error or ""),
+        )
+        return data
 
 
 class AppliedChange(BaseModel):

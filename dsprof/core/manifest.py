@@ -10,6 +10,9 @@ from dsprof.core.steps import StepStats, iteration_stats
 
 SCHEMA_VERSION = 1
 
+# what made the run: dsprof run (a script or -m module), dsprof.profile(), dsprof trace PID,
+# dsprof load, dsprof watch
+RunKind = Literal["script", "module", "api", "trace", "load", "watch"]
 RunStatus = Literal["running", "ok", "failed", "interrupted"]
 
 
@@ -111,7 +114,7 @@ class RunManifest(BaseModel):
     schema_version: int = SCHEMA_VERSION
     run_id: str
     # trace: an on-demand capture of a running service (dsprof trace); watch: dsprof watch --for
-    kind: Literal["script", "module", "api", "trace", "load", "watch"] = "script"
+    kind: RunKind = "script"
     argv: list[str]
     target: str = Field(description="the script path or module name that was run")
     cwd: str

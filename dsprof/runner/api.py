@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -49,11 +48,10 @@ class ProfileSession:
         self._sampling: Any = None
 
     def __enter__(self) -> ProfileSession:
-        from dsprof.collectors.environment import collect_environment
         from dsprof.collectors.sampling import Sampling
-        from dsprof.core.child import ChildConfig
         from dsprof.runner import steps
         from dsprof.runner.child import ChildSession
+        from dsprof.runner.launch import RunRequest, child_config, new_manifest
         from dsprof.store.documents import write_model
         from dsprof.store.run_store import create_run_folder
 
@@ -63,32 +61,19 @@ class ProfileSession:
         stem = self.name or Path(sys.argv[0] or "python").stem or "python"
         paths = create_run_folder(self.out, stem)
         self.path = paths.root
-        self.manifest = RunManifest(
-            run_id=paths.root.name,
-            kind="api",
-            argv=list(sys.argv),
+        # the same request `dsprof run` makes, for this process's own argv
+        req = RunRequest(
             target=sys.argv[0] if sys.argv else "",
-            cwd=os.getcwd(),
-            start_ns=time.time_ns(),
-            environment=collect_environment(),
-            options={
-                "warmup_steps": self.warmup,
-                "active_steps": self.active,
-                "trace": self.trace,
-                "sample_hz": self.sample_hz,
-                "capture_steps": self.capture_steps,
-            },
+            args=list(sys.argv[1:]),
+            warmup_steps=self.warmup,
+            active_steps=self.active,
+            trace=self.trace,
+            sample_hz=self.sample_hz,
+            capture_steps=self.capture_steps,
         )
+        self.manifest = new_manifest(req, paths.root.name, kind="api")
         write_model(paths.manifest, self.manifest)
-        self._child = ChildSession(
-            ChildConfig(
-                run_dir=str(paths.root.resolve()),
-                warmup_steps=self.warmup,
-                active_steps=self.active,
-                trace=self.trace,
-                capture_steps=self.capture_steps,
-            )
-        )
+        self._child = ChildSession(child_config(req, run_dir=str(paths.root.resolve())))
         self._child.start()
         self._sampling = Sampling(os.getpid(), self.sample_hz).__enter__()
         return self

@@ -21,7 +21,7 @@ from typing import Any
 from dsprof.collectors.sampling import Sampling
 from dsprof.core.child import ChildConfig
 from dsprof.core.errors import UsageError
-from dsprof.core.manifest import RunManifest
+from dsprof.core.manifest import RunKind, RunManifest
 from dsprof.runner import finalize
 from dsprof.runner.child import CONFIG_ENV
 from dsprof.runner.output import Tee
@@ -91,14 +91,19 @@ def _prepare_folder(req: RunRequest) -> RunPaths:
 
 
 def new_manifest(
-    req: RunRequest, run_id: str, options: dict[str, Any] | None = None, **fields: Any
+    req: RunRequest,
+    run_id: str,
+    options: dict[str, Any] | None = None,
+    *,
+    kind: RunKind | None = None,
+    **fields: Any,
 ) -> RunManifest:
     """The run.json a run starts with (status running), from the request."""
     from dsprof.collectors.environment import collect_environment
 
     return RunManifest(
         run_id=run_id,
-        kind="module" if req.module else "script",
+        kind=kind or ("module" if req.module else "script"),
         argv=[req.target, *req.args],
         target=req.target,
         cwd=os.getcwd(),
@@ -120,15 +125,13 @@ def new_manifest(
     )
 
 
-def child_env(
-    req: RunRequest, paths: RunPaths, *, run_dir: str, job_dir: str | None = None
-) -> dict[str, str]:
-    """Write the child's config (paths.child_config) and return the child's environment.
+def child_config(req: RunRequest, *, run_dir: str, job_dir: str | None = None) -> ChildConfig:
+    """What the child (or dsprof.profile()'s in-process session) is asked to do.
 
     run_dir: the folder the child writes; job_dir: a multi-rank job's folder (each rank's child
     then writes ranks/<RANK>/ of it).
     """
-    config = ChildConfig(
+    return ChildConfig(
         target=req.target,
         args=list(req.args),
         module=req.module,
@@ -144,6 +147,13 @@ def child_env(
         trace_hold_file=str(req.trace_hold_file) if req.trace_hold_file else None,
         on_demand=req.on_demand,
     )
+
+
+def child_env(
+    req: RunRequest, paths: RunPaths, *, run_dir: str, job_dir: str | None = None
+) -> dict[str, str]:
+    """Write the child's config (paths.child_config) and return the child's environment."""
+    config = child_config(req, run_dir=run_dir, job_dir=job_dir)
     write_model(paths.child_config, config, lenient=True)
     return {
         **os.environ,
