@@ -1,6 +1,6 @@
 """The inference loop that bench/overhead.py times: it measures its own steps with perf_counter.
 
-    python bench/overhead_workload.py --steps 60 [--profiler] --json-out times.json
+    python bench/overhead_workload.py --steps 60 [--profiler] [--threads N] --json-out times.json
 --profiler wraps the loop in a bare torch.profiler with the same schedule dsprof uses
 (1 warm-up step, 5 traced, record_shapes) and exports the trace the same way.
 """
@@ -32,9 +32,12 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
     p.add_argument("--profiler", action="store_true")
     p.add_argument("--json-out", required=True)
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = make_model(args.hidden, args.layers)
     x = torch.randn(args.batch, args.hidden)

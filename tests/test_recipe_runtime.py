@@ -8,6 +8,7 @@ script's own object and that global torch state is restored afterwards.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,13 +16,19 @@ import torch
 from dsprof.recipes import trial
 from dsprof.recipes.registry import get_recipe
 from dsprof.runner.steps import StepTracker
+from dsprof.store.live_steps import STEP_FIELDS
+
+
+def row_dict(row: tuple) -> dict:
+    """A step row as a dict of its fields."""
+    return dict(zip(STEP_FIELDS, row, strict=True))
 
 
 @pytest.fixture
 def tracker():
     t = StepTracker()
     records = []
-    t.listeners.append(lambda rec, out, inp: records.append(rec))
+    t.listeners.append(lambda row, out, inp: records.append(SimpleNamespace(**row_dict(row))))
     t.records = records
     yield t
     t.uninstall()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsprof.analyzers.base import Analyzer, SecondPassAnalyzer, has_artifacts
+from dsprof.analyzers.run_scope import run_notices
 from dsprof.core.errors import DsprofError
 from dsprof.core.findings import Finding, FindingsDocument, Notice
 from dsprof.store.layout import is_run_folder
@@ -101,6 +102,7 @@ def analyze_run(run: RunData) -> FindingsDocument:
         _add_notices(notices, (n for tf in run.traces for n in tf.notices))
         for tf in run.traces:
             _add_notices(notices, trace_notices(tf))
+    _add_notices(notices, run_notices(run))
 
     def applies(analyzer: Analyzer | SecondPassAnalyzer) -> bool:
         return has_artifacts(run, analyzer.requires) and (

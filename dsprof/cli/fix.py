@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from dsprof.cli.run import CAPTURE_BYTES_HELP, CAPTURE_RUN_BYTES_HELP, parse_bytes
 from dsprof.core.errors import UsageError
 
 
@@ -64,6 +65,8 @@ def parse_tolerance(values: tuple[str, ...]) -> dict[str, float]:
     help="Runs of the reference and of each trial, interleaved; their steps are pooled.",
 )
 @click.option("--max-steps", type=int, default=None, help="End each run after this many steps.")
+@click.option("--capture-step-bytes", metavar="SIZE", help=CAPTURE_BYTES_HELP)
+@click.option("--capture-run-bytes", metavar="SIZE", help=CAPTURE_RUN_BYTES_HELP)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -94,6 +97,8 @@ def command(
     warmup: int,
     repeats: int,
     max_steps: int | None,
+    capture_step_bytes: str | None,
+    capture_run_bytes: str | None,
     out: Path,
     apply_: bool,
     dry_run: bool,
@@ -103,7 +108,8 @@ def command(
 ) -> int:
     """Fix SCRIPT [ARGS]...: baseline, findings, trial runs, verdicts, and optionally --apply.
 
-    The script's own output goes to each run's logs/, never to the terminal or the JSON.
+    The script's own output goes to each run's logs/, never to the terminal or the JSON. Input
+    piped to stdin is recorded in the baseline run (logs/stdin.bin) and replayed to every later run.
     """
     from rich.console import Console
 
@@ -131,6 +137,8 @@ def command(
         warmup=warmup,
         repeats=repeats,
         max_steps=max_steps,
+        capture_step_bytes=parse_bytes(capture_step_bytes, "--capture-step-bytes"),
+        capture_run_bytes=parse_bytes(capture_run_bytes, "--capture-run-bytes"),
     )
     if apply_ and not dry_run and not force and not module:
         from dsprof.recipes.apply import uncommitted

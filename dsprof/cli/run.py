@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from dsprof.runner.launch import RunResult
 
 _STEPS_RE = re.compile(r"^(\d+):(\d+)$")
+_BYTES_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.IGNORECASE)
+_BYTE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def parse_steps(value: str) -> tuple[int, int]:
@@ -23,6 +25,23 @@ def parse_steps(value: str) -> tuple[int, int]:
     if not m or int(m.group(2)) < 1:
         raise UsageError(f"--steps wants WARMUP:ACTIVE like 1:5, not {value!r}")
     return int(m.group(1)), int(m.group(2))
+
+
+def parse_bytes(value: str | None, option: str) -> int | None:
+    """--capture-step-bytes 512K -> 524288 (K, M, G are powers of 1024; a bare number is bytes)."""
+    if value is None:
+        return None
+    m = _BYTES_RE.match(value)
+    if not m:
+        raise UsageError(f"{option} wants a size like 512K, 2M or 1048576, not {value!r}")
+    return int(float(m.group(1)) * _BYTE_UNITS[m.group(2).lower()])
+
+
+CAPTURE_BYTES_HELP = (
+    "Bytes of tensors a captured step may keep (default 512K); larger outputs are sampled by "
+    "rows, with whole-tensor statistics."
+)
+CAPTURE_RUN_BYTES_HELP = "Bytes of captured tensors a whole run may keep (default 1.5M)."
 
 
 @click.command(
@@ -64,6 +83,8 @@ def parse_steps(value: str) -> tuple[int, int]:
     show_default=True,
     help="Save outputs of the first N steps.",
 )
+@click.option("--capture-step-bytes", metavar="SIZE", help=CAPTURE_BYTES_HELP)
+@click.option("--capture-run-bytes", metavar="SIZE", help=CAPTURE_RUN_BYTES_HELP)
 @click.option("--max-steps", type=int, default=None, help="End the script after this many steps.")
 @click.option("--no-analyze", is_flag=True, help="Skip the analyzers (findings.json stays empty).")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress line and no summary.")
@@ -108,6 +129,8 @@ def command(
     on_demand: bool,
     sample_hz: float,
     capture_steps: int,
+    capture_step_bytes: str | None,
+    capture_run_bytes: str | None,
     max_steps: int | None,
     no_analyze: bool,
     quiet: bool,
@@ -155,6 +178,8 @@ def command(
         on_demand=on_demand,
         sample_hz=sample_hz,
         capture_steps=capture_steps,
+        capture_step_bytes=parse_bytes(capture_step_bytes, "--capture-step-bytes"),
+        capture_run_bytes=parse_bytes(capture_run_bytes, "--capture-run-bytes"),
         max_steps=max_steps,
         progress=not quiet,
         run_dir=run_dir,

@@ -64,6 +64,7 @@ class HostSampler:
         now = time.time_ns()
         row: dict[str, Any] = {"ts_ns": now}
         cpu = rss = threads = count = 0
+        main_cpu_s = workers_cpu_s = 0.0
         io_r = io_w = vol = invol = 0
         io_ok = True
         for p in self._tree():
@@ -72,6 +73,14 @@ class HostSampler:
                     continue
                 with p.oneshot():
                     cpu += p.cpu_percent(None)
+                    times = p.cpu_times()
+                    if p is self.root:
+                        # worker processes the script has already waited for (a Pool that
+                        # closed, DataLoader workers) count in its children_* times
+                        main_cpu_s = times.user + times.system
+                        workers_cpu_s += times.children_user + times.children_system
+                    else:
+                        workers_cpu_s += times.user + times.system
                     rss += p.memory_info().rss
                     threads += p.num_threads()
                     cs = p.num_ctx_switches()
@@ -90,6 +99,8 @@ class HostSampler:
             return []
         row.update(
             proc_cpu_pct=cpu,
+            main_cpu_ns=int(main_cpu_s * 1e9),
+            workers_cpu_ns=int(workers_cpu_s * 1e9),
             proc_rss_bytes=rss,
             proc_threads=threads,
             proc_count=count,

@@ -48,6 +48,12 @@ class ChildConfig(BaseModel):
     on_demand: bool = Field(
         default=False, description="run the on-demand agent (dsprof trace PID) in the child"
     )
+    capture_step_bytes: int | None = Field(
+        default=None, description="bytes of tensors a captured step keeps (None: the default)"
+    )
+    capture_run_bytes: int | None = Field(
+        default=None, description="bytes of captured tensors a run keeps (None: the default)"
+    )
 
 
 class CallSite(BaseModel):
@@ -67,14 +73,21 @@ class TensorSpec(BaseModel):
 
 
 class RootModule(BaseModel):
-    """An outermost nn.Module the script called (each call is a step)."""
+    """A module the script called at top level; the model is the one with the most call time."""
 
     # "class" in the document; class_name in Python
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="allow")
 
+    index: int | None = Field(default=None, description="its `root` in the live step rows")
     class_name: str = Field(default="", alias="class")
     qualname: str = ""
-    calls: int = 0
+    calls: int = Field(default=0, description="calls that returned (its steps)")
+    failed_calls: int = Field(default=0, description="calls that raised")
+    total_ns: int | None = Field(default=None, description="summed time of its calls")
+    sources: list[str] = Field(
+        default_factory=list, description="how its calls were timed (module, forward, script)"
+    )
+    threads: int | None = Field(default=None, description="threads it was called from")
     params: int = 0
     param_dtypes: list[str] = Field(default_factory=list)
     params_requiring_grad: int | None = None
@@ -97,6 +110,59 @@ class DataLoaderInfo(BaseModel):
     prefetch_factor: int | None = None
     file: str | None = None
     line: int | None = None
+
+
+class ModelInfo(BaseModel):
+    """The root module whose calls are the run's steps: the one that holds most of the work."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="allow")
+
+    index: int
+    class_name: str = Field(default="", alias="class")
+    qualname: str = ""
+    calls: int = 0
+    failed_calls: int = 0
+    time_share: float = Field(default=1.0, description="its share of all top-level call time")
+    threads: int = Field(default=1, description="threads its calls ran on")
+    call_site: CallSite | None = None
+
+
+class WorkerProcess(BaseModel):
+    """A forked worker process that called a module (its first call): model work outside the run."""
+
+    model_config = ConfigDict(extra="allow")
+
+    pid: int
+    ppid: int | None = None
+    module: str = ""
+    ts_ns: int | None = None
+
+
+class SampledTensor(BaseModel):
+    """A captured tensor that was over the capture budget: which rows were kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    step: int
+    kind: str = Field(default="tensors", description="tensors (outputs) or inputs")
+    name: str = ""
+    shape: list[int] = Field(default_factory=list)
+    dtype: str = ""
+    sampled: dict[str, int] = Field(
+        default_factory=dict, description="rows kept, rows_of (in the whole tensor), row_stride"
+    )
+
+
+class OutputsInfo(BaseModel):
+    """What outputs/ holds: the steps captured, their bytes, the budget and what was sampled."""
+
+    model_config = ConfigDict(extra="allow")
+
+    steps: list[int] = Field(default_factory=list)
+    bytes: int = 0
+    step_bytes_cap: int | None = None
+    run_bytes_cap: int | None = None
+    sampled: list[SampledTensor] = Field(default_factory=list)
 
 
 class ProfilerInfo(BaseModel):
@@ -142,6 +208,12 @@ class ChildInfo(BaseModel):
     )
     steps_seen: int = 0
     step_mode: str | None = Field(default=None, description="'module' or 'marker'")
+    step_source: str | None = Field(
+        default=None,
+        description="how the steps were found: module, forward, script (dsprof/runner/steps.py) "
+        "or marker; None: no steps",
+    )
+    model: ModelInfo | None = Field(default=None, description="None: no module was called")
     autograd_enabled_steps: int | None = Field(default=None, description="None: not recorded")
     training_modules: list[str] | None = Field(
         default=None,
@@ -157,6 +229,10 @@ class ChildInfo(BaseModel):
     cgroup_cpu_quota: float | None = None
     call_site: CallSite | None = None
     dataloaders: list[DataLoaderInfo] = Field(default_factory=list)
+    worker_processes: list[WorkerProcess] = Field(
+        default_factory=list, description="forked processes that called modules (first call)"
+    )
+    outputs: OutputsInfo | None = Field(default=None, description="the captured outputs")
     profiler: ProfilerInfo | None = Field(default=None, description="None with --no-trace")
     recipes: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="recipes installed in a trial, with their status"

@@ -53,10 +53,25 @@ class Environment(BaseModel):
     env_vars: dict[str, str] = Field(default_factory=dict)
 
 
+# how a run's steps were found (StepSummary.step_source, the `source` column of steps.parquet)
+STEP_SOURCES = {
+    "module": "calls of the model (module hooks)",
+    "forward": "calls of the model's forward() made directly (its layers grouped per call)",
+    "script": "Python calls into a TorchScript module (global hooks)",
+    "marker": "dsprof.step() markers",
+}
+
+
 class StepSummary(StepStats):
     """A run's key numbers: its step statistics (dsprof.core.steps) and its resource peaks and
     means. Kept in run.json so listings need not read parquet; a fix trial's metrics too."""
 
+    # how the steps were found (a key of STEP_SOURCES; dsprof/runner/steps.py); None without
+    # steps. `module` (StepStats) names the model whose calls they are
+    step_source: str | None = None
+    threads: int | None = Field(
+        default=None, description="threads the steps ran on (several: a thread pool's calls)"
+    )
     peak_rss_bytes: int | None = None
     peak_cuda_allocated_bytes: int | None = None
     mean_cpu_pct: float | None = Field(

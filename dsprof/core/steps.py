@@ -9,8 +9,11 @@ module called most often) to its next call, so whatever the loop does between ca
 the DataLoader, tokenizing, `.item()`, printing) counts. The model call's own time is kept beside
 it as a second figure ("model 3.2 ms of a 40 ms iteration"). Steps marked with `dsprof.step()`
 are iterations already (marker to marker) and have no model figure. A run with a single model
-call has no start-to-start interval: its step is the model call, and says so (`basis`).
-Throughput is completions over the window: iterations measured / the time they span.
+call has no start-to-start interval: its step is the model call, and says so (`basis`). Calls
+that overlap (the model served from a thread pool) have no iteration either: each call is a step
+with its own duration (`basis` "concurrent-calls").
+Throughput is completions over the window: iterations measured / the time they span (for
+overlapping calls, the time they cover together, counted once: `busy_ns`).
 
 The terminal summary and run.json (runner/finalize.py), the report's view-model, the dashboard,
 markdown, `dsprof ls`, `dsprof compare` and the fix verdicts all use it; the verdicts also cut
@@ -48,13 +51,16 @@ COMPILE_STEP_FACTOR = 3.0
 # what a StepStats' steps are: "iterations" (model call to model call), "markers" (dsprof.step()
 # to dsprof.step()), "model-calls" (one call: no start-to-start interval); "" in documents
 # written before steps were iterations (their steps were model calls, labelled "step")
-StepBasis = Literal["", "iterations", "markers", "model-calls"]
+StepBasis = Literal["", "iterations", "markers", "model-calls", "concurrent-calls"]
 BASIS_LABEL: dict[str, str] = {
     "iterations": "iteration",
     "markers": "iteration",
     "model-calls": "model call",
+    "concurrent-calls": "model call",
     "": "step",
 }
+# step sources that are calls of the model (dsprof/runner/steps.py), as opposed to markers
+MODEL_CALL_SOURCES = ("module", "forward", "script")
 
 
 class StepStats(BaseModel):
@@ -180,11 +186,44 @@ NO_ITERATIONS = Iterations(
 )
 
 
+def busy_ns(starts: Sequence[int], ends: Sequence[int]) -> int:
+    """Time covered by at least one of the intervals (their union's length)."""
+    total = 0
+    cur_start = cur_end = None
+    for s, e in sorted(zip(starts, ends, strict=True)):
+        if cur_end is None or s > cur_end:
+            if cur_start is not None and cur_end is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = s, e
+        else:
+            cur_end = max(cur_end, e)
+    if cur_start is not None and cur_end is not None:
+        total += cur_end - cur_start
+    return int(total)
+
+
+def calls_overlap(starts: Sequence[int], ends: Sequence[int]) -> bool:
+    """True when some call began before an earlier one (in start order) had ended."""
+    last_end = None
+    for s, e in sorted(zip(starts, ends, strict=True)):
+        if last_end is not None and s < last_end:
+            return True
+        last_end = e if last_end is None else max(last_end, e)
+    return False
+
+
+def steps_overlap(steps: Any) -> bool:
+    """Whether a steps table's calls overlap in time (several threads calling the model)."""
+    if steps is None or len(steps) < 2 or "start_ns" not in steps or "end_ns" not in steps:
+        return False
+    return calls_overlap(steps["start_ns"].tolist(), steps["end_ns"].tolist())
+
+
 def main_module(steps: Any) -> str | None:
     """The root module class most model-call steps belong to (the model); None for markers."""
     if steps is None or len(steps) == 0 or "module" not in steps:
         return None
-    calls = steps[steps["source"] == "module"] if "source" in steps else steps
+    calls = steps[steps["source"].isin(MODEL_CALL_SOURCES)] if "source" in steps else steps
     counts = calls["module"].value_counts()
     return str(counts.index[0]) if len(counts) and counts.index[0] else None
 
@@ -219,6 +258,8 @@ def iterations(steps: Any, *, module: str | None = None) -> Iterations:
     name = module or ""
     if len(calls) < 2:
         return Iterations(model, model, starts, basis="model-calls", module=name)
+    if steps_overlap(calls):  # calls from several threads at once: each call is a step
+        return Iterations(model, model, starts, basis="concurrent-calls", module=name)
     return Iterations(np.diff(starts), model[:-1], starts[:-1], basis="iterations", module=name)
 
 
@@ -232,6 +273,11 @@ def iteration_stats(
     )
     stats = stats_of(measured, count=len(it.durations_ns), excluded=excluded)
     stats.basis, stats.module = it.basis, it.module
+    if it.basis == "concurrent-calls" and len(measured):
+        # overlapping calls share wall time: completions over the time they cover together
+        starts = it.starts_ns[excluded : excluded + len(measured)]
+        busy = busy_ns(starts.tolist(), (starts + measured).tolist())
+        stats.throughput_per_s = float(len(measured) / (busy / 1e9)) if busy > 0 else None
     if it.model_ns is not None and len(measured):
         model = it.model_ns[excluded : excluded + len(measured)]
         stats.model_p50_ns = int(np.percentile(model, 50))

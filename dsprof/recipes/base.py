@@ -8,6 +8,8 @@ A recipe class has:
     order       first-call hooks of stacked recipes run in ascending order (eval before
                 quantization before kernel swaps before compilation)
     conflicts   recipes it must not be stacked with
+    concurrent_calls   False when it cannot run while the script calls its model from several
+                threads at once (it replays or captures calls on one thread)
     applicable(run) -> (applies, why)   read from the baseline run folder only; no torch needed
     env(options) -> {name: value}       set by the parent before torch loads in the trial child
     install(tracker, options, status) -> undo   in the trial child: flags, patches, hooks
@@ -63,6 +65,7 @@ class Recipe:
     order: ClassVar[int] = 50
     conflicts: ClassVar[tuple[str, ...]] = ()
     needs_gpu: ClassVar[bool] = False
+    concurrent_calls: ClassVar[bool] = True
 
     def applicable(self, run: RunData) -> tuple[bool, str]:
         """Whether this recipe can change this run, and why (not)."""
@@ -103,6 +106,25 @@ def cpu_reason(run: RunData) -> str:
     if facts.device.kind == "cpu":
         return f"{where}, no GPU seen"
     return f"{where}; {facts.device.label} present but unused" if not facts.uses_device else where
+
+
+def concurrent_threads(run: RunData) -> int:
+    """Threads the model was called from when calls overlapped (0: one caller at a time)."""
+    from dsprof.core.steps import steps_overlap
+
+    steps = run.steps
+    if steps is None or not len(steps) or "thread_id" not in steps:
+        return 0
+    threads = int(steps["thread_id"].nunique())
+    return threads if threads > 1 and steps_overlap(steps) else 0
+
+
+def concurrency_reason(run: RunData) -> str:
+    """Why a recipe that needs one caller at a time does not apply to this run."""
+    return (
+        f"the script calls its model from {concurrent_threads(run)} threads at once; this recipe "
+        "replays or captures calls on one thread and does not support concurrent calls"
+    )
 
 
 def finding_categories(run: RunData) -> set[str]:

@@ -131,6 +131,7 @@ class BatchingRecipe(Recipe):
     """Batch-size sweep and dynamic batching."""
 
     name = "batching"
+    concurrent_calls = False
     risk = "approximate"
     addresses = (
         "small-batch",

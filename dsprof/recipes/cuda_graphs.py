@@ -21,6 +21,7 @@ class CudaGraphsRecipe(CompileRecipe):
     """CUDA graphs through torch.compile's reduce-overhead mode."""
 
     name = "cuda-graphs"
+    concurrent_calls = False
     addresses: ClassVar[tuple[str, ...]] = ("launch-overhead", "gpu-idle")
     needs_gpu = True
     conflicts = ("compile",)

@@ -30,9 +30,15 @@ from dsprof.core.fix import (
 )
 from dsprof.core.manifest import StepSummary
 from dsprof.recipes import verdict as V
-from dsprof.recipes.base import finding_categories, uses_cuda
+from dsprof.recipes.base import (
+    concurrency_reason,
+    concurrent_threads,
+    finding_categories,
+    uses_cuda,
+)
 from dsprof.recipes.batching import batching_verdict
 from dsprof.recipes.registry import BY_NAME, RECIPES, get_recipe
+from dsprof.runner.stdin import stdin_is_fed
 from dsprof.store.documents import write_model
 from dsprof.store.layout import RunPaths
 from dsprof.store.run_store import RunData, load_run
@@ -54,8 +60,12 @@ class FixOptions:
     warmup: int = 2
     repeats: int = 1  # runs per trial and of the reference, interleaved, steps pooled
     capture_steps: int = 3
+    capture_step_bytes: int | None = None
+    capture_run_bytes: int | None = None
     max_steps: int | None = None
     recipe_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what the script read from stdin in the baseline run, replayed to every later run
+    stdin_replay: Path | None = None
 
 
 def _run(opts: FixOptions, *, analyze: bool = False, **kw: Any) -> Any:
@@ -69,9 +79,12 @@ def _run(opts: FixOptions, *, analyze: bool = False, **kw: Any) -> Any:
         module=opts.module,
         out=opts.out,
         capture_steps=opts.capture_steps,
+        capture_step_bytes=opts.capture_step_bytes,
+        capture_run_bytes=opts.capture_run_bytes,
         echo=False,
         progress=False,
         max_steps=opts.max_steps,
+        stdin_from=opts.stdin_replay,
         **kw,
     )
     result = run_script(req)
@@ -93,9 +106,12 @@ def candidates(run: RunData, forced: list[str]) -> list[Applicability]:
     cats = finding_categories(run)
     named = {r for f in (run.findings.findings if run.findings else []) for r in f.recipes}
     out = []
+    concurrent = concurrent_threads(run) > 0
     for cls in RECIPES:
         recipe = cls()
         applies, why = recipe.applicable(run)
+        if applies and concurrent and not cls.concurrent_calls:
+            applies, why = False, concurrency_reason(run)
         addressed = sorted(set(cls.addresses) & cats)
         if applies and not forced and not addressed and cls.name not in named:
             applies, why = False, f"no finding it addresses ({', '.join(cls.addresses)})"
@@ -115,7 +131,13 @@ def candidates(run: RunData, forced: list[str]) -> list[Applicability]:
 def to_try(cands: list[Applicability], forced: list[str], run: RunData) -> list[str]:
     """Forced recipes (unless they need a GPU the run lacks), else those that apply."""
     if forced:
-        return [n for n in forced if not (BY_NAME[n].needs_gpu and not uses_cuda(run))]
+        concurrent = concurrent_threads(run) > 0
+        return [
+            n
+            for n in forced
+            if not (BY_NAME[n].needs_gpu and not uses_cuda(run))
+            and not (concurrent and not BY_NAME[n].concurrent_calls)
+        ]
     return [c.recipe for c in cands if c.applies]
 
 
@@ -133,7 +155,10 @@ class FixRunner:
         """The whole session; fix.json is written to the baseline folder at the end."""
         opts = self.opts
         self.progress("start", "baseline")
-        result = _run(opts, trace=True, analyze=True)
+        record = stdin_is_fed() and opts.stdin_replay is None
+        result = _run(opts, trace=True, analyze=True, record_stdin=record)
+        if record:
+            opts.stdin_replay = result.paths.stdin_log
         self.progress("done", "baseline")
         if result.exit_code != 0:
             raise UsageError(

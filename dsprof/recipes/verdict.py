@@ -123,9 +123,17 @@ def is_logits(name: str, shape: tuple[int, ...]) -> bool:
     return "logit" in lowered or (len(shape) == 2 and shape[-1] >= 2)
 
 
+def _sampled(captured: dict[str, Any]) -> dict[str, Any]:
+    """The sampling record of a captured step's outputs ({} when all were kept whole)."""
+    sampled = captured.get("sampled")
+    return dict(sampled.get("output") or {}) if isinstance(sampled, dict) else {}
+
+
 def compare_outputs(baseline_dir: Path, trial_dir: Path) -> Drift:
     """Drift of the trial's captured outputs from the baseline's (steps and names in common)."""
     import torch
+
+    from dsprof.runner.capture import aligned_rows
 
     base, trial = _load_steps(baseline_dir), _load_steps(trial_dir)
     drift = Drift()
@@ -134,9 +142,16 @@ def compare_outputs(baseline_dir: Path, trial_dir: Path) -> Drift:
     agreements: list[float] = []
     for step in sorted(set(base) & set(trial)):
         b_out, t_out = base[step]["output"], trial[step]["output"]
+        b_meta, t_meta = _sampled(base[step]), _sampled(trial[step])
         for name in sorted(set(b_out) & set(t_out)):
             a, b = b_out[name], t_out[name]
+            full_shape = tuple((b_meta.get(name) or {}).get("shape") or a.shape)
             drift.tensors_compared += 1
+            if name in b_meta or name in t_meta:
+                # over the capture budget: compared on the rows both runs kept (capture.py)
+                pair = aligned_rows(a, b_meta.get(name), b, t_meta.get(name))
+                if pair is not None:
+                    a, b = pair
             if a.shape != b.shape:
                 notes.append(f"step {step} {name}: shape {tuple(a.shape)} -> {tuple(b.shape)}")
                 drift.allclose = False
@@ -164,7 +179,7 @@ def compare_outputs(baseline_dir: Path, trial_dir: Path) -> Drift:
                     torch.nn.functional.cosine_similarity(rows_a, rows_b, dim=-1, eps=1e-30).mean()
                 )
             )
-            if is_logits(name, tuple(a.shape)):
+            if is_logits(name, full_shape):
                 agreements.append(float((rows_a.argmax(-1) == rows_b.argmax(-1)).double().mean()))
     if drift.tensors_compared == 0:
         notes.append(

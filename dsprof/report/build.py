@@ -137,23 +137,16 @@ def with_live_steps(run: RunData) -> RunData:
 
 
 def read_live_steps(paths: RunPaths) -> pd.DataFrame | None:
-    """The steps the child has appended to metrics/steps.jsonl so far (None when there are none).
+    """The model's steps the child has written to metrics/steps.jsonl so far (None: none yet).
 
-    A last line caught half-written is skipped.
+    While the run goes on, the model is the root module with the most step time so far.
     """
-    if not paths.steps_live.is_file():
-        return None
-    import json
-
     import pandas as pd
 
-    rows = []
-    for line in paths.steps_live.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    rows = [r for r in rows if isinstance(r, dict) and "duration_ns" in r and "start_ns" in r]
+    from dsprof.runner.step_table import model_steps
+    from dsprof.store.live_steps import read_live_steps as read_rows
+
+    rows = model_steps(read_rows(paths.steps_live))
     return pd.DataFrame(rows) if rows else None
 
 

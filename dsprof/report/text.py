@@ -14,7 +14,7 @@ from rich.text import Text
 
 from dsprof.core.errors import DsprofError
 from dsprof.core.findings import Evidence, Finding, FindingsDocument
-from dsprof.core.manifest import RunManifest
+from dsprof.core.manifest import STEP_SOURCES, RunManifest
 from dsprof.core.steps import StepStats
 from dsprof.report.evidence import human_evidence
 from dsprof.report.view_model import format_bytes, format_ns, format_rate, model_text
@@ -198,6 +198,7 @@ def step_rows(s: StepStats) -> list[tuple[str, str]]:
     what = {
         "iterations": f" (start to start of {s.module or 'model'} calls)",
         "markers": " (between dsprof.step() calls)",
+        "concurrent-calls": f" ({s.module or 'model'} calls that overlap, each timed by itself)",
     }.get(s.basis, "")
     warm = f", first {s.steps_excluded} left out" if s.steps_excluded else ""
     rows = [
@@ -256,6 +257,16 @@ def run_summary(
     )
     for label, value in step_rows(s):
         kpis.add_row(label, value)
+    if not s.count:
+        kpis.add_row(
+            "", Text("no steps: nothing was measured, so no finding means nothing", style="red")
+        )
+    if s.step_source:
+        found = STEP_SOURCES.get(s.step_source, s.step_source)
+        model = f"{s.module} · {found}" if s.module else found
+        if s.threads and s.threads > 1:
+            model += f", on {s.threads} threads"
+        kpis.add_row("steps from", model)
     kpis.add_row(
         "peak memory",
         f"RSS {_bytes(s.peak_rss_bytes)}"
@@ -282,6 +293,10 @@ def run_summary(
     out += notices_text(doc)
     if doc.findings:
         out.append(findings_table(doc, limit=8, actions=finding_actions(run_dir, manifest, doc)))
+    elif not s.count:
+        out.append(
+            Text("No findings: no steps were recorded, so nothing was diagnosed.", style="red")
+        )
     else:
         out.append(
             Text(

@@ -185,6 +185,12 @@ def step_definition(stats: StepStats) -> str:
         return f"An iteration is the time between two dsprof.step() calls ({stats.count}{warm})."
     if stats.basis == "model-calls":
         return f"One {module} call: too few calls to time an iteration start to start."
+    if stats.basis == "concurrent-calls":
+        return (
+            f"Each {module} call is a step, timed by its own duration: calls from several threads "
+            f"overlap, so there is no iteration to time start to start ({stats.count} calls"
+            f"{warm}). Throughput is calls completed over the time they cover together."
+        )
     return "Steps are model calls (recorded before dsprof timed iterations start to start)."
 
 

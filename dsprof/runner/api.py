@@ -31,6 +31,8 @@ class ProfileSession:
         sample_hz: float = 10.0,
         capture_steps: int = 3,
         after: Callable[[Any], None] | None = None,
+        capture_step_bytes: int | None = None,
+        capture_run_bytes: int | None = None,
     ) -> None:
         self.out = Path(out)
         self.name = name
@@ -41,6 +43,8 @@ class ProfileSession:
         # called with the finished RunResult: dsprof.profile() analyses the folder there (the
         # runner collects; it never runs the analyzers)
         self.after = after
+        self.capture_step_bytes = capture_step_bytes
+        self.capture_run_bytes = capture_run_bytes
         self.path: Path | None = None
         self.manifest: RunManifest | None = None
         self._inactive = False
@@ -70,6 +74,8 @@ class ProfileSession:
             trace=self.trace,
             sample_hz=self.sample_hz,
             capture_steps=self.capture_steps,
+            capture_step_bytes=self.capture_step_bytes,
+            capture_run_bytes=self.capture_run_bytes,
         )
         self.manifest = new_manifest(req, paths.root.name, kind="api")
         write_model(paths.manifest, self.manifest)
@@ -113,5 +119,7 @@ class ProfileSession:
 
 
 def profile(**kwargs: Any) -> ProfileSession:
-    """See ProfileSession: out, name, steps=(warmup, active), trace, sample_hz, capture_steps."""
+    """See ProfileSession: out, name, steps=(warmup, active), trace, sample_hz, capture_steps,
+    analyze, capture_step_bytes, capture_run_bytes. Model calls from several threads are each a
+    step (see dsprof/runner/steps.py)."""
     return ProfileSession(**kwargs)

@@ -12,6 +12,7 @@ import os
 import runpy
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -41,7 +42,8 @@ class ChildSession:
         from dsprof.collectors import cuda_memory
         from dsprof.collectors.torch_profiler import ProfilerWindow, cuda_in_use
         from dsprof.runner import dataloaders, steps
-        from dsprof.runner.capture import OutputCapture
+        from dsprof.runner.capture import CaptureBudget, OutputCapture
+        from dsprof.store import live_steps
         from dsprof.store.layout import RunPaths
 
         self.torch = torch
@@ -50,10 +52,19 @@ class ChildSession:
         self.max_steps = config.max_steps
         self.cuda = cuda_in_use()
         self.cuda_memory = cuda_memory
-        self.tracker = steps.StepTracker()
+        self.tracker = steps.StepTracker(worker_log=self.paths.worker_modules_live)
         steps.TRACKER = self.tracker
         self._steps_module = steps
-        self.capture = OutputCapture(self.paths.outputs_dir, config.capture_steps)
+        default = CaptureBudget()
+        budget = CaptureBudget(
+            step_bytes=default.step_bytes
+            if config.capture_step_bytes is None
+            else config.capture_step_bytes,
+            run_bytes=default.run_bytes
+            if config.capture_run_bytes is None
+            else config.capture_run_bytes,
+        )
+        self.capture = OutputCapture(self.paths, config.capture_steps, budget)
         self.window = (
             ProfilerWindow(
                 self.paths.trace_dir,
@@ -65,10 +76,13 @@ class ChildSession:
             if config.trace
             else None
         )
-        # block-buffered and flushed at most every STEPS_FLUSH_S: a write per step would cost
-        # the script a syscall per step; a killed child loses at most that much of steps.jsonl
-        self.steps_file = open(self.paths.steps_live, "a", encoding="utf-8")  # noqa: SIM115
-        self._next_flush = 0.0
+        # the tracker keeps steps in memory; they are written every STEPS_FLUSH_S in one write:
+        # a line per step would cost the script a format and a syscall per call; a killed child
+        # loses at most that much of steps.jsonl
+        self.steps_file = open(self.paths.steps_live, "ab")  # noqa: SIM115
+        self.steps_file.write(live_steps.header())
+        self._flush_lock = threading.Lock()
+        self._stopped = False
         self.mem_file = (
             open(self.paths.cuda_memory_live, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
             if self.cuda
@@ -78,7 +92,9 @@ class ChildSession:
         self.dataloaders = dataloaders.RECORDED
         dataloaders.RECORDED.clear()
         self.recipes: dict[str, Any] = {}
-        self.tracker.listeners.append(self.on_step)
+        self._encode = live_steps.encode_rows
+        self.tracker.listeners = [self.on_step]
+        self.tracker.on_flush_due = self._flush_rows
 
     def start(self) -> None:
         names = list(self.config.recipes)
@@ -86,50 +102,111 @@ class ChildSession:
             from dsprof.recipes.trial import install
 
             self.recipes = install(names, dict(self.config.recipe_options), self.tracker)
-        self.tracker.install()
-        self.tracker.start_clock()
         if self.window is not None:
             self.window.start()
+            self.tracker.traced_since_ns = self._traced_since()
+            self.tracker.on_model_start = self._model_step_starts
+        self.tracker.install()
+        self.tracker.start_clock()
         if self.config.on_demand:  # on the main thread: it initialises torch.profiler here
             from dsprof.live.agent import serve_on_demand
 
             serve_on_demand(service_run=str(self.paths.root))
 
-    def on_step(self, record: Any, output: Any, inputs: Any) -> None:
-        if self.window is not None:
-            record.traced = self.window.in_window(record.step)
-            self.window.step()
-        self.steps_file.write(record.as_json_line())
-        now = time.monotonic()
-        if now >= self._next_flush:
-            self.steps_file.flush()
-            self._next_flush = now + STEPS_FLUSH_S
-        if self.mem_file is not None:
-            for row in self.cuda_memory.sample(record.step):
-                self.mem_file.write(json.dumps(row) + "\n")
-        if self.capture.wants(record.step) and output is not None:
-            self.capture.save(record.step, output, inputs)
-        if self.window is None or not self.window.in_window(record.step + 1):
-            self.capture.flush()  # outside the traced window: writing costs the trace nothing
-        if self.max_steps is not None and self.tracker.step_count >= self.max_steps:
-            raise StopRun
+    def _traced_since(self) -> int:
+        since = self.window.recording_since_ns if self.window is not None else None
+        return since if since is not None else self._steps_module.NOT_TRACING
+
+    def _model_step_starts(self, step: int) -> None:
+        assert self.window is not None
+        self.window.step_started(step)
+        self.tracker.traced_since_ns = self._traced_since()
+
+    def on_step(self, row: Any, output: Any, inputs: Any) -> None:
+        """A step ended: drive the window, capture, --max-steps (a listener until none needs it)."""
+        tracker = self.tracker
+        if self._stopped:
+            return
+        model_step = tracker.is_model_step(row)
+        window = self.window
+        if window is not None and not window.done:
+            if row[4] == "marker":
+                window.marker(row[0])
+                if window.recording_since_ns is not None:
+                    tracker.traced_since_ns = min(self._traced_since(), row[2])
+                else:
+                    tracker.traced_since_ns = self._traced_since()
+            elif model_step:
+                window.step_ended(row[0])
+                tracker.traced_since_ns = self._traced_since()
+            if window.done:
+                tracker.on_model_start = None
+        if model_step:
+            if self.mem_file is not None:
+                for sample in self.cuda_memory.sample(row[0]):
+                    self.mem_file.write(json.dumps(sample) + "\n")
+            capture = self.capture
+            if output is not None and capture.wants(row[0]):
+                capture.save(row[5], row[0], output, inputs)
+            if capture.pending and (window is None or window.recording_since_ns is None):
+                capture.flush()  # outside the traced window: writing costs the trace nothing
+            if self.max_steps is not None and tracker.step_count >= self.max_steps:
+                if threading.current_thread() is threading.main_thread():
+                    raise StopRun
+                # a step on another thread (a thread pool): raising there would fail the
+                # script's call, not end it; recording stops and the script runs to its end
+                self._stopped = True
+        if not self._needs_every_step():
+            # steady state: steps cost the script only their row (rows are written at flushes)
+            tracker.listeners = [f for f in tracker.listeners if f != self.on_step]
+
+    def _needs_every_step(self) -> bool:
+        """Whether a step end still has work here."""
+        window = self.window
+        model = self.tracker.model
+        return (
+            (window is not None and not window.done)
+            or self.mem_file is not None
+            or self.max_steps is not None
+            or model is None
+            or self.capture.wants(model.steps)
+            or self.capture.pending
+        )
+
+    def _flush_rows(self, now_ns: int | None = None) -> None:
+        with self._flush_lock:
+            rows = self.tracker.rows
+            n = len(rows)
+            chunk = rows[:n]
+            del rows[:n]  # rows appended meanwhile by other threads stay for the next flush
+            if chunk and not self.steps_file.closed:
+                self.steps_file.write(self._encode(chunk))
+                self.steps_file.flush()
+            self.tracker.flush_due_ns = (now_ns or time.time_ns()) + int(STEPS_FLUSH_S * 1e9)
 
     def finish(self, status: str, exit_code: int, error: str | None) -> None:
         """Stop collectors and write child.json; never raises."""
         try:
+            self.max_steps = None
+            self.tracker.close_groups()
             self.tracker.uninstall()
-            self.tracker.listeners.clear()
+            self.tracker.listeners = []
+            self.tracker.on_flush_due = None
             if self.window is not None:
                 self.window.stop()
             self.restore_dataloader()
         except Exception as e:  # cleanup must not hide the script's own outcome
             error = error or f"dsprof cleanup failed: {e!r}"
-        self.steps_file.close()
+        self._flush_rows()
+        with self._flush_lock:
+            self.steps_file.close()
         if self.mem_file is not None:
             self.mem_file.close()
-        self.capture.write_index(self.paths.outputs_index)
+        tracker = self.tracker
+        model = tracker.model
+        outputs = self.capture.finish(model.index if model is not None else None)
         torch = self.torch
-        roots = self.tracker.roots_info()
+        roots = [r.info() for r in tracker.roots]
         info = {
             "status": status,
             "exit_code": exit_code,
@@ -150,16 +227,25 @@ class ChildSession:
             "torch_num_threads": torch.get_num_threads(),
             "torch_num_interop_threads": torch.get_num_interop_threads(),
             "device_types": sorted(self.capture.device_types),
-            "steps_seen": self.tracker.step_count,
-            "step_mode": self.tracker.mode,
-            "autograd_enabled_steps": self.tracker.autograd_steps,
-            "training_modules": self.tracker.training_names,
+            "steps_seen": tracker.step_count,
+            "step_mode": tracker.mode,
+            "step_source": step_source(tracker),
+            "model": model_info(tracker),
+            "autograd_enabled_steps": (
+                tracker.marker_autograd_steps
+                if tracker.mode == "marker"
+                else (model.autograd_steps if model is not None else 0)
+            ),
+            "training_modules": model.training_list if model is not None else [],
             "root_modules": roots,
             "root_inputs": {r["qualname"]: r["inputs"] for r in roots},
             "training_module_classes": _merge_counts(r["training_module_classes"] for r in roots),
             **cpu_facts(),
-            "call_site": next((r["call_site"] for r in roots if r["call_site"]), None),
+            "call_site": (model_info(tracker) or {}).get("call_site")
+            or next((r["call_site"] for r in roots if r["call_site"]), None),
             "dataloaders": self.dataloaders,
+            "worker_processes": worker_processes(self.paths.worker_modules_live),
+            "outputs": outputs,
             "profiler": self.window.status() if self.window is not None else None,
             "recipes": self.recipes,
         }
@@ -168,6 +254,48 @@ class ChildSession:
         except ValidationError as e:  # keep what was observed: the reader names the bad field
             info["error"] = info["error"] or f"dsprof: child.json does not fit its schema: {e}"
             write_text_atomic(self.paths.child_info, json.dumps(info, indent=1, default=str))
+
+
+def step_source(tracker: Any) -> str | None:
+    """How the run's steps were found: marker, or the model's way of being timed; None: none."""
+    if tracker.mode == "marker":
+        return "marker" if tracker.marker_steps else None
+    model = tracker.model
+    if model is None or not model.steps:
+        return None
+    return sorted(model.sources)[0] if len(model.sources) == 1 else "+".join(sorted(model.sources))
+
+
+def model_info(tracker: Any) -> dict[str, Any] | None:
+    """The model (the root with the most summed call time) for child.json."""
+    model = tracker.model
+    if model is None:
+        return None
+    total = sum(r.total_ns for r in tracker.roots) or 1
+    site = model.call_site
+    return {
+        "index": model.index,
+        "class": model.cls,
+        "qualname": model.qualname,
+        "calls": model.steps,
+        "failed_calls": model.failed,
+        "time_share": model.total_ns / total,
+        "threads": len(model.threads),
+        "call_site": {"file": site[0], "line": site[1], "function": site[2]} if site else None,
+    }
+
+
+def worker_processes(path: Path) -> list[dict[str, Any]]:
+    """Forked processes that called modules (their first call each), read and removed."""
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        path.unlink(missing_ok=True)
+    return rows[:100]
 
 
 def _merge_counts(dicts: Any) -> dict[str, int]:

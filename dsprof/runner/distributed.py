@@ -129,7 +129,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         return
-    if not tracker.listeners:
+    if not tracker.installed:
         return  # the child is already finishing: let it write child.json
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise RankStopped("stopped by torchrun (SIGTERM)")

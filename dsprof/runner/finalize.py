@@ -18,8 +18,10 @@ from dsprof.core.manifest import (
     StepSummary,
     summarize_tables,
 )
+from dsprof.runner import step_table
 from dsprof.store.documents import read_child_info, write_model
 from dsprof.store.layout import RunPaths
+from dsprof.store.live_steps import read_live_steps
 
 EXIT_INTERRUPTED = 130
 
@@ -50,23 +52,23 @@ def write_parquet(rows: list[dict[str, Any]], path: Any, int_cols: tuple[str, ..
     df.to_parquet(path, index=False)
 
 
-STEP_COLUMNS = ("step", "start_ns", "end_ns", "duration_ns", "training_modules")
-
-
-def summarize(paths: RunPaths, warmup_steps: int) -> StepSummary:
-    """Key numbers for run.json (dsprof.core.manifest.summarize over the folder's tables)."""
+def summarize(paths: RunPaths, warmup_steps: int, child: ChildInfo | None = None) -> StepSummary:
+    """Key numbers for run.json (dsprof.core.manifest.summarize over the folder's tables), with
+    the model and how its steps were found (child.json)."""
     import pandas as pd
 
     def table(path: Any) -> Any:
         return pd.read_parquet(path) if path.is_file() else None
 
-    return summarize_tables(
-        table(paths.steps),
-        table(paths.host),
-        table(paths.gpu),
-        table(paths.cuda_memory),
-        warmup_steps,
+    steps = table(paths.steps)
+    summary = summarize_tables(
+        steps, table(paths.host), table(paths.gpu), table(paths.cuda_memory), warmup_steps
     )
+    if child is not None:
+        summary.step_source = child.step_source
+    if steps is not None and "thread_id" in steps and len(steps):
+        summary.threads = int(steps["thread_id"].nunique())
+    return summary
 
 
 def finish_run(
@@ -89,17 +91,17 @@ def finish_run(
     """
     from dsprof.runner.launch import RunResult
 
-    step_rows = jsonl_rows(paths.steps_live)
-    if any(r.get("source") == "marker" for r in step_rows):
-        # once the script marks steps with dsprof.step(), its markers define the steps; module
-        # calls recorded before the first marker were provisional
-        step_rows = [r for r in step_rows if r.get("source") == "marker"]
-    write_parquet(step_rows, paths.steps, STEP_COLUMNS)
+    child = _child_info(paths)
+    model = child.model.index if child is not None and child.model is not None else None
+    write_parquet(
+        step_table.model_steps(read_live_steps(paths.steps_live), model),
+        paths.steps,
+        step_table.INT_COLUMNS,
+    )
+    paths.steps_live.unlink(missing_ok=True)  # steps.parquet holds them now
     write_parquet(jsonl_rows(paths.cuda_memory_live), paths.cuda_memory, ("step", "ts_ns"))
     for s in samples:
         write_parquet(s.rows, getattr(paths, s.table), s.int_columns)
-
-    child = _child_info(paths)
 
     status, exit_code, error = _outcome(returncode, interrupted, child)
     manifest.status = status
@@ -112,7 +114,7 @@ def finish_run(
         manifest.environment.cuda = child.cuda
         manifest.environment.cudnn = child.cudnn
         manifest.environment.torch_num_threads = child.torch_num_threads
-    manifest.summary = summarize(paths, manifest.warmup_steps)
+    manifest.summary = summarize(paths, manifest.warmup_steps, child)
     if write_manifest:
         write_model(paths.manifest, manifest)
     return RunResult(paths=paths, manifest=manifest, exit_code=exit_code)

@@ -26,6 +26,7 @@ from dsprof.runner import finalize
 from dsprof.runner.child import CONFIG_ENV
 from dsprof.runner.output import Tee
 from dsprof.runner.progress import Progress
+from dsprof.runner.stdin import StdinRecorder
 from dsprof.runner.target import check_target
 from dsprof.store.documents import write_model
 from dsprof.store.layout import RunPaths
@@ -65,6 +66,11 @@ class RunRequest:
     trace_hold_file: Path | None = None
     # the child runs the on-demand agent (dsprof trace PID takes windows while it runs)
     on_demand: bool = False
+    capture_step_bytes: int | None = None  # None: the default budget (dsprof/runner/capture.py)
+    capture_run_bytes: int | None = None
+    # stdin: inherited, unless the run records it (to logs/stdin.bin) or replays a recorded file
+    record_stdin: bool = False
+    stdin_from: Path | None = None
 
 
 @dataclass
@@ -115,6 +121,8 @@ def new_manifest(
             "trace": req.trace,
             "sample_hz": req.sample_hz,
             "capture_steps": req.capture_steps,
+            "capture_step_bytes": req.capture_step_bytes,
+            "capture_run_bytes": req.capture_run_bytes,
             "max_steps": req.max_steps,
             **({"on_demand": True} if req.on_demand else {}),
             **(options or {}),
@@ -146,6 +154,8 @@ def child_config(req: RunRequest, *, run_dir: str, job_dir: str | None = None) -
         max_steps=req.max_steps,
         trace_hold_file=str(req.trace_hold_file) if req.trace_hold_file else None,
         on_demand=req.on_demand,
+        capture_step_bytes=req.capture_step_bytes,
+        capture_run_bytes=req.capture_run_bytes,
     )
 
 
@@ -171,17 +181,32 @@ def run_script(req: RunRequest) -> RunResult:
     write_model(paths.manifest, manifest)
     env = child_env(req, paths, run_dir=str(paths.root.resolve()))
 
+    stdin: Any = None  # inherited
+    if req.stdin_from is not None:
+        stdin = open(req.stdin_from, "rb")  # noqa: SIM115 - closed once the child has started
+    elif req.record_stdin:
+        stdin = subprocess.PIPE
     proc = subprocess.Popen(
         [sys.executable, "-m", "dsprof.runner.child"],
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+    )
+    if req.stdin_from is not None:
+        stdin.close()
+    recorder = (
+        StdinRecorder(proc.stdin, paths.stdin_log)
+        if req.record_stdin and proc.stdin is not None
+        else None
     )
     tee = Tee(proc, paths.stdout_log, paths.stderr_log, echo=req.echo)
     progress = Progress(paths.steps_live, enabled=req.progress)
     # the sampled collectors (host, NVML) on the child's process tree, stopped however this ends
     with Sampling(proc.pid, req.sample_hz) as sampling:
         interrupted = wait_for_child(proc, progress)
+        if recorder is not None:
+            recorder.close()
         tee.join()
     progress.close()
     return finalize.finish_run(

@@ -10,14 +10,15 @@ import threading
 from pathlib import Path
 from typing import IO
 
-# torch's profiler prints these on stderr at every start/stop; they are not the script's output
-# (torchrun prefixes each worker's lines with "[default0]:")
-_NOISE_MARK = b"USDT:"
-_NOISE_LINE = re.compile(rb"^(\[[^\]]*\]:)?USDT:")
+# torch's profiler prints these on stderr at every start/stop, and (once) when recording starts
+# or stops while another thread is inside an op; they are not the script's output (torchrun
+# prefixes each worker's lines with "[default0]:"). logs/stderr.log keeps them.
+_NOISE_MARKS = (b"USDT:", b"collection.cpp:")
+_NOISE_LINE = re.compile(rb"^(\[[^\]]*\]:)?(USDT:|\[W\d+ [\d:.]+ collection\.cpp:\d+\] Warning: )")
 
 
 def _without_noise(chunk: bytes) -> bytes:
-    if _NOISE_MARK not in chunk:
+    if not any(mark in chunk for mark in _NOISE_MARKS):
         return chunk
     return b"".join(line for line in chunk.splitlines(keepends=True) if not _NOISE_LINE.match(line))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -11,6 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
+
+from dsprof.store.live_steps import parse_lines
 
 
 class Progress:
@@ -21,6 +21,7 @@ class Progress:
         self.steps = 0
         self.last_ms: float | None = None
         self._offset = 0
+        self._per_root: dict[int, int] = {}
         self._t0 = time.monotonic()
         self._next = 0.0
         self._live: Live | None = None
@@ -69,10 +70,16 @@ class Progress:
         if not complete:
             return
         self._offset += len(complete.encode("utf-8")) + 1
-        lines = complete.splitlines()
-        self.steps += len(lines)
-        with contextlib.suppress(ValueError, KeyError):
-            self.last_ms = json.loads(lines[-1])["duration_ns"] / 1e6
+        rows = parse_lines(complete.splitlines())
+        for row in rows:  # every root module's calls: show the busiest one's (the model so far)
+            root = row.get("root", -1)
+            self._per_root[root] = self._per_root.get(root, 0) + 1
+        if self._per_root:
+            busiest = max(self._per_root, key=lambda r: self._per_root[r])
+            self.steps = self._per_root[busiest]
+            last = [r for r in rows if r.get("root", -1) == busiest]
+            if last:
+                self.last_ms = last[-1]["duration_ns"] / 1e6
 
     def close(self) -> None:
         if self._live is not None:

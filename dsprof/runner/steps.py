@@ -1,9 +1,33 @@
-"""Step detection in the profiled process.
+"""Step detection in the profiled process: which calls are the model's, on every thread.
 
-A step is one outermost nn.Module call (a module called while no other module call is on the
-stack), unless the script marks steps itself with `dsprof.step()`; from the first marker on,
-steps are the intervals between markers. Global module hooks see every module call; a depth
-counter keeps the per-call work to an integer increment for all but the outermost call.
+A *root* is a module called while no other module call is in progress on the calling thread
+(dsprof/runner/step_roots.py). Each completed call of a root is one of its steps, on whatever
+thread it ran, so overlapping calls (a thread pool serving the model) are each a step with their
+own thread id. The *model* is the root that holds most of the work (summed call time): its steps
+are the run's steps; the other roots' calls (a preprocessing module, a tokenizer model) are
+counted in child.json. The script can instead mark steps with `dsprof.step()`; from the first
+marker on, steps are the intervals between markers.
+
+How a step is timed (its `source`):
+  module   instance hooks on the root: the common case
+  forward  the script calls model.forward(x) (or another module's forward) directly, so the
+           model's layers are called at top level: they are grouped by that forward() frame
+           into one step of the model, from the first layer's start to the last one's end (the
+           step's output is the last layer's)
+  script   a module that refuses instance hooks (a TorchScript or frozen module): the Python
+           call into it, timed by global hooks (the modules inside it run in C++)
+  marker   dsprof.step()
+
+Not steps: calls made while torch.jit traces and those torch.jit.trace or quantize_dynamic make
+for the script (observers), modules called by recipes' first-call hooks, and calls that raise
+(counted as failed calls of their root). In a forked worker process (multiprocessing, DataLoader
+workers) the hooks note the first module call to the run folder and then remove themselves.
+
+Cost per call: a global *pre*-hook discovers roots, and it is taken out of torch's hook table
+while a step runs (put back when it ends), so the model's layers take torch's hook-free path; a
+step costs its root's call through torch's hook path (the global hook and two instance hooks),
+a tuple appended to `rows`, and nothing else unless a listener asked for it. With a TorchScript
+root the global hook stays (such a root is entered by it alone).
 """
 
 from __future__ import annotations
@@ -14,295 +38,610 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
+from torch.nn.modules import module as nn_module
 
-from dsprof.runner.frames import user_frame
+from dsprof.runner.step_roots import (
+    SOURCE_FORWARD,
+    SOURCE_MARKER,
+    SOURCE_SCRIPT,
+    TRAINING_RECOUNT_CALLS,
+    Group,
+    Root,
+    called_by_torch_tool,
+    forward_caller,
+    forward_frame,
+    is_quantization_helper,
+    tensor_specs,
+)
 
 # the process-wide tracker while dsprof profiles this process; None otherwise
 TRACKER: StepTracker | None = None
 
-StepListener = Callable[["StepRecord", Any, Any], None]
+# a row of metrics/steps.jsonl, fields as dsprof.store.live_steps.STEP_FIELDS
+Row = tuple[int, int, int, str, str, int, int, bool, bool, int]
+StepListener = Callable[[Row, Any, Any], None]
+
+# traced_since_ns while nothing is being traced: no start time is at or after it
+NOT_TRACING = sys.maxsize
+
+_grad_enabled = torch.is_grad_enabled
+_inference_mode = torch.is_inference_mode_enabled
+_tracing_state = torch._C._get_tracing_state
+_time_ns = time.time_ns
+_global_pre_hooks = nn_module._global_forward_pre_hooks
 
 
-@dataclass
-class StepRecord:
-    """One step as written to metrics/steps.jsonl."""
+class _ThreadState:
+    """One thread's step in progress (a plain object: thread-local attributes cost more)."""
 
-    step: int
-    start_ns: int
-    end_ns: int
-    module: str
-    source: str
-    traced: bool = False
-    autograd_enabled: bool = True
-    training_modules: int = -1
+    __slots__ = (
+        "autograd",
+        "busy",
+        "group",
+        "member",
+        "module",
+        "root",
+        "stack",
+        "start_ns",
+        "thread_id",
+        "training",
+    )
 
-    def as_json_line(self) -> str:
-        """as_row() as one JSON line, formatted directly (this runs at every step end)."""
-        return (
-            f'{{"step": {self.step}, "start_ns": {self.start_ns}, "end_ns": {self.end_ns}, '
-            f'"duration_ns": {self.end_ns - self.start_ns}, "module": {json.dumps(self.module)}, '
-            f'"source": "{self.source}", "traced": {"true" if self.traced else "false"}, '
-            f'"autograd_enabled": {"true" if self.autograd_enabled else "false"}, '
-            f'"training_modules": {self.training_modules}}}\n'
-        )
-
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "start_ns": self.start_ns,
-            "end_ns": self.end_ns,
-            "duration_ns": self.end_ns - self.start_ns,
-            "module": self.module,
-            "source": self.source,
-            "traced": self.traced,
-            "autograd_enabled": self.autograd_enabled,
-            "training_modules": self.training_modules,
-        }
+    def __init__(self) -> None:
+        self.busy = False  # inside a step (or a first-call hook): module calls are not steps
+        self.root: Root | None = None
+        self.module: torch.nn.Module | None = None  # whose call is the open step
+        self.member = False  # that call is a layer of a forward() group
+        self.start_ns = 0
+        self.stack: contextlib.ExitStack | None = None
+        self.autograd = True
+        self.training = -1
+        self.group: Group | None = None
+        self.thread_id = threading.get_native_id()
 
 
-@dataclass
-class _RootInfo:
-    qualname: str
-    cls: str
-    calls: int = 0
-    params: int = 0
-    param_dtypes: list[str] = field(default_factory=list)
-    modules: list[torch.nn.Module] = field(default_factory=list)
-    call_site: tuple[str, int, str] | None = None
-    params_requiring_grad: int = 0
-    training_classes: dict[str, int] = field(default_factory=dict)
-    inputs: list[dict[str, Any]] | None = None
+# Python threads of this process; a second one makes the tracker take the concurrent path
+_ACTIVE_THREADS: dict[Any, Any] | None = getattr(threading, "_active", None)
+
+
+def _other_threads() -> bool:
+    return _ACTIVE_THREADS is None or len(_ACTIVE_THREADS) > 1
+
+
+_LIVE: weakref.WeakSet[StepTracker] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for tracker in list(_LIVE):
+        tracker.forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class StepTracker:
-    """Turns outermost module calls (or dsprof.step() markers) into steps.
+    """Turns model calls (or dsprof.step() markers) into steps; see the module docstring.
 
-    Listeners get (record, output, inputs) at each step end: the root module's return value and
-    its (args, kwargs); both None for markers. Recipes hook in through `first_call_hooks` (run once per root module
-    before its first timed call) and `call_contexts` (entered around every outermost call).
+    Every step is appended to `rows`; `on_flush_due(end_ns)` is called when a step ends at or
+    after `flush_due_ns` (the child writes the rows out then). Listeners get (row, output,
+    (args, kwargs)) at every step end, on the thread that ran the call; output and inputs are
+    None for markers. Replace the list rather than append to it: a model thread may be iterating
+    it.
+    `on_model_start(step)` is called as a step of the model begins. Recipes hook in through
+    `first_call_hooks` (run once per root before its first timed call, inside a step so their own
+    module calls are not steps) and `call_contexts` (entered around every call).
+
+    Threads: while the process has one Python thread, a step begins in the global hook and ends
+    in the root's post-hook (found by identity: a root called inside another's step is not a
+    step). Once a second thread exists, roots also get a pre-hook, which begins the steps that
+    start while another thread's step has the global hook out of the table.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, worker_log: Path | None = None) -> None:
         self.first_call_hooks: list[Callable[[torch.nn.Module], None]] = []
         self.call_contexts: list[
             Callable[[torch.nn.Module], contextlib.AbstractContextManager[Any]]
         ] = []
         self.listeners: list[StepListener] = []
+        self.on_model_start: Callable[[int], None] | None = None
+        self.on_flush_due: Callable[[int], None] | None = None
+        self.flush_due_ns = 0
+        self.traced_since_ns = NOT_TRACING
+        self.rows: list[Row] = []
         self.mode = "module"
-        self.step_count = 0
-        self.roots: dict[int, _RootInfo] = {}
-        self.training_names: list[str] = []
-        self.autograd_steps = 0
-        self._depth = 0
-        self._thread: int | None = None
-        self._call_start_ns = 0
-        self._call_root: torch.nn.Module | None = None
-        self._call_autograd = True
-        self._call_training = -1
-        self._stack: contextlib.ExitStack | None = None
+        self.marker_steps = 0
+        self.marker_autograd_steps = 0
+        self.roots: list[Root] = []
+        self.model: Root | None = None  # the root with the most summed call time so far
+        self.worker_log = worker_log
+        self._by_id: dict[int, Root] = {}
+        self._members: dict[int, Root] = {}  # layers of a forward() group -> the group's root
+        self._member_hooked: set[int] = set()
+        self._hooked: list[tuple[torch.nn.Module, Callable[..., None]]] = []  # for pre-hooks
+        self._script_ids: set[int] = set()
+        self._local = threading.local()
+        self._register_lock = threading.RLock()
+        self._discover_key = -1
+        self._paused = False
+        self._concurrent = False
+        self._off = True  # not installed, or in a forked process
+        self._handles: list[Any] = []
+        self._script_handle: Any = None
+        self._groups: dict[int, Group] = {}
         self._marker_start_ns: int | None = None
         self._first_call_start_ns: int | None = None
-        self._handles: list[Any] = []
-        self._pid = os.getpid()
-        self._started_by_discover = False
-        self._call_module_id = 0
+        self._in_fork = False
+        self._worker_noted = False
+
+    def _thread_state(self) -> _ThreadState:
+        st = self._local.st = _ThreadState()
+        return st
 
     # -- installation -------------------------------------------------------------------
     def install(self) -> None:
-        """Register the global pre-hook that discovers outermost modules.
-
-        Only a global *pre*-hook is installed: it costs next to nothing per module call
-        (measured: ~0 us against ~4 us per call for a global pre+post pair), returns at once
-        inside a step, and turns a module called at depth 0 into a root with its own instance
-        hooks. Steps are timed by those instance hooks on the roots alone.
-        """
-        from torch.nn.modules import module as nn_module
-
-        self._handles = [nn_module.register_module_forward_pre_hook(self._discover)]
+        """Register the global pre-hook that discovers roots."""
+        handle = nn_module.register_module_forward_pre_hook(self._discover)
+        self._handles = [handle]
+        self._discover_key = handle.id
+        self._concurrent = _other_threads()
+        self._off = False
+        _LIVE.add(self)
 
     def uninstall(self) -> None:
         """Remove every hook dsprof added (the process is left as it was)."""
+        self._off = True
+        self._paused = False
         for h in self._handles:
             h.remove()
         self._handles = []
+        if self._script_handle is not None:
+            self._script_handle.remove()
+            self._script_handle = None
+        _LIVE.discard(self)
 
-    # -- module mode ----------------------------------------------------------------------
+    def forked(self) -> None:
+        """In a forked child process: its module calls are not this run's steps."""
+        self._in_fork = True
+        self._off = True
+
+    @property
+    def installed(self) -> bool:
+        """True from install() until uninstall() (or a fork)."""
+        return not self._off
+
+    @property
+    def step_count(self) -> int:
+        """Steps of the model so far (or markers, once the script marks steps)."""
+        if self.mode == "marker":
+            return self.marker_steps
+        return self.model.steps if self.model is not None else 0
+
+    def is_model_step(self, row: Row) -> bool:
+        """True for a step of the model as chosen so far, and for every marker."""
+        model = self.model
+        return row[4] == SOURCE_MARKER or (model is not None and row[5] == model.index)
+
+    # -- discovery ------------------------------------------------------------------------
     def _discover(self, module: torch.nn.Module, args: Any) -> None:
-        if self._depth or id(module) in self.roots:
+        try:
+            st = self._local.st
+        except AttributeError:
+            st = self._thread_state()
+        if st.busy or self._off:
+            if self._in_fork:
+                self._note_worker_call(module)
             return
-        if os.getpid() != self._pid:  # a forked DataLoader worker: not the profiled process
+        mid = id(module)
+        root = self._by_id.get(mid)
+        if root is None:
+            owner = self._members.get(mid)
+            if owner is None:
+                owner = self._new_root(module, sys._getframe())
+                if owner is None:
+                    return
+                if mid not in self._members:  # a new root: this call is its first step
+                    self._enter(st, owner, module)
+                    return
+            if _tracing_state() is None:
+                self._add_member_hooks(module)
+                self._enter_member(st, owner, module, sys._getframe())
             return
-        if self._thread is not None and threading.get_ident() != self._thread:
-            return
-        info = self._register_root(module)
-        self._handles.append(module.register_forward_pre_hook(self._root_pre))
-        self._handles.append(
-            module.register_forward_hook(self._root_post, with_kwargs=True, always_call=True)
-        )
+        if _tracing_state() is None:
+            self._enter(st, root, module)
+
+    def _new_root(self, module: torch.nn.Module, hook_frame: FrameType) -> Root | None:
+        if (
+            _tracing_state() is not None
+            or is_quantization_helper(module)
+            or called_by_torch_tool(hook_frame)
+        ):
+            return None
+        with self._register_lock:
+            known = self._by_id.get(id(module)) or self._members.get(id(module))
+            if known is not None:
+                return known
+            caller = forward_caller(module, hook_frame)
+            if caller is not None:
+                owner, code, depth = caller
+                root = self._by_id.get(id(owner)) or self._register(owner, hook_frame)
+                root.forward_code, root.forward_depth = code, depth
+                for m in owner.modules():
+                    if m is not owner:
+                        self._members.setdefault(id(m), root)
+                return root
+            return self._register(module, hook_frame)
+
+    def _register(self, module: torch.nn.Module, hook_frame: FrameType) -> Root:
+        root = Root.of(len(self.roots), module, hook_frame)
+        try:
+            if isinstance(module, torch.jit.ScriptModule):
+                raise RuntimeError("a ScriptModule takes no instance hooks")
+            self._handles.append(
+                module.register_forward_hook(self._root_post, with_kwargs=True, always_call=True)
+            )
+            self._hooked.append((module, self._root_pre))
+            if self._concurrent:
+                self._handles.append(module.register_forward_pre_hook(self._root_pre))
+        except RuntimeError:  # TorchScript, frozen or C++ modules: time the Python call into it
+            root.source = SOURCE_SCRIPT
+            self._script_ids.add(id(module))
+            if self._script_handle is None:
+                # (module, args, output): torch's error path calls global hooks without kwargs
+                self._script_handle = nn_module.register_module_forward_hook(
+                    self._script_post, always_call=True
+                )
+        self.roots.append(root)
+        self._by_id[id(module)] = root
+        try:
+            st = self._local.st
+        except AttributeError:
+            st = self._thread_state()
         # modules a hook calls (quantization observers, a batch-size sweep) are not steps
-        self._depth += 1
+        st.busy = True
         try:
             for hook in self.first_call_hooks:
                 hook(module)
         finally:
-            self._depth -= 1
-        # this very call is the root's first step; torch may or may not also run the instance
-        # pre-hook just added for this call, so remember that the step has already begun
-        self._enter(module, info)
-        self._started_by_discover = True
-        self._call_module_id = id(module)
+            st.busy = False
+        return root
 
+    def _add_member_hooks(self, module: torch.nn.Module) -> None:
+        if id(module) in self._member_hooked:
+            return
+        with self._register_lock:
+            if id(module) in self._member_hooked:
+                return
+            self._member_hooked.add(id(module))
+            self._handles.append(
+                module.register_forward_hook(self._member_post, with_kwargs=True, always_call=True)
+            )
+            self._hooked.append((module, self._member_pre))
+            if self._concurrent:
+                self._handles.append(module.register_forward_pre_hook(self._member_pre))
+
+    def _become_concurrent(self) -> None:
+        """A second thread exists: give every root and layer a pre-hook of its own."""
+        with self._register_lock:
+            if self._concurrent:
+                return
+            for module, hook in self._hooked:
+                self._handles.append(module.register_forward_pre_hook(hook))
+            self._concurrent = True
+
+    # -- root calls: enter, exit ------------------------------------------------------------
     def _root_pre(self, module: torch.nn.Module, args: Any) -> None:
-        if self._started_by_discover and id(module) == self._call_module_id and self._depth == 1:
-            self._started_by_discover = False
-            return
-        if self._depth:
-            if threading.get_ident() == self._thread:
-                self._depth += 1  # a root called inside another root's step: not a step
-            return
-        if os.getpid() != self._pid:
-            return
-        self._enter(module, self.roots[id(module)])
+        try:
+            st = self._local.st
+        except AttributeError:
+            st = self._thread_state()
+        if st.busy or self._off or _tracing_state() is not None:
+            return  # (the global hook began this call, or it is inside another step)
+        root = self._by_id.get(id(module))
+        if root is not None:
+            self._enter(st, root, module)
 
-    def _enter(self, module: torch.nn.Module, info: _RootInfo) -> None:
-        self._depth = 1
-        self._thread = threading.get_ident()
-        self._started_by_discover = False
-        info.calls += 1
+    def _root_post(self, module: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        try:
+            st = self._local.st
+        except AttributeError:
+            return
+        if st.module is module and not st.member:
+            self._exit(st, args, kwargs, output)
+
+    def _script_post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        try:
+            st = self._local.st
+        except AttributeError:
+            return
+        if st.module is module and id(module) in self._script_ids:
+            self._exit(st, args, None, output)
+
+    def _enter(self, st: _ThreadState, root: Root, module: torch.nn.Module) -> None:
+        if not self._concurrent and (_ACTIVE_THREADS is None or len(_ACTIVE_THREADS) > 1):
+            self._become_concurrent()
+        st.busy = True
+        st.root = root
+        st.module = module
+        st.member = False
         if self.call_contexts:
             stack = contextlib.ExitStack()
             for make in self.call_contexts:
                 stack.enter_context(make(module))
-            self._stack = stack
+            st.stack = stack
         # read after the recipes' contexts (inference_mode, autocast) are entered
-        self._call_autograd = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
-        self._call_training = sum(1 for m in info.modules if m.training)
-        if self._call_training and not info.training_classes:
-            for m in info.modules:
-                if m.training:
-                    name = type(m).__name__
-                    info.training_classes[name] = info.training_classes.get(name, 0) + 1
-        if self._call_training and not self.training_names:
-            self.training_names = [
-                f"{info.qualname}.{n}" if n else info.qualname
-                for n, m in module.named_modules()
-                if m.training
-            ][:50]
-        self._call_start_ns = time.time_ns()
+        st.autograd = _grad_enabled() and not _inference_mode()
+        if module.training is root.training_flag and root.since_count < TRAINING_RECOUNT_CALLS:
+            root.since_count += 1
+            st.training = root.training
+        else:
+            st.training = root.training_count()
+        if not self._script_ids:  # out of torch's table while the step runs (see the docstring)
+            self._paused = True
+            _global_pre_hooks.pop(self._discover_key, None)
+        if root is self.model and self.on_model_start is not None and self.mode == "module":
+            self.on_model_start(root.steps)
+        st.start_ns = start = _time_ns()
         if self._first_call_start_ns is None:
-            self._first_call_start_ns = self._call_start_ns
+            self._first_call_start_ns = start
 
-    def _root_post(self, module: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-        self._started_by_discover = False
-        if self._depth == 0 or threading.get_ident() != self._thread:
-            return
-        self._depth -= 1
-        if self._depth:
-            return
-        end_ns = time.time_ns()
-        self._thread = None
-        if self._stack is not None:
-            stack, self._stack = self._stack, None
+    def _end_call(self, st: _ThreadState) -> None:
+        st.busy = False
+        st.root = None
+        st.module = None
+        st.member = False
+        if st.stack is not None:
+            stack, st.stack = st.stack, None
             stack.close()
-        info = self.roots.get(id(module))
-        if info is not None and info.inputs is None:
-            info.inputs = _tensor_specs(args, kwargs)
+        if self._paused:
+            # another thread's step may still run: its layers then take the hook path and the
+            # global hook returns at once for them (correct, only slower for that step)
+            self._paused = False
+            if not self._off:
+                _global_pre_hooks[self._discover_key] = self._discover
+
+    def _exit(self, st: _ThreadState, args: Any, kwargs: Any, output: Any) -> None:
+        # the hot path of every step: _end_call and _step written out inline
+        end_ns = _time_ns()
+        root = st.root
+        st.busy = False
+        st.root = None
+        st.module = None
+        if st.stack is not None:
+            stack, st.stack = st.stack, None
+            stack.close()
+        if self._paused:
+            self._paused = False
+            if not self._off:
+                _global_pre_hooks[self._discover_key] = self._discover
+        if root is None:
+            return
+        if output is None and sys.exc_info()[0] is not None:
+            root.failed += 1  # the call raised: the script sees its exception, not a step
+            return
+        if root.inputs is None:
+            root.inputs = tensor_specs(args, kwargs)
+        start_ns = st.start_ns
+        root.total_ns += end_ns - start_ns
+        model = self.model
+        if model is None or (root is not model and root.total_ns > model.total_ns):
+            self.model = model = root
         if self.mode != "module":
             return
-        record = StepRecord(
-            step=self.step_count,
-            start_ns=self._call_start_ns,
-            end_ns=end_ns,
-            module=type(module).__name__,
-            source="module",
-            autograd_enabled=self._call_autograd,
-            training_modules=self._call_training,
-        )
-        self._emit(record, output, (args, kwargs))
+        step = root.steps
+        root.steps = step + 1
+        source = root.source
+        thread_id = st.thread_id
+        autograd = st.autograd
+        training = st.training
+        if source not in root.sources:
+            root.sources.add(source)
+        if thread_id not in root.threads:
+            root.threads.add(thread_id)
+        if autograd:
+            root.autograd_steps += 1
+        if training > 0 and not root.training_list:
+            root.training_list = root.training_names()
+        row: Row = (
+            step, start_ns, end_ns, root.cls, source, root.index, thread_id,
+            start_ns >= self.traced_since_ns, autograd, training,
+        )  # fmt: skip
+        self.rows.append(row)
+        if end_ns >= self.flush_due_ns and self.on_flush_due is not None:
+            self.on_flush_due(end_ns)
+        for listener in self.listeners:
+            listener(row, output, (args, kwargs))
 
-    def _register_root(self, module: torch.nn.Module) -> _RootInfo:
-        params = list(module.parameters())
-        info = _RootInfo(
-            qualname=type(module).__qualname__,
-            cls=type(module).__name__,
-            params=sum(p.numel() for p in params),
-            param_dtypes=sorted({str(p.dtype).replace("torch.", "") for p in params}),
-            modules=list(module.modules()),
-            call_site=user_frame(sys._getframe(1)),
-            params_requiring_grad=sum(1 for p in params if p.requires_grad),
-        )
-        self.roots[id(module)] = info
-        return info
+    # -- forward() called directly: a group of layer calls is one step of the owner -----------
+    def _member_pre(self, module: torch.nn.Module, args: Any) -> None:
+        try:
+            st = self._local.st
+        except AttributeError:
+            st = self._thread_state()
+        if st.busy or self._off or _tracing_state() is not None:
+            return
+        root = self._members.get(id(module))
+        if root is not None:
+            self._enter_member(st, root, module, sys._getframe())
 
-    def roots_info(self) -> list[dict[str, Any]]:
-        """The root modules seen, for child.json."""
-        return [
-            {
-                "class": r.cls,
-                "qualname": r.qualname,
-                "calls": r.calls,
-                "params": r.params,
-                "param_dtypes": r.param_dtypes,
-                "params_requiring_grad": r.params_requiring_grad,
-                "training_module_classes": r.training_classes,
-                "inputs": r.inputs or [],
-                "call_site": (
-                    {"file": r.call_site[0], "line": r.call_site[1], "function": r.call_site[2]}
-                    if r.call_site
-                    else None
-                ),
+    def _member_post(self, module: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        try:
+            st = self._local.st
+        except AttributeError:
+            return
+        if st.module is not module or not st.member:
+            return
+        end_ns = _time_ns()
+        self._end_call(st)
+        group = st.group
+        if group is not None:
+            group.end_ns = end_ns
+            group.layers += 1
+            group.output = output
+            if group.inputs is None:
+                group.inputs = (args, kwargs)
+
+    def _enter_member(
+        self, st: _ThreadState, root: Root, module: torch.nn.Module, hook_frame: FrameType
+    ) -> bool:
+        """Begin a layer call of root's forward() group; False when it is not in one."""
+        frame = forward_frame(root, hook_frame)
+        if frame is None:
+            return False  # a layer called outside its owner's forward(): not a step
+        if not self._concurrent and _other_threads():
+            self._become_concurrent()
+        group = st.group
+        if group is None or group.frame is not frame:
+            if group is not None:
+                self._close_group(st)
+            if root is self.model and self.on_model_start is not None and self.mode == "module":
+                self.on_model_start(root.steps)
+            group = Group(
+                root=root,
+                frame=frame,
+                start_ns=_time_ns(),
+                thread_id=st.thread_id,
+                autograd=_grad_enabled() and not _inference_mode(),
+                training=root.training_count(),
+            )
+            st.group = group
+            self._groups[threading.get_ident()] = group
+            if self._first_call_start_ns is None:
+                self._first_call_start_ns = group.start_ns
+        st.busy = True
+        st.root = root
+        st.module = module
+        st.member = True
+        if self.call_contexts:
+            stack = contextlib.ExitStack()
+            for make in self.call_contexts:
+                stack.enter_context(make(module))
+            st.stack = stack
+        if not self._script_ids:
+            self._paused = True
+            _global_pre_hooks.pop(self._discover_key, None)
+        return True
+
+    def _close_group(self, st: _ThreadState) -> None:
+        group, st.group = st.group, None
+        self._groups.pop(threading.get_ident(), None)
+        if group is not None:
+            self._group_step(group)
+
+    def _group_step(self, group: Group) -> None:
+        if not group.layers:
+            return
+        args, kwargs = group.inputs or ((), None)
+        if group.root.inputs is None:
+            group.root.inputs = tensor_specs(args, kwargs)
+        self._step(
+            group.root, group.start_ns, group.end_ns, SOURCE_FORWARD, group.thread_id,
+            group.autograd, group.training, group.output, args, kwargs,
+        )  # fmt: skip
+
+    def close_groups(self) -> None:
+        """End the open forward() groups (at the end of the run: their last step is complete)."""
+        for ident, group in list(self._groups.items()):
+            self._groups.pop(ident, None)
+            self._group_step(group)
+
+    # -- a completed step (of a forward() group; a root's is written out in _exit) ----------
+    def _step(
+        self,
+        root: Root,
+        start_ns: int,
+        end_ns: int,
+        source: str,
+        thread_id: int,
+        autograd: bool,
+        training: int,
+        output: Any,
+        args: Any,
+        kwargs: Any,
+    ) -> None:
+        root.total_ns += end_ns - start_ns
+        model = self.model
+        if model is None or (root is not model and root.total_ns > model.total_ns):
+            self.model = model = root
+        if self.mode != "module":
+            return  # the script marks its steps: module calls only feed the model choice
+        step = root.steps
+        root.steps = step + 1
+        if source not in root.sources:
+            root.sources.add(source)
+        if thread_id not in root.threads:
+            root.threads.add(thread_id)
+        if autograd:
+            root.autograd_steps += 1
+        if training > 0 and not root.training_list:
+            root.training_list = root.training_names()
+        row: Row = (
+            step, start_ns, end_ns, root.cls, source, root.index, thread_id,
+            start_ns >= self.traced_since_ns, autograd, training,
+        )  # fmt: skip
+        self.rows.append(row)
+        if end_ns >= self.flush_due_ns and self.on_flush_due is not None:
+            self.on_flush_due(end_ns)
+        for listener in self.listeners:
+            listener(row, output, (args, kwargs))
+
+    # -- worker processes ----------------------------------------------------------------
+    def _note_worker_call(self, module: torch.nn.Module) -> None:
+        """In a forked process: write the first module call down, then take every hook out."""
+        if self._worker_noted:
+            return
+        self._worker_noted = True
+        if self.worker_log is not None:
+            row = {
+                "pid": os.getpid(),
+                "ppid": os.getppid(),
+                "module": type(module).__name__,
+                "ts_ns": time.time_ns(),
             }
-            for r in self.roots.values()
-        ]
+            with contextlib.suppress(OSError), open(self.worker_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        self.uninstall()
+        self.listeners = []
 
     # -- marker mode ----------------------------------------------------------------------
     def mark(self) -> None:
         """dsprof.step(): end the current step and start the next."""
-        now = time.time_ns()
+        now = _time_ns()
         if self.mode != "marker":
             # the first marker switches modes; the first marked step began with the first
             # module call if there was one, else when the tracker started
             self.mode = "marker"
-            self.step_count = 0
             start = self._first_call_start_ns or self._marker_start_ns or now
         else:
             start = self._marker_start_ns or now
-        record = StepRecord(
-            step=self.step_count,
-            start_ns=start,
-            end_ns=now,
-            module="",
-            source="marker",
-            autograd_enabled=torch.is_grad_enabled() and not torch.is_inference_mode_enabled(),
-        )
+        try:
+            st = self._local.st
+        except AttributeError:
+            st = self._thread_state()
+        autograd = _grad_enabled() and not _inference_mode()
+        row: Row = (
+            self.marker_steps, start, now, "", SOURCE_MARKER, -1, st.thread_id,
+            start >= self.traced_since_ns, autograd, -1,
+        )  # fmt: skip
+        self.marker_steps += 1
+        if autograd:
+            self.marker_autograd_steps += 1
         self._marker_start_ns = now
-        self._emit(record, None, None)
+        self.rows.append(row)
+        if now >= self.flush_due_ns and self.on_flush_due is not None:
+            self.on_flush_due(now)
+        for listener in self.listeners:
+            listener(row, None, None)
 
     def start_clock(self) -> None:
         """Remember when the profiled code began (start of a first marked step)."""
-        self._marker_start_ns = time.time_ns()
-
-    def _emit(self, record: StepRecord, output: Any, inputs: Any) -> None:
-        if record.autograd_enabled:
-            self.autograd_steps += 1
-        self.step_count += 1
-        for listener in self.listeners:
-            listener(record, output, inputs)
-
-
-def _tensor_specs(args: Any, kwargs: Any) -> list[dict[str, Any]]:
-    from dsprof.runner.capture import flatten_tensors
-
-    found = {**flatten_tensors(args, "args"), **flatten_tensors(kwargs or {}, "kwargs")}
-    return [
-        {"name": k, "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
-        for k, t in found.items()
-    ]
+        self._marker_start_ns = _time_ns()
 
 
 def mark_step() -> None:

@@ -53,6 +53,11 @@ CHILD_INFO = "child.json"
 CHILD_CONFIG = "child-config.json"
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
+# `dsprof fix`: what the script read from stdin in the baseline run, replayed to every later run
+STDIN_LOG = "stdin.bin"
+# a forked worker process's first module call (one JSON line per process), gathered into
+# child.json at the end and removed
+WORKER_MODULES_LIVE = "worker_modules.jsonl"
 # multi-rank jobs: torchrun's --log-dir under logs/ while the job runs; each worker's output is
 # <id>/attempt_<k>/<local rank>/ with torchrun's own names, moved to ranks/<r>/logs/ at the end
 TORCHRUN_LOGS_DIR = "torchrun"
@@ -61,6 +66,9 @@ OUTPUTS_INDEX = "index.json"
 # one captured step's outputs and inputs: outputs/step-0000.pt
 OUTPUT_STEP_PREFIX = "step-"
 OUTPUT_STEP_SUFFIX = ".pt"
+# while the child runs, each root module's captures wait in outputs/roots/<root>/step-N.pt; at the
+# end the model's move up to outputs/ and the folder is removed
+OUTPUT_ROOTS_DIR = "roots"
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,10 @@ class RunPaths:
         return self.metrics_dir / COLLECTIVES_LIVE
 
     @property
+    def worker_modules_live(self) -> Path:
+        return self.metrics_dir / WORKER_MODULES_LIVE
+
+    @property
     def child_info(self) -> Path:
         return self.root / CHILD_INFO
 
@@ -190,12 +202,24 @@ class RunPaths:
         return self.logs_dir / STDERR_LOG
 
     @property
+    def stdin_log(self) -> Path:
+        return self.logs_dir / STDIN_LOG
+
+    @property
     def outputs_index(self) -> Path:
         return self.outputs_dir / OUTPUTS_INDEX
 
     def output_step(self, step: int) -> Path:
         """Where the child saves the captured outputs of one step."""
         return self.outputs_dir / output_step_name(step)
+
+    @property
+    def output_roots_dir(self) -> Path:
+        return self.outputs_dir / OUTPUT_ROOTS_DIR
+
+    def output_root_step(self, root: int, step: int) -> Path:
+        """Where the child keeps a root module's capture until the model is known."""
+        return self.output_roots_dir / str(root) / output_step_name(step)
 
     def output_steps(self) -> dict[int, Path]:
         """The captured steps' files by step number (see output_steps)."""
