@@ -74,7 +74,7 @@ def run_notices(run: RunData) -> list[Notice]:
             message += f" ({_workers_sentence(workers, share)}). {HOW_TO_PROFILE_WORKERS}."
         else:
             message += "; mark steps with dsprof.step() if the model is not an nn.Module."
-        notices.append(Notice(code="no-steps", message=message))
+        notices.append(Notice(code="run-without-steps", message=message))
     elif workers and share is not None and share >= WORKER_CPU_SHARE:
         notices.append(
             Notice(

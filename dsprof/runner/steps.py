@@ -9,7 +9,7 @@ counted in child.json. The script can instead mark steps with `dsprof.step()`; f
 marker on, steps are the intervals between markers.
 
 How a step is timed (its `source`):
-  module   instance hooks on the root: the common case
+  module   hooks on the root: the common case
   forward  the script calls model.forward(x) (or another module's forward) directly, so the
            model's layers are called at top level: they are grouped by that forward() frame
            into one step of the model, from the first layer's start to the last one's end (the
@@ -23,11 +23,13 @@ for the script (observers), modules called by recipes' first-call hooks, and cal
 (counted as failed calls of their root). In a forked worker process (multiprocessing, DataLoader
 workers) the hooks note the first module call to the run folder and then remove themselves.
 
-Cost per call: a global *pre*-hook discovers roots, and it is taken out of torch's hook table
-while a step runs (put back when it ends), so the model's layers take torch's hook-free path; a
-step costs its root's call through torch's hook path (the global hook and two instance hooks),
-a tuple appended to `rows`, and nothing else unless a listener asked for it. With a TorchScript
-root the global hook stays (such a root is entered by it alone).
+Cost per call: a global *pre*-hook discovers roots and begins their steps; it is taken out of
+torch's hook table while a step runs (put back when it ends), so the model's layers take torch's
+hook-free path. A step costs its root's call through torch's hook path (the global pre-hook and
+the root's post-hook; a root's own pre-hook is added only once the process has a second Python
+thread), a tuple appended to `rows`, and nothing else unless a listener asked for it
+(bench/overhead_tiny.py measures it). With a TorchScript root the global hook stays in the table
+(such a root is entered by it alone).
 """
 
 from __future__ import annotations
