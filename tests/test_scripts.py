@@ -73,6 +73,8 @@ def test_thread_pool_calls_are_each_a_step_and_the_script_is_unchanged(tmp_path,
         assert len(steps) == 200 and sorted(steps["step"]) == list(range(200))
         assert steps["thread_id"].nunique() > 1
         assert not steps["autograd_enabled"].any()
+        summary = doc(run, "run.json")["summary"]
+        assert summary["basis"] == "concurrent-calls" and summary["threads"] > 1
         if traced:
             assert doc(run, "run.json")["collectors"]["torch_profiler"]["ok"]
             assert steps["traced"].sum() >= 1
@@ -142,7 +144,7 @@ def test_a_preprocessing_module_is_not_a_step(tmp_path):
     assert len(steps) == 30 and set(steps["module"]) == {"Sequential"}
     roots = {r["class"]: r["calls"] for r in doc(run, "child.json")["root_modules"]}
     assert roots == {"Normalize": 30, "Sequential": 30}
-    assert "Sequential · steps are calls of the model" in " ".join(proc.stderr.decode().split())
+    assert "Sequential · calls of the model (module hooks)" in " ".join(proc.stderr.decode().split())
 
 
 def test_forward_called_directly_is_one_step_per_call(tmp_path):
