@@ -107,7 +107,9 @@ def measure(client: str, url: str, rate: float, seconds: float, workers: int) ->
         from dsprof.load.workers import run_with_workers
 
         step = gen.Step(0, url, [RequestTemplate(body=b"{}")], [None] * len(due), due_ns=due)
-        log, _ = run_with_workers(step, time.time_ns() + 100_000_000, workers, None, gen.RequestLog())
+        log, _ = run_with_workers(
+            step, time.time_ns() + 100_000_000, workers, None, gen.RequestLog()
+        )
     else:
         loop = gen.new_event_loop()
         log = loop.run_until_complete(httpx_step(url, due))

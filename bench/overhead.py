@@ -11,6 +11,10 @@ Prints per-mode median step time and the ratios the goals are stated in:
 over all steps after the first, and over the traced window (steps 1-5) alone.
 
     python bench/overhead.py --rounds 5 --steps 60
+    python bench/overhead.py --tiny [--baseline-path CHECKOUT]   # per-call cost on a tiny model
+
+--tiny measures what dsprof adds to every call of a ~20-30 us model instead (see
+bench/overhead_tiny.py: plain, --no-trace, traced, and another dsprof checkout side by side).
 """
 
 from __future__ import annotations
@@ -42,8 +46,20 @@ def command(mode: str, steps: int, out_json: Path, runs_dir: Path) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=60)
-    args = p.parse_args()
+    p.add_argument("--steps", type=int, default=None, help="steps per run (60; --tiny: 20000)")
+    p.add_argument("--tiny", action="store_true", help="per-call cost on a tiny model instead")
+    args, rest = p.parse_known_args()
+    if args.tiny:
+        sys.path.insert(0, str(HERE))
+        from overhead_tiny import main as tiny_main
+
+        steps = ["--steps", str(args.steps)] if args.steps else []
+        sys.argv = [sys.argv[0], "--rounds", str(args.rounds), *steps, *rest]
+        tiny_main()
+        return
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.steps = args.steps or 60
     times: dict[str, list[list[int]]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="dsprof-overhead-") as tmp:
         tmpd = Path(tmp)

@@ -11,7 +11,8 @@ that machine drift hits them alike, each timing every call with the workload's p
 Prints, per mode, the median call and the mean of the middle 90 % of calls, and their excess
 over plain python: the per-call cost (goal: under 3 us outside the traced window).
 
-    python bench/overhead_tiny.py --rounds 5 --steps 20000 [--baseline-path /work/main]
+    python bench/overhead_tiny.py --rounds 5 --steps 20000 [--baseline-path /path/to/dsprof]
+    python bench/overhead.py --tiny ...        (the same)
 """
 
 from __future__ import annotations

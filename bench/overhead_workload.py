@@ -47,8 +47,15 @@ def main() -> None:
         from torch.profiler import ProfilerActivity, profile, schedule
 
         out_dir = tempfile.mkdtemp(prefix="bare-prof-")
+        try:  # every thread, as dsprof's window records (torch >= 2.6)
+            from torch._C._profiler import _ExperimentalConfig
+
+            extra = {"experimental_config": _ExperimentalConfig(profile_all_threads=True)}
+        except (ImportError, TypeError):
+            extra = {}
         prof = profile(
             activities=[ProfilerActivity.CPU],
+            **extra,
             schedule=schedule(wait=0, warmup=1, active=5, repeat=1),
             on_trace_ready=lambda p: p.export_chrome_trace(f"{out_dir}/trace.json.gz"),
             record_shapes=True,
