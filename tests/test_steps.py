@@ -168,6 +168,8 @@ def test_torchscript_models_are_timed_by_their_python_call(kind: str):
     finally:
         tracker.uninstall()
     assert tracker.model is not None and tracker.model.source == "script"
+    # torch.jit.trace's own runs of net (and of its layers) are not roots
+    assert [r.cls for r in tracker.roots] == [type(model).__name__]
     steps = model_steps(as_dicts(tracker))
     assert len(steps) == 6 and {r["source"] for r in steps} == {"script"}
     assert not nn_module._global_forward_hooks
@@ -271,3 +273,18 @@ def test_threads_left_as_they_were():
     tracker, _ = tracked()
     tracker.uninstall()
     assert threading.active_count() == before
+
+
+def test_modules_built_on_every_call_do_not_pile_up_as_roots():
+    from dsprof.runner.step_roots import MAX_ROOTS
+
+    model = torch.nn.Linear(4, 4)
+    tracker, _ = tracked()
+    try:
+        for _ in range(MAX_ROOTS + 40):
+            torch.nn.Softmax(dim=-1)(model(torch.randn(1, 4)))
+    finally:
+        tracker.uninstall()
+    assert len(tracker.roots) == MAX_ROOTS
+    assert tracker.model is not None and tracker.model.module is model
+    assert tracker.model.steps == MAX_ROOTS + 40

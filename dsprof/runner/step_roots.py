@@ -15,7 +15,6 @@ from types import CodeType, FrameType
 from typing import Any
 
 import torch
-from torch.nn.modules import module as nn_module
 
 from dsprof.runner.frames import user_frame
 
@@ -28,6 +27,9 @@ SOURCE_MARKER = "marker"
 TRAINING_RECOUNT_CALLS = 64
 # how far up the stack a module's caller is looked for (forward() called directly)
 MAX_CALLER_FRAMES = 64
+# roots kept at most: a script that builds a module on every call (nn.Softmax(dim=-1)(x) at top
+# level) would otherwise add a root, and keep its module alive, per call
+MAX_ROOTS = 256
 
 
 @dataclass(eq=False)
@@ -124,7 +126,11 @@ class Root:
 
 @dataclass(eq=False)
 class Group:
-    """An open step of a model whose forward() the script calls directly (source "forward")."""
+    """An open step of a model whose forward() the script calls directly (source "forward").
+
+    It holds that forward()'s frame (and so its locals) until the next group on the thread opens
+    or the run ends: frames take no weak references, and identity is what groups the layers.
+    """
 
     root: Root
     frame: FrameType
@@ -160,20 +166,26 @@ def is_quantization_helper(module: torch.nn.Module) -> bool:
 
 
 # torch's own tools that call the script's modules for it: torch.jit.trace runs the module again
-# to check the trace; quantize_dynamic and prepare() run observers on the weights
+# to check the trace; quantize_dynamic and prepare() run observers on the weights;
+# DataParallel's parallel_apply calls per-device replicas (new objects every call) on threads
 _TORCH_TOOLS = tuple(
-    os.path.join(os.path.dirname(os.path.abspath(torch.__file__)), *parts) + os.sep
-    for parts in (("jit",), ("ao", "quantization"), ("quantization",))
+    os.path.join(root, *parts) + os.sep
+    for root in {os.path.dirname(torch.__file__), os.path.dirname(os.path.realpath(torch.__file__))}
+    for parts in (("jit",), ("ao", "quantization"), ("quantization",), ("nn", "parallel"))
 )
-_MODULE_FILE = os.path.abspath(nn_module.__file__)
 
 
 def called_by_torch_tool(hook_frame: FrameType) -> bool:
-    """True when the module call comes from torch.jit or torch's quantization code."""
+    """True when the module call comes, at any depth, from torch.jit, quantization or nn.parallel
+    code (a layer of a module that torch.jit.trace's check runs is called from that tool too)."""
     frame = hook_frame.f_back
-    while frame is not None and os.path.abspath(frame.f_code.co_filename) == _MODULE_FILE:
+    for _ in range(MAX_CALLER_FRAMES):
+        if frame is None:
+            return False
+        if frame.f_code.co_filename.startswith(_TORCH_TOOLS):
+            return True
         frame = frame.f_back
-    return frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_TORCH_TOOLS)
+    return False
 
 
 def forward_caller(

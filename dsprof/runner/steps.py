@@ -18,9 +18,10 @@ How a step is timed (its `source`):
            call into it, timed by global hooks (the modules inside it run in C++)
   marker   dsprof.step()
 
-Not steps: calls made while torch.jit traces and those torch.jit.trace or quantize_dynamic make
-for the script (observers), modules called by recipes' first-call hooks, and calls that raise
-(counted as failed calls of their root). In a forked worker process (multiprocessing, DataLoader
+Not steps: calls made while torch.jit traces and those torch's tools make for the script
+(torch.jit.trace's check run, quantize_dynamic's observers, DataParallel's replicas), modules
+called by recipes' first-call hooks, calls that raise (counted as failed calls of their root),
+and modules first called after MAX_ROOTS roots are known. In a forked worker process (multiprocessing, DataLoader
 workers) the hooks note the first module call to the run folder and then remove themselves.
 
 Cost per call: a global *pre*-hook discovers roots and begins their steps; it is taken out of
@@ -50,6 +51,7 @@ import torch
 from torch.nn.modules import module as nn_module
 
 from dsprof.runner.step_roots import (
+    MAX_ROOTS,
     SOURCE_FORWARD,
     SOURCE_MARKER,
     SOURCE_SCRIPT,
@@ -260,7 +262,8 @@ class StepTracker:
 
     def _new_root(self, module: torch.nn.Module, hook_frame: FrameType) -> Root | None:
         if (
-            _tracing_state() is not None
+            len(self.roots) >= MAX_ROOTS
+            or _tracing_state() is not None
             or is_quantization_helper(module)
             or called_by_torch_tool(hook_frame)
         ):
