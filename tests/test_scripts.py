@@ -78,8 +78,9 @@ def test_thread_pool_calls_are_each_a_step_and_the_script_is_unchanged(tmp_path,
         if traced:
             assert doc(run, "run.json")["collectors"]["torch_profiler"]["ok"]
             assert steps["traced"].sum() >= 1
+            # the pool's threads are in the trace (the main thread never calls the model)
             gemm_threads = {e["tid"] for e in trace_events(run) if e.get("name") == "aten::addmm"}
-            assert len(gemm_threads) > 1  # every thread's calls are in the trace
+            assert gemm_threads and gemm_threads <= set(steps["thread_id"])
 
 
 def test_a_raising_call_in_a_thread_pool_is_the_scripts_not_a_step(tmp_path):

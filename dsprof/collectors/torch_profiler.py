@@ -55,7 +55,7 @@ class ProfilerWindow:
     `warmup` *starts* (so a module the script calls before the model, which may lead the step
     count at first, cannot shift the window) and stops once `active` model steps have ended in
     it. The profiler is prepared one step ahead (torch's warm-up). Each traced step is wrapped in
-    a `ProfilerStep#N` range on its own thread, as torch's schedule would name it.
+    a `ProfilerStep#N` range on its own thread, as torch's schedule would name it (N in start order).
 
     Hold: with a hold file, the window's steps count from the first model step that starts after
     the file appears, and the profiler is prepared only then.
@@ -92,6 +92,7 @@ class ProfilerWindow:
         self._lock = threading.Lock()
         self._owner = threading.get_ident()
         self._ranges: dict[int, Any] = {}
+        self._next_label: int | None = None
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         self.activities = [a.name for a in activities]
         self._activities = activities
@@ -146,7 +147,12 @@ class ProfilerWindow:
                 self._prepare()
                 self._record()
             if self.recording_since_ns is not None:
-                rf = record_function(f"ProfilerStep#{step + self._base}")
+                # numbered in start order from the first traced step: the step's own number
+                # when calls come one at a time, unique when they overlap
+                if self._next_label is None:
+                    self._next_label = step + self._base
+                label, self._next_label = self._next_label, self._next_label + 1
+                rf = record_function(f"ProfilerStep#{label}")
                 rf.__enter__()
                 self._ranges[threading.get_ident()] = rf
 
