@@ -51,8 +51,31 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BUDGET_S = 420  # the issue's 7 minutes on the GPU machine, install included
 STOP_GRACE_S = 10  # after SIGINT, how long a stopped step may take to write what it has
 REHEARSAL_TIME_SCALE = 3.0  # --rehearse: limits x3 (measured: 170-286 s in all at load 4-5)
+# what the GPU image already has (the device tool's KINDS.md); everything else dsprof depends on
+# travels as wheels
+IMAGE_HAS = frozenset(
+    {"torch", "triton", "numpy", "pandas", "pyarrow", "psutil", "rich", "click", "nvidia-ml-py"}
+)
+
+
+def _carried() -> tuple[str, ...]:
+    """dsprof's own dependencies (pyproject.toml) the image lacks, plus jinja2 and setuptools.
+
+    Read from pyproject.toml rather than listed here, so a dependency added later travels too.
+    """
+    import re
+
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].strip().lower() for d in deps]
+    # jinja2 (small) is carried even where the image may have it; setuptools builds dsprof offline
+    extra = ["jinja2", "setuptools"]
+    return tuple(dict.fromkeys([n for n in names if n not in IMAGE_HAS] + extra))
+
+
 # wheels the GPU image lacks; bench/gpu_wheels.sh downloads these with their dependencies
-CARRIED = ("pydantic", "orjson", "libcst", "plotly", "dash", "jinja2", "setuptools")
+CARRIED = _carried()
 # on a machine without them, `bench/gpu_wheels.sh --with-transformers` carries these as well
 CARRIED_TRANSFORMERS = ("transformers", "tokenizers", "safetensors", "huggingface-hub", "regex")
 PLATFORMS = (
