@@ -133,3 +133,28 @@ def test_format_bytes() -> None:
         "3 MiB",
         "1.5 GiB",
     ]
+
+
+def test_a_watch_run_in_progress_says_what_is_true(tmp_path: Path) -> None:
+    """A `dsprof watch` folder has no trace and, while it runs, no findings yet: the page says
+    so, instead of "not analysed" or "--no-trace"."""
+    from dsprof.core.manifest import CollectorStatus
+
+    root = make_run(tmp_path, status="running", findings=False, gpu=False)
+    run = load_run(root)
+    write_model(run.paths.manifest, run.manifest.model_copy(update={"kind": "watch"}))
+    report = build_report(load_run(root))
+    assert report.view.findings_state.startswith("findings come when the run ends")
+    note = next(n for n in report.notes if n.startswith("Op / kernel breakdown"))
+    assert "dsprof watch records no trace" in note and "--no-trace" not in note
+    # once finished, the collector's own reason is said
+    done = run.manifest.model_copy(
+        update={
+            "kind": "watch",
+            "status": "ok",
+            "collectors": {"torch_profiler": CollectorStatus(ok=False, reason="watch: no trace")},
+        }
+    )
+    write_model(run.paths.manifest, done)
+    notes = build_report(load_run(root)).notes
+    assert "Op / kernel breakdown: watch: no trace" in notes

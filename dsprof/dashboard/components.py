@@ -125,7 +125,8 @@ def fix_banner(b: FixBanner, fix_href: str) -> Any:
         else None,
         html.Li(["write it into the script: ", html.Code(b.command)]) if b.command else None,
         html.Li(
-            "before: the untraced reference runs of the session; after: the trial runs",
+            "before: the session's untraced reference runs; after: its trial runs (this page's "
+            "own figures come from the traced run)",
             className="note",
         ),
     ]

@@ -193,7 +193,7 @@ def fix_page(report: Report) -> Any:
         [
             html.H1(["Fix session of ", dcc.Link(v.run_id, href=f"/runs/{v.run_id}")]),
             html.P(
-                f"script {fix.script} · baseline p50 {fix.baseline_p50_text} · accepted: "
+                f"script {fix.script} · baseline iteration p50 {fix.baseline_p50_text} · accepted: "
                 f"{', '.join(fix.accepted) or 'none'}",
                 className="meta",
             ),
