@@ -121,8 +121,7 @@ def _loader_phrase(run: RunData, cwd: str | None) -> tuple[str, str]:
 
 def _model_phrase(run: RunData, cwd: str | None, what: str) -> tuple[str, str]:
     site = run.child.call_site
-    roots = run.child.root_modules
-    module = roots[0].class_name if roots else "the model"
+    module = run.facts.main_module or "the model"
     where = _where(site.file, site.line, cwd) if site is not None else ""
     at = f" (called at {where})" if where else ""
     return f"{module}{at} {what}", where
@@ -143,7 +142,7 @@ def _what(finding: Finding, run: RunData, cwd: str | None) -> tuple[str, str]:
     if c == "small-batch":
         return _model_phrase(run, cwd, "is called with small batches")
     if c == "cpu-threads":
-        threads, cores = run.child.torch_num_threads, run.child.usable_cpus
+        threads, cores = run.facts.torch_threads, run.facts.usable_cores
         if threads and cores:
             return f"torch uses {threads} threads on {cores:g} usable cores", ""
     if c == "host-sync" and run.child.call_site is not None:
