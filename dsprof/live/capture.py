@@ -31,6 +31,7 @@ from typing import Any
 
 from dsprof.core.child import ChildInfo, ProfilerInfo
 from dsprof.core.live import CaptureInfo, CaptureRequest
+from dsprof.store import live_steps
 from dsprof.store.documents import write_model
 from dsprof.store.layout import RunPaths
 
@@ -131,36 +132,20 @@ class _StepWatch:
         return record_function(f"ProfilerStep#{next(self._numbers)}")
 
 
-def step_row(record: Any) -> dict[str, Any]:
-    """A step as a dict: a StepRecord (as_row) or a row tuple in live_steps' field order."""
-    if hasattr(record, "as_row"):
-        return dict(record.as_row())
-    if isinstance(record, dict):
-        return dict(record)
-    from dsprof.store import live_steps  # type: ignore[attr-defined]
-
-    return dict(zip(live_steps.STEP_FIELDS, record, strict=False))
+def step_row(row: Any) -> dict[str, Any]:
+    """A tracker's step row (a tuple in live_steps' field order) as a dict."""
+    return dict(zip(live_steps.STEP_FIELDS, row, strict=True))
 
 
 def roots_info(tracker: Any) -> list[dict[str, Any]]:
-    """The tracker's root modules for child.json (roots_info(), or each root's info())."""
-    if tracker is None:
-        return []
-    if hasattr(tracker, "roots_info"):
-        return list(tracker.roots_info())
-    return [r.info() for r in getattr(tracker, "roots", [])]
+    """The tracker's root modules for child.json."""
+    return [r.info() for r in tracker.roots] if tracker is not None else []
 
 
 def known_model(tracker: Any) -> str | None:
-    """The model's class when the tracker has already seen it called repeatedly (dsprof run)."""
-    model = getattr(tracker, "model", None)
-    if model is not None and not callable(model):
-        return str(getattr(model, "cls", None) or "") or None
-    roots = getattr(tracker, "roots", None)
-    if isinstance(roots, dict) and roots:
-        best = max(roots.values(), key=lambda r: r.calls)
-        return str(best.cls) if best.calls >= MODEL_CALLS else None
-    return None
+    """The model's class when the tracker already knows it (a service under dsprof run)."""
+    model = tracker.model
+    return str(model.cls) if model is not None and model.steps >= MODEL_CALLS else None
 
 
 class OnDemandCapture:
