@@ -108,6 +108,29 @@ def test_find_socket_removes_a_stale_one_and_finds_none(control_dir):
     assert not path.exists()
 
 
+def test_a_busy_agent_whose_backlog_is_full_is_found_not_removed(control_dir):
+    """A listener that accepts nothing for a while (its thread waits on the GIL) is alive."""
+    sock, path = control.bind_socket(os.getpid())
+    waiting: list[socket.socket] = []
+    try:
+        while True:  # fill the backlog: the next connect is refused with EAGAIN
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(str(path))
+            except BlockingIOError:
+                c.close()
+                break
+            waiting.append(c)
+        assert control.find_socket([os.getpid()]) == (os.getpid(), path)
+        assert not control.remove_stale(path) and path.exists()
+    finally:
+        for c in waiting:
+            c.close()
+        sock.close()
+        path.unlink()
+
+
 def test_a_file_in_the_way_is_not_removed(control_dir):
     control.private_dir(control_dir)
     path = control_dir / control.socket_name(os.getpid())

@@ -258,8 +258,8 @@ def test_the_bert_example_service_under_load(tmp_path):
 
 
 def test_find_max_rate_brackets_the_highest_passing_rate(tmp_path):
-    # each answer sleeps 20 ms on one event loop: ~50 req/s at most, so p99<300ms fails above it
-    with stall_app("--work-ms", "20") as url:
+    # answers take turns, 20 ms each: ~50 req/s at most, so p99<300ms fails above it
+    with stall_app("--work-ms", "20", "--serial") as url:
         r = dsprof("load", url, "--find-max-rate", "--rate", "10", "--duration", "1.5",
                    "--slo", "p99<300ms", "--out", "runs", "-q", cwd=tmp_path)  # fmt: skip
     assert r.returncode in (*PASSED, 3), r.stdout + r.stderr

@@ -103,11 +103,17 @@ def _is_our_socket(path: Path) -> bool:
 
 
 def answers(path: Path, timeout_s: float = 1.0) -> bool:
-    """True when something accepts connections on the socket file."""
+    """True when something listens on the socket file.
+
+    A listener whose backlog is full (an agent busy behind the GIL) refuses the connect with
+    EAGAIN or lets it time out: it is alive, and its socket must not be taken for stale.
+    """
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout_s)
     try:
         s.connect(str(path))
+        return True
+    except (BlockingIOError, TimeoutError, InterruptedError):
         return True
     except OSError:
         return False

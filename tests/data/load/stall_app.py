@@ -3,6 +3,7 @@
     python tests/data/load/stall_app.py --port 8123 --work-ms 2 --stall-at 40 --stall-s 1.0
     python tests/data/load/stall_app.py --port 8123 --fail-every 4     # every 4th answer is a 500
     python tests/data/load/stall_app.py --port 8123 --die-at 30        # exits at request 30
+    python tests/data/load/stall_app.py --port 8123 --work-ms 20 --serial  # one answer at a time
 
 The stall blocks the whole event loop (time.sleep in an async handler), as a GC pause, a
 compile or a lock would: every request that arrives meanwhile waits.
@@ -26,10 +27,14 @@ parser.add_argument("--stall-at", type=int, default=0, help="the Nth request sta
 parser.add_argument("--stall-s", type=float, default=1.0)
 parser.add_argument("--fail-every", type=int, default=0)
 parser.add_argument("--die-at", type=int, default=0)
+parser.add_argument(
+    "--serial", action="store_true", help="answers take turns (one model, one request at a time)"
+)
 args, _ = parser.parse_known_args()
 
 app = FastAPI()
 count = {"n": 0}
+turn = asyncio.Lock()
 
 
 @app.get("/work")
@@ -46,7 +51,11 @@ async def work(request: Request) -> JSONResponse:
         os._exit(3)
     if n == args.stall_at:
         time.sleep(args.stall_s)  # blocks the loop: the stall every waiting request shares
-    await asyncio.sleep(args.work_ms / 1000)
+    if args.serial:
+        async with turn:
+            await asyncio.sleep(args.work_ms / 1000)
+    else:
+        await asyncio.sleep(args.work_ms / 1000)
     if args.fail_every and n % args.fail_every == 0:
         return JSONResponse({"error": "planted failure"}, status_code=500)
     return JSONResponse({"n": n, "priority": request.headers.get("x-priority")})
