@@ -33,6 +33,12 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="time each step by perf_counter, or by this thread's CPU time (steadier on a busy host)",
+    )
     p.add_argument("--profiler", action="store_true")
     p.add_argument("--json-out", required=True)
     args = p.parse_args()
@@ -61,11 +67,12 @@ def main() -> None:
             record_shapes=True,
         )
         prof.start()
+    clock = time.thread_time_ns if args.clock == "cpu" else time.perf_counter_ns
     with torch.no_grad():
         for _ in range(args.steps):
-            t0 = time.perf_counter_ns()
+            t0 = clock()
             model(x)
-            times.append(time.perf_counter_ns() - t0)
+            times.append(clock() - t0)
             if prof is not None:
                 prof.step()
     if prof is not None:
