@@ -120,6 +120,8 @@ def main() -> None:
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
                         env=env,
+                        # not the checkout: `python -m dsprof` would import it from the cwd
+                        cwd=tmpd,
                     )
                     times[(mode, clock)].append(json.loads(out.read_text())[SKIP:])
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)

@@ -4,6 +4,7 @@ Counts crashes (a non-zero exit, or output that differs from plain python) and r
 count differs from the number of model calls, traced and untraced. Not timed.
 
     python bench/soak_threads.py --runs 10
+    PYTHONPATH=/path/to/other/checkout python bench/soak_threads.py --runs 3   # another dsprof
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def main() -> None:
                     out = Path(tmp) / f"{script}-{trace}-{i}"
                     cmd = [sys.executable, "-m", "dsprof", "run", "-q", "--no-analyze"]
                     cmd += ["--out", str(out), *([] if trace else ["--no-trace"])]
+                    # cwd outside any checkout: `python -m dsprof` imports the one on PYTHONPATH
                     proc = subprocess.run(
                         [*cmd, str(SHAPES / script), *script_args],
-                        capture_output=True, text=True, timeout=600,
+                        capture_output=True, text=True, timeout=600, cwd=tmp,
                     )  # fmt: skip
                     codes.append(proc.returncode)
                     same += proc.stdout == plain.stdout
