@@ -3,6 +3,8 @@
     python bench/analyze_speed.py                   # the largest shared traces + a generated ~1 GB one
     python bench/analyze_speed.py --no-big          # shared traces only
     python bench/analyze_speed.py --big-hta         # also run HTA on the 1 GB trace (slow, many GB)
+    python bench/analyze_speed.py --no-big --no-hta --baseline /tmp/base   # this tree against
+        # another source tree (e.g. `git worktree add /tmp/base <tag>`), runs interleaved
 
 Each measurement is a fresh process (so imports count, as they do for a user), timed by wall clock
 with its peak RSS from os.wait4's rusage and from sampling the process tree (dsprof's parse worker
@@ -60,7 +62,9 @@ a.get_gpu_kernel_breakdown(visualize=False)
 """
 
 
-def measure(cmd: list[str], sample_tree: bool = False) -> tuple[float, int]:
+def measure(
+    cmd: list[str], sample_tree: bool = False, env: dict[str, str] | None = None
+) -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of one child process and its own children; raises if it fails.
 
     The peak is rusage's (the biggest single process). With sample_tree, also the process tree's
@@ -68,7 +72,7 @@ def measure(cmd: list[str], sample_tree: bool = False) -> tuple[float, int]:
     sampling takes CPU from the measured processes, so those runs are not timed.
     """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     tree_peak = [0]
     done = threading.Event()
 
@@ -178,11 +182,36 @@ def _shift(e: dict, dt: float, did: int, k: int) -> dict:
     return e
 
 
-def row(label: str, path: Path, hta: Path | None, repeats: int) -> None:
+def tree_env(root: Path) -> dict[str, str]:
+    """The environment that runs the dsprof of the source tree at root."""
+    return {**os.environ, "PYTHONPATH": str(root)}
+
+
+def against(cmd: list[str], baseline: Path, repeats: int) -> tuple[float, float]:
+    """Best wall times of cmd with this tree's dsprof and with baseline's, runs interleaved (the
+    machine's load drifts alike for both)."""
+    this, base = [], []
+    for i in range(repeats):
+        pair = [(this, ROOT), (base, baseline)]
+        for times, root in pair if i % 2 == 0 else pair[::-1]:
+            times.append(measure(cmd, env=tree_env(root))[0])
+    return min(this), min(base)
+
+
+def row(
+    label: str, path: Path, hta: Path | None, repeats: int, baseline: Path | None = None
+) -> None:
     size = uncompressed_size(path)
-    d_wall, d_rss = best_of(
-        [sys.executable, "-m", "dsprof", "analyze", "--json", str(path)], repeats
-    )
+    cmd = [sys.executable, "-m", "dsprof", "analyze", "--json", str(path)]
+    if baseline is not None:
+        this, base = against(cmd, baseline, repeats)
+        print(
+            f"{label:58} {size / 1e6:8.1f} MB | this tree {this:6.2f} s | baseline {base:6.2f} s"
+            f" | this / baseline x{this / base:4.2f}",
+            flush=True,
+        )
+        return
+    d_wall, d_rss = best_of(cmd, repeats)
     line = f"{label:58} {size / 1e6:8.1f} MB | dsprof {d_wall:6.2f} s {d_rss / 1e6:7.0f} MB ({d_rss / size:4.2f}x)"
     if hta is not None:
         h_wall, h_rss = best_of([str(hta), "-c", HTA_SCRIPT, str(path)], repeats)
@@ -197,14 +226,22 @@ def main() -> None:
     ap.add_argument("--no-big", action="store_true", help="skip the generated ~1 GB trace")
     ap.add_argument("--big-hta", action="store_true", help="run HTA on the generated trace too")
     ap.add_argument("--repeats", type=int, default=REPEATS)
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="another source tree of dsprof (a git worktree) to time beside this one, no HTA",
+    )
+    ap.add_argument(
+        "--traces", nargs="*", help="shared traces to measure (paths under the shared folder)"
+    )
     args = ap.parse_args()
-    hta = None if args.no_hta else ensure_hta()
+    hta = None if args.no_hta or args.baseline else ensure_hta()
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; best of {args.repeats}; RSS = peak of the process tree"
     )
-    for rel in TRACES:
-        row(rel, SHARED / rel, hta, args.repeats)
-    if not args.no_big:
+    for rel in args.traces or TRACES:
+        row(rel, SHARED / rel, hta, args.repeats, args.baseline)
+    if not args.no_big and args.baseline is None:
         with tempfile.TemporaryDirectory(prefix="dsprof-bench-") as tmp:
             src = SHARED / GENERATED_SOURCE
             mid = generate_big_trace(src, Path(tmp) / "mid.json", GENERATED_MID_BYTES)
