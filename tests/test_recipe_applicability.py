@@ -161,3 +161,30 @@ def test_threads_target_leaves_the_cores_other_processes_keep_busy(tmp_path):
     assert applies and "other processes kept 1.0 cores busy" in why
     run.host = pd.DataFrame({"sys_cpu_pct": [46.0] * 5, "proc_cpu_pct": [90.0] * 5})  # idle box
     assert recipe.target(run) == 2 and not recipe.applicable(run)[0]
+
+
+# a CPU run on a machine whose torch sees a GPU: the run's work decides, not the machine
+CPU_RUN_ON_GPU_BOX = {"cuda_available": True, "device_types": ["cpu"]}
+GPU_RUN = {"cuda_available": True, "device_types": ["cuda"]}
+
+
+def test_gpu_recipes_judge_the_runs_work_not_the_machines_gpu(tmp_path, monkeypatch):
+    import dsprof.recipes.compile as compile_recipe
+
+    cpu = _run(tmp_path / "cpu", **CPU_RUN_ON_GPU_BOX)
+    gpu = _run(tmp_path / "gpu", **GPU_RUN)
+    assert not cpu.facts.uses_cuda and gpu.facts.uses_cuda
+    applies, why = get_recipe("cuda-graphs").applicable(cpu)
+    assert not applies and "this run used none" in why and "outputs on cpu" in why
+    assert get_recipe("cuda-graphs").applicable(gpu)[0]
+    # Inductor on the CPU needs a C++ compiler, whatever GPU the machine has
+    monkeypatch.setattr(compile_recipe, "cpp_compiler", lambda: None)
+    applies, why = get_recipe("compile").applicable(cpu)
+    assert not applies and "C++ compiler" in why
+    assert get_recipe("compile").applicable(gpu)[0]
+    # pinned memory only where the baseline's work ran on the GPU, in the trial and in --apply
+    loader = get_recipe("dataloader")
+    assert loader.options(cpu) == {"pin_memory": False}
+    assert loader.options(gpu) == {"pin_memory": True}
+    assert "pin_memory" not in loader.codemod(cpu).dataloader_kwargs
+    assert loader.codemod(gpu).dataloader_kwargs["pin_memory"] == "True"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 from typing import Any, ClassVar
 
-from dsprof.recipes.base import CodeChange, Recipe, Undo
+from dsprof.recipes.base import CodeChange, Recipe, Undo, uses_cuda
 
 
 def cpp_compiler() -> str | None:
@@ -52,7 +52,7 @@ class CompileRecipe(Recipe):
     def applicable(self, run: Any) -> tuple[bool, str]:
         if not run.facts.root_modules:
             return False, "no nn.Module was called as a step: nothing to compile"
-        if not run.child.cuda_available and cpp_compiler() is None:
+        if not uses_cuda(run) and cpp_compiler() is None:
             return False, "Inductor on the CPU needs a C++ compiler (g++/clang++); none on PATH"
         return True, "Inductor fuses pointwise ops and removes per-op dispatch"
 

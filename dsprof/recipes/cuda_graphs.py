@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from dsprof.recipes.base import CodeChange, Undo
+from dsprof.recipes.base import CodeChange, Undo, cpu_reason, uses_cuda
 from dsprof.recipes.compile import CompileRecipe
 
 
@@ -28,8 +28,8 @@ class CudaGraphsRecipe(CompileRecipe):
     mode = "reduce-overhead"
 
     def applicable(self, run: Any) -> tuple[bool, str]:
-        if not run.child.cuda_available:
-            return False, "CUDA graphs need a CUDA GPU; this run used none"
+        if not uses_cuda(run):  # CompileRecipe.applicable does not reach Recipe's needs_gpu check
+            return False, f"CUDA graphs need a CUDA GPU; this run used none ({cpu_reason(run)})"
         return super().applicable(run)
 
     def install(self, tracker: Any, options: dict[str, Any], status: dict[str, Any]) -> Undo:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprof.recipes.base import CodeChange, Recipe, Undo
+from dsprof.recipes.base import CodeChange, Recipe, Undo, uses_cuda
 
 # workers beyond 4 rarely help an inference loader and each costs a process (PyTorch's DataLoader
 # docs: tune num_workers; the TensorBoard profiler plugin suggests starting at 4)
@@ -90,15 +90,20 @@ class DataLoaderRecipe(Recipe):
             f"{len(single)} DataLoader(s) load in the main process (num_workers=0) at {where}",
         )
 
+    def options(self, run: Any) -> dict[str, Any]:
+        # pinned host memory only helps copies to a GPU: the baseline's work ran on one
+        return {"pin_memory": uses_cuda(run)}
+
     def install(self, tracker: Any, options: dict[str, Any], status: dict[str, Any]) -> Undo:
         import torch
 
-        settings = loader_settings(options, torch.cuda.is_available())
+        pin = options.get("pin_memory")
+        settings = loader_settings(options, torch.cuda.is_available() if pin is None else pin)
         status["settings"] = settings
         return patch_dataloader(settings, status)
 
     def codemod(self, run: Any = None) -> CodeChange:
-        cuda = bool(run is not None and run.child.cuda_available)
+        cuda = bool(run is not None and uses_cuda(run))
         return CodeChange(
             dataloader_kwargs={k: repr(v) for k, v in loader_settings({}, cuda).items()}
         )
