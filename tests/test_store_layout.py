@@ -13,15 +13,26 @@ from dsprof.store.layout import RunPaths, output_step_name, output_steps
 PACKAGE = Path(layout.__file__).parent.parent
 # every name layout.py gives a file inside a run folder (folder names such as "trace" are words)
 NAMES = {v for k, v in vars(layout).items() if k.isupper() and isinstance(v, str) and "." in v}
+# endings of names made from parts (trace/<host>_<pid>.pt.trace.json.gz, .<run id>.launch.log)
+SUFFIXES = (layout.TRACE_FILE_SUFFIX, layout.LAUNCH_LOG_SUFFIX)
 
 
 def _spelled(source: str, where: str) -> list[str]:
-    """String literals in source that equal a run-folder file name, as 'where:line name'.
+    """String literals in source that equal a run-folder file name or hold a name's ending (in an
+    f-string too), as 'where:line name'.
 
     Evidence(source="host.parquet") names where a number was read, for a person: it is text in a
-    finding, not a path, and is left out.
+    finding, not a path, and is left out; so are docstrings.
     """
     tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     evidence_sources = {
         id(part)
         for node in ast.walk(tree)
@@ -34,8 +45,9 @@ def _spelled(source: str, where: str) -> list[str]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Constant)
         and isinstance(node.value, str)
-        and node.value in NAMES
+        and (node.value in NAMES or any(suffix in node.value for suffix in SUFFIXES))
         and id(node) not in evidence_sources
+        and id(node) not in docstrings
     ]
 
 
@@ -59,8 +71,14 @@ def test_the_check_sees_a_spelled_name() -> None:
         'PATH = "cuda_memory.jsonl"\n'
         'E = dict(source="host.parquet")\n'
         'F = dict(source="a" if PATH else "steps.parquet")\n'
+        "def f(pid):\n"
+        '    """Writes host_1.pt.trace.json.gz."""\n'
+        '    return f"h_{pid}.pt.trace.json.gz"\n'
     )
-    assert _spelled(probe, "probe.py") == ["probe.py:1 'cuda_memory.jsonl'"]
+    assert _spelled(probe, "probe.py") == [
+        "probe.py:1 'cuda_memory.jsonl'",
+        "probe.py:6 '.pt.trace.json.gz'",
+    ]
 
 
 @pytest.mark.parametrize("step", [0, 7, 1234], ids=["first", "seventh", "large"])

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from dsprof.store.layout import trace_file_name
+
 
 def _malloc_trim() -> bool:
     """Return freed heap memory to the OS (glibc only); True when it ran."""
@@ -250,7 +252,7 @@ class ProfilerWindow:
         return since is not None and start_ns >= since
 
     def _export(self) -> None:
-        path = self.trace_dir / f"{socket.gethostname()}_{os.getpid()}.pt.trace.json.gz"
+        path = self.trace_dir / trace_file_name(socket.gethostname(), os.getpid())
         try:
             self._prof.export_chrome_trace(str(path))
         except Exception as e:  # a failed export must not fail the user's script

@@ -33,7 +33,7 @@ from dsprof.core.child import ChildInfo, ProfilerInfo
 from dsprof.core.live import CaptureInfo, CaptureRequest
 from dsprof.store import live_steps
 from dsprof.store.documents import write_model
-from dsprof.store.layout import RunPaths
+from dsprof.store.layout import RunPaths, trace_file_name
 
 # how often the capture thread looks at its stop conditions while it waits
 POLL_S = 0.05
@@ -268,7 +268,7 @@ class OnDemandCapture:
             info.ended_ns = time.time_ns()
         info.steps_traced = watch.traced
         self._judge(watch)
-        name = f"{socket.gethostname()}_{os.getpid()}.pt.trace.json"
+        name = trace_file_name(socket.gethostname(), os.getpid(), gz=False)
         prof.export_chrome_trace(str(self.paths.trace_dir / name))
         info.trace_file = name
         del prof  # the profiler's event buffers go before the heap is trimmed

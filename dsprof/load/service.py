@@ -124,7 +124,7 @@ class Service:
         else:
             argv += ["--steps", f"{trace_steps[0]}:{trace_steps[1]}"]
             argv += ["--trace-hold-file", str(paths.trace_hold)]
-        launch_log = paths.root.parent / f".{paths.root.name}.launch.log"
+        launch_log = paths.launch_log
         with open(launch_log, "wb") as log:
             proc = subprocess.Popen(
                 [*argv, "--", *run_args] if run_args[0] != "-m" else [*argv, *run_args],

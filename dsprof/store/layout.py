@@ -19,6 +19,13 @@ RANKS_DIR = "ranks"
 # multi-node jobs: node-level samples and logs of nodes other than node 0 (node 0 uses the root)
 NODES_DIR = "nodes"
 
+# a Kineto trace the script's process exported: trace/<host>_<pid>.pt.trace.json.gz (a live
+# capture writes it uncompressed); traces given by other tools keep their own names
+TRACE_FILE_SUFFIX = ".pt.trace.json"
+# `dsprof load --server`: the service's launch output, beside its run folder until the folder
+# exists (.<run id>.launch.log)
+LAUNCH_LOG_SUFFIX = ".launch.log"
+
 # the `dsprof report` page, written into the run folder when no -o is given
 REPORT_HTML = "report.html"
 # a batching trial's sweep and stream results (dsprof.recipes.batching)
@@ -80,6 +87,12 @@ class RunPaths:
     @property
     def manifest(self) -> Path:
         return self.root / MANIFEST
+
+    @property
+    def launch_log(self) -> Path:
+        """Where `dsprof load --server` keeps the service's launch output: beside the folder,
+        which `dsprof run` creates only once it starts."""
+        return self.root.parent / f".{self.root.name}{LAUNCH_LOG_SUFFIX}"
 
     @property
     def findings(self) -> Path:
@@ -241,16 +254,17 @@ class RunPaths:
         """Kineto traces in trace/, sorted by name."""
         if not self.trace_dir.is_dir():
             return []
-        return sorted(
-            p
-            for p in self.trace_dir.iterdir()
-            if p.name.endswith((".json", ".json.gz", ".pt.trace.json", ".pt.trace.json.gz"))
-        )
+        return sorted(p for p in self.trace_dir.iterdir() if p.name.endswith((".json", ".json.gz")))
 
     def make_dirs(self) -> None:
         """Create the sub-folders a collecting run writes into."""
         for d in (self.trace_dir, self.metrics_dir, self.outputs_dir, self.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
+
+
+def trace_file_name(host: str, pid: int, *, gz: bool = True) -> str:
+    """The name of the Kineto trace one process exports into trace/: host_123.pt.trace.json.gz."""
+    return f"{host}_{pid}{TRACE_FILE_SUFFIX}{'.gz' if gz else ''}"
 
 
 def output_step_name(step: int) -> str:
