@@ -15,6 +15,7 @@ from dsprof.core.steps import (
     iterations,
     main_module,
     measured_durations,
+    measured_iterations,
     median_ratio_interval,
     step_stats,
 )
@@ -119,6 +120,45 @@ def test_iteration_stats_measure_the_same_iterations_for_model_time() -> None:
     assert stats.p50_ns == 40 * MS and stats.model_p50_ns == 3 * MS
     assert stats.throughput_per_s == pytest.approx(25.0)  # completions over the window
     assert stats.model_share == pytest.approx(3 / 40)
+
+
+def _traced_loop(n: int, traced_calls: range) -> pd.DataFrame:
+    """n calls 40 ms apart, 60 ms apart (and 9 ms calls instead of 3) while the profiler
+    records (the calls in traced_calls)."""
+    starts, durations, traced, t = [], [], [], 0
+    for i in range(n):
+        on = i in traced_calls
+        starts.append(t)
+        durations.append((9 if on else 3) * MS)
+        traced.append(on)
+        t += (60 if on else 40) * MS
+    table = _table(starts, durations)
+    table["traced"] = traced
+    return table
+
+
+def test_traced_iterations_are_left_out_when_enough_untraced_ones_remain() -> None:
+    # calls 1-5 traced (dsprof run's default window): iterations 0-5 touch the recording
+    table = _traced_loop(16, range(1, 6))
+    it, m = measured_iterations(table, warmup=1)
+    assert it.traced is not None and list(np.flatnonzero(it.traced)) == [0, 1, 2, 3, 4, 5]
+    assert (m.count, m.excluded, m.traced_excluded, m.traced_included) == (15, 1, 5, 0)
+    assert set(m.durations_ns) == {40 * MS} and m.model_ns is not None
+    assert set(m.model_ns) == {3 * MS}
+    stats = iteration_stats(table, warmup=1)
+    assert (stats.steps_measured, stats.traced_excluded) == (9, 5)
+    assert stats.p50_ns == 40 * MS and stats.model_p50_ns == 3 * MS
+    assert stats.throughput_per_s == pytest.approx(25.0)
+
+
+def test_a_run_with_few_untraced_iterations_keeps_its_traced_ones_and_says_so() -> None:
+    table = _traced_loop(9, range(1, 6))  # iterations 6 and 7 alone are untraced
+    stats = iteration_stats(table, warmup=1)
+    assert (stats.steps_measured, stats.traced_excluded, stats.traced_included) == (7, 0, 5)
+    assert stats.p50_ns == 60 * MS
+    # a table without the column (a bare trace, older runs) is taken as it is
+    untold = iteration_stats(table.drop(columns="traced"), warmup=1)
+    assert (untold.steps_measured, untold.traced_excluded, untold.traced_included) == (7, 0, 0)
 
 
 def test_median_ratio_interval_is_exact_for_constant_samples_and_repeatable() -> None:

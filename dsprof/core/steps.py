@@ -2,6 +2,7 @@
 
     iterations(steps) -> Iterations          which interval is a step (the iteration)
     step_stats(durations_ns, warmup, exclude_compile=False) -> StepStats
+    measured_iterations(steps, warmup, ...) -> (Iterations, Measured)   the ones measured
     iteration_stats(steps, warmup, exclude_compile=False) -> StepStats   (the two together)
 
 A step is the script's iteration, timed start to start: from one call of the model (the root
@@ -22,6 +23,11 @@ leading compile steps. Which interval counts as a step is decided in `iterations
 Rules (module constants):
     warm-up: the first `warmup` steps are left out, unless the run has no more steps than that
         (a short run is summarised over all its steps rather than not at all)
+    traced: iterations that overlap the profiler's recording (steps.parquet `traced`, the call
+        that starts or ends them) are left out when at least MIN_STEPS untraced ones remain:
+        the profiler slows the steps it records (README, "Collection overhead"), so the figures
+        are the script's own speed; a run with fewer untraced iterations keeps its traced ones
+        and says how many it holds (`traced_included`)
     exclude_compile: then leading steps over COMPILE_STEP_FACTOR x the median of the rest are
         left out too, while more than MIN_STEPS remain (torch.compile's first calls; DESIGN.md:
         "compile time must be excluded from step statistics"; torch.utils.benchmark likewise
@@ -68,6 +74,12 @@ class StepStats(BaseModel):
 
     count: int = Field(default=0, description="steps recorded, warm-up included")
     steps_excluded: int = Field(default=0, description="warm-up (and compile) steps left out")
+    traced_excluded: int = Field(
+        default=0, description="steps left out because the profiler recorded them"
+    )
+    traced_included: int = Field(
+        default=0, description="measured steps the profiler recorded (too few untraced ones)"
+    )
     p50_ns: int | None = None
     p99_ns: int | None = None
     mean_ns: int | None = None
@@ -96,7 +108,7 @@ class StepStats(BaseModel):
     @property
     def steps_measured(self) -> int:
         """Steps behind p50 / p99 / mean / throughput."""
-        return max(self.count - self.steps_excluded, 0)
+        return max(self.count - self.steps_excluded - self.traced_excluded, 0)
 
     @model_validator(mode="before")
     @classmethod
@@ -174,11 +186,27 @@ class Iterations:
     starts_ns: np.ndarray
     basis: StepBasis
     module: str = ""
+    # whether each iteration overlaps the profiler's recording (None: the table does not say)
+    traced: np.ndarray | None = None
 
     @property
     def ends_ns(self) -> np.ndarray:
         """Where each iteration ends (the next one's start)."""
         return self.starts_ns + self.durations_ns
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The iterations the statistics are taken over (see the module rules), with the model
+    call's time and the start of each, and what was left out."""
+
+    durations_ns: np.ndarray
+    model_ns: np.ndarray | None
+    starts_ns: np.ndarray
+    count: int  # iterations recorded
+    excluded: int  # warm-up (and compile) iterations left out
+    traced_excluded: int  # traced iterations left out
+    traced_included: int  # traced iterations measured (too few untraced ones to leave them out)
 
 
 NO_ITERATIONS = Iterations(
@@ -248,6 +276,7 @@ def iterations(steps: Any, *, module: str | None = None) -> Iterations:
             None,
             marked["start_ns"].to_numpy(dtype=np.int64),
             basis="markers",
+            traced=_traced(marked),
         )
     module = module or main_module(steps)
     calls = steps
@@ -256,31 +285,65 @@ def iterations(steps: Any, *, module: str | None = None) -> Iterations:
     starts = calls["start_ns"].to_numpy(dtype=np.int64)
     model = calls["duration_ns"].to_numpy(dtype=np.int64)
     name = module or ""
+    traced = _traced(calls)
     if len(calls) < 2:
-        return Iterations(model, model, starts, basis="model-calls", module=name)
+        return Iterations(model, model, starts, "model-calls", name, traced)
     if steps_overlap(calls):  # calls from several threads at once: each call is a step
-        return Iterations(model, model, starts, basis="concurrent-calls", module=name)
-    return Iterations(np.diff(starts), model[:-1], starts[:-1], basis="iterations", module=name)
+        return Iterations(model, model, starts, "concurrent-calls", name, traced)
+    # an iteration runs from its call's start to the next one's: traced when either call was
+    # (the profiler starts inside a call's start and stops, exporting, after a call's end)
+    spans = None if traced is None else traced[:-1] | traced[1:]
+    return Iterations(np.diff(starts), model[:-1], starts[:-1], "iterations", name, spans)
+
+
+def _traced(steps: Any) -> np.ndarray | None:
+    if "traced" not in steps:
+        return None
+    return steps["traced"].fillna(False).to_numpy(dtype=bool)
+
+
+def measured_iterations(
+    steps: Any, warmup: int = 0, *, exclude_compile: bool = False, module: str | None = None
+) -> tuple[Iterations, Measured]:
+    """A run's iterations and the ones its statistics are taken over (the module rules)."""
+    it = iterations(steps, module=module)
+    rest, excluded = measured_durations(it.durations_ns, warmup, exclude_compile=exclude_compile)
+    idx = np.arange(excluded, excluded + len(rest))
+    traced_excluded = traced_included = 0
+    if it.traced is not None and len(idx):
+        traced = it.traced[idx]
+        if int((~traced).sum()) >= MIN_STEPS:
+            traced_excluded = int(traced.sum())
+            idx = idx[~traced]
+        else:
+            traced_included = int(traced.sum())
+    measured = Measured(
+        durations_ns=it.durations_ns[idx],
+        model_ns=None if it.model_ns is None else it.model_ns[idx],
+        starts_ns=it.starts_ns[idx],
+        count=len(it.durations_ns),
+        excluded=excluded,
+        traced_excluded=traced_excluded,
+        traced_included=traced_included,
+    )
+    return it, measured
 
 
 def iteration_stats(
     steps: Any, warmup: int = 0, *, exclude_compile: bool = False, module: str | None = None
 ) -> StepStats:
     """Statistics of a run's iterations, with the model call's time over the same iterations."""
-    it = iterations(steps, module=module)
-    measured, excluded = measured_durations(
-        it.durations_ns, warmup, exclude_compile=exclude_compile
-    )
-    stats = stats_of(measured, count=len(it.durations_ns), excluded=excluded)
+    it, m = measured_iterations(steps, warmup, exclude_compile=exclude_compile, module=module)
+    measured = m.durations_ns
+    stats = stats_of(measured, count=m.count, excluded=m.excluded)
+    stats.traced_excluded, stats.traced_included = m.traced_excluded, m.traced_included
     stats.basis, stats.module = it.basis, it.module
     if it.basis == "concurrent-calls" and len(measured):
         # overlapping calls share wall time: completions over the time they cover together
-        starts = it.starts_ns[excluded : excluded + len(measured)]
-        busy = busy_ns(starts.tolist(), (starts + measured).tolist())
+        busy = busy_ns(m.starts_ns.tolist(), (m.starts_ns + measured).tolist())
         stats.throughput_per_s = float(len(measured) / (busy / 1e9)) if busy > 0 else None
-    if it.model_ns is not None and len(measured):
-        model = it.model_ns[excluded : excluded + len(measured)]
-        stats.model_p50_ns = int(np.percentile(model, 50))
-        stats.model_p99_ns = int(np.percentile(model, 99))
-        stats.model_mean_ns = int(model.mean())
+    if m.model_ns is not None and len(measured):
+        stats.model_p50_ns = int(np.percentile(m.model_ns, 50))
+        stats.model_p99_ns = int(np.percentile(m.model_ns, 99))
+        stats.model_mean_ns = int(m.model_ns.mean())
     return stats

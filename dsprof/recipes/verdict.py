@@ -33,8 +33,7 @@ import numpy as np
 
 from dsprof.core.fix import Drift, Outcome, RiskClass, Verdict
 from dsprof.core.manifest import StepSummary
-from dsprof.core.steps import MIN_STEPS, iterations, median_ratio_interval, stats_of
-from dsprof.core.steps import measured_durations as measured
+from dsprof.core.steps import MIN_STEPS, measured_iterations, median_ratio_interval, stats_of
 from dsprof.store.layout import output_steps
 
 if TYPE_CHECKING:
@@ -65,15 +64,16 @@ class Speed:
 def measured_durations(
     steps: pd.DataFrame | None, warmup: int = 1, module: str | None = None
 ) -> tuple[np.ndarray, int]:
-    """Iteration durations (ns) with warm-up and leading compile steps dropped; and how many.
+    """Iteration durations (ns) with warm-up, leading compile steps and (when enough untraced
+    ones remain) traced iterations dropped; and how many were dropped.
 
     Iterations are timed start to start (dsprof.core.steps.iterations), the one definition of
     a step every figure uses. `module`: the model whose calls mark iterations (the baseline's,
     so that a trial's extra top-level modules, such as quantize_dynamic's observers, fall
     inside its iterations).
     """
-    durations = iterations(steps, module=module).durations_ns
-    return measured(durations, warmup, exclude_compile=True)
+    _, m = measured_iterations(steps, warmup, exclude_compile=True, module=module)
+    return m.durations_ns, m.excluded + m.traced_excluded
 
 
 def bootstrap_speedup(

@@ -10,6 +10,7 @@ from __future__ import annotations
 SERIES_COLORS: dict[str, str] = {
     # an iteration and its parts (dsprof.report.breakdown)
     "iteration": "#9ecae1",
+    "traced": "#dadaeb",  # iterations the profiler recorded (left out of the figures)
     "model": "#1f77b4",
     "data wait": "#ff7f0e",
     "host sync": "#d62728",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dsprof.core.errors import RunFolderError, UsageError
-from dsprof.core.steps import MIN_STEPS, iterations, measured_durations, median_ratio_interval
+from dsprof.core.steps import MIN_STEPS, measured_iterations, median_ratio_interval
 from dsprof.report.view_model import build_kpis, run_numbers
 
 if TYPE_CHECKING:
@@ -176,13 +176,13 @@ def _run_id(run: RunData) -> str:
 
 
 def run_iterations(run: RunData) -> np.ndarray:
-    """The run's measured iteration times (warm-up left out); a multi-rank job's slowest rank
-    (the job runs at its pace)."""
+    """The run's measured iteration times (warm-up and traced ones left out, as for every
+    figure: dsprof.core.steps); a multi-rank job's slowest rank (the job runs at its pace)."""
     warmup = run.manifest.warmup_steps if run.manifest is not None else 1
     if run.steps is not None and len(run.steps):
-        return measured_durations(iterations(run.steps).durations_ns, warmup)[0]
+        return measured_iterations(run.steps, warmup)[1].durations_ns
     ranks = [
-        measured_durations(iterations(r.steps).durations_ns, warmup)[0]
+        measured_iterations(r.steps, warmup)[1].durations_ns
         for _, r in sorted(run.ranks.items())
         if r.steps is not None and len(r.steps)
     ]

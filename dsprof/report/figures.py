@@ -286,7 +286,26 @@ def latency_figure(
 
     it = iterations(steps)
     label = stats.label if stats.basis else "iteration"
-    if len(it.durations_ns):
+    if len(it.durations_ns) and it.traced is not None and stats.traced_excluded:
+        # the traced ones apart: the figures leave them out (the profiler slows them)
+        fig = go.Figure(
+            [
+                go.Histogram(
+                    x=it.durations_ns[~it.traced] / 1e6,
+                    nbinsx=40,
+                    name=f"{label}s",
+                    marker={"color": SERIES_COLORS["iteration"]},
+                ),
+                go.Histogram(
+                    x=it.durations_ns[it.traced] / 1e6,
+                    nbinsx=40,
+                    name="traced (left out)",
+                    marker={"color": SERIES_COLORS["traced"]},
+                ),
+            ]
+        )
+        fig.update_layout(barmode="stack")
+    elif len(it.durations_ns):
         fig = go.Figure(
             go.Histogram(
                 x=it.durations_ns / 1e6,

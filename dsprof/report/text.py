@@ -201,6 +201,10 @@ def step_rows(s: StepStats) -> list[tuple[str, str]]:
         "concurrent-calls": f" ({s.module or 'model'} calls that overlap, each timed by itself)",
     }.get(s.basis, "")
     warm = f", first {s.steps_excluded} left out" if s.steps_excluded else ""
+    if s.traced_excluded:
+        warm += f", {s.traced_excluded} traced left out (the profiler slows them)"
+    elif s.traced_included:
+        warm += f", {s.traced_included} of them traced (profiler overhead in)"
     rows = [
         (f"{label}s", f"{s.count}{what}{warm}"),
         (label, f"p50 {format_ns(s.p50_ns)} · p99 {format_ns(s.p99_ns)}"),

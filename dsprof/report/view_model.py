@@ -171,10 +171,24 @@ def model_text(stats: StepStats, which: str = "p50") -> str:
     return f"model {format_ns(model)} of a {format_ns(step)} iteration"
 
 
+def traced_text(stats: StepStats) -> str:
+    """'; the 5 traced ones left out, since the profiler slows them', or how many measured steps it
+    recorded when too few others were left to leave them out; "" for an untraced run."""
+    if stats.traced_excluded:
+        return f"; the {stats.traced_excluded} traced ones left out, since the profiler slows them"
+    if stats.traced_included:
+        return (
+            f"; {stats.traced_included} of those measured ran under the profiler, which slows"
+            " them: too few others to leave them out"
+        )
+    return ""
+
+
 def step_definition(stats: StepStats) -> str:
     """One sentence saying what a step is in this run's figures."""
     module = stats.module or "the model"
     warm = f"; the first {stats.steps_excluded} left out as warm-up" if stats.steps_excluded else ""
+    warm += traced_text(stats)
     if stats.basis == "iterations":
         return (
             f"An iteration is timed start to start: from one {module} call to the next, so the "
