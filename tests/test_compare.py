@@ -97,6 +97,23 @@ def test_what_changed_and_a_different_target_warn(runs: Path, tmp_path: Path) ->
     assert cmp.warnings and "different targets" in cmp.warnings[0]
 
 
+def test_one_script_started_from_two_directories_is_one_target(runs: Path, tmp_path: Path) -> None:
+    a = make_run(tmp_path, "20260101-120000-a-abcd", gpu=False)
+    b = make_run(tmp_path, "20260101-120000-b-abcd", gpu=False)
+    ma = read_manifest(a / "run.json")
+    write_model(
+        a / "run.json", ma.model_copy(update={"target": "/repo/examples/x.py", "cwd": "/tmp"})
+    )
+    write_model(b / "run.json", ma.model_copy(update={"target": "examples/x.py", "cwd": "/repo"}))
+    cmp = compare_refs(a, b)
+    assert cmp.warnings == []  # the same file, typed two ways
+    rows = {name: (va, vb) for name, va, vb in cmp.what_changed}
+    assert "target" not in rows and rows["working directory"] == ("/tmp", "/repo")
+    write_model(b / "run.json", ma.model_copy(update={"target": "/other/x.py", "cwd": "/repo"}))
+    (warning,) = compare_refs(a, b).warnings
+    assert warning == "same script name, different paths (/repo/examples/x.py and /other/x.py)"
+
+
 def test_severity_and_impact_changes(runs: Path, tmp_path: Path) -> None:
     moved = make_run(tmp_path, "20260101-120000-moved-abcd")
     doc = read_findings(moved / "findings.json")

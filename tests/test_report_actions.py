@@ -9,7 +9,7 @@ from planted_runs import PLANTED_DIR, planted_run
 
 from dsprof.core.findings import Evidence
 from dsprof.core.manifest import RunManifest
-from dsprof.report.actions import display_path, fix_command
+from dsprof.report.actions import display_path, display_paths, fix_command
 from dsprof.report.build import build_report
 from dsprof.report.evidence import human_evidence, metric_label
 
@@ -53,6 +53,18 @@ def test_fix_command_keeps_the_scripts_own_arguments() -> None:
     assert fix_command(m.model_copy(update={"kind": "watch"})) == ""
 
 
+def test_pages_name_the_script_and_sources_from_the_repository_root() -> None:
+    root = Path(__file__).resolve().parents[1]  # this checkout: a git repository
+    m = RunManifest(run_id="x", argv=["cnn_dataloader.py", "--batches", "16"],
+                    target="cnn_dataloader.py", cwd=str(root / "examples"), start_ns=0)  # fmt: skip
+    assert fix_command(m) == "dsprof fix cnn_dataloader.py --batches 16"  # runs from the cwd
+    paged = fix_command(m, repo_relative=True)  # a page or pull request: from the repository
+    assert paged == "dsprof fix examples/cnn_dataloader.py --batches 16"
+    source = f"child.json {root / 'examples' / 'cnn_dataloader.py'}:90"
+    assert display_paths(source) == "child.json examples/cnn_dataloader.py:90"
+    assert display_paths("trace: a/b.json, http://x/y") == "trace: a/b.json, http://x/y"
+
+
 def test_display_path_is_repository_relative() -> None:
     here = Path(__file__).resolve()
     assert display_path(str(here)) == "tests/test_report_actions.py"
@@ -77,6 +89,6 @@ def test_a_real_io_stall_run_names_the_dataloader_line_and_the_change() -> None:
     assert "try num_workers=" in top.action and "prefetch_factor=4" in top.action
     script = PLANTED_DIR / "io_stall.py"
     assert run.manifest is not None and run.manifest.argv == [str(script)]
-    if script.is_relative_to(run.manifest.cwd):  # typed absolute: shown from the run's cwd
-        script = script.relative_to(run.manifest.cwd)
-    assert top.action_command == f"dsprof fix {script}"
+    # typed absolute; a page shows it from the repository root, wherever the run started
+    assert top.action_command == "dsprof fix tests/planted/io_stall.py"
+    assert all(not e.source.startswith("/") and " /" not in e.source for e in top.evidence)

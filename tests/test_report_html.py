@@ -155,7 +155,7 @@ def test_markdown_against_a_base_run(runs: Path, capsys: pytest.CaptureFixture[s
     md = capsys.readouterr().out
     assert f"| | this run | base {base.name} | Δ |" in md.replace("|  |", "| |")
     row = next(line for line in md.splitlines() if line.startswith("| iteration p50 |"))
-    assert "| 11.4 ms | 13.5 ms | -15.4 % \\[" in row and "faster" in row
+    assert "| 11.4 ms (model 10.4 ms) | 13.5 ms | -15.4 % \\[" in row and "faster" in row
     assert "Against the base run: iteration p50" in md
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -191,3 +193,29 @@ def test_summary_of_tables() -> None:
     assert summary.mean_gpu_util_pct is None  # sampled, never measured: absent, not 0
     assert summary.peak_cuda_allocated_bytes == 8  # no allocator peak column: the largest seen
     assert summarize_tables(None, None, None, None, 1) == StepSummary(basis="iterations")
+
+
+def test_a_summary_written_before_traced_iterations_were_left_out_is_recomputed(
+    tmp_path: Path,
+) -> None:
+    from report_synthetic import RUN_ID, make_run
+
+    from dsprof.store.run_store import load_run
+
+    run_dir = make_run(tmp_path)  # its steps: calls 1-3 traced
+    run = load_run(run_dir)
+    manifest = run.manifest
+    assert manifest is not None and run.facts.steps.current
+    old = run.facts.steps.model_dump(exclude={"traced_excluded", "traced_included"})
+    old.pop("steps_measured")
+    old["p50_ns"] = 1  # what an older dsprof wrote; readers must not show it
+    (run_dir / "run.json").write_text(
+        manifest.model_copy(update={"summary": StepSummary(**old)}).model_dump_json(
+            exclude={"summary": {"traced_excluded", "traced_included"}}
+        )
+    )
+    run = load_run(run_dir)
+    assert run.manifest is not None and not run.manifest.summary.current
+    assert run.facts.steps_source == "the run's tables"
+    assert run.facts.steps.traced_excluded == 3 and run.facts.steps.p50_ns != 1
+    assert run_dir.name == RUN_ID

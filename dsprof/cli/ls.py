@@ -12,13 +12,17 @@ if TYPE_CHECKING:
 
 
 def with_iterations(path: Path, manifest: RunManifest | Exception) -> RunManifest | Exception:
-    """A manifest whose summary predates iterations (or is missing) gets the figures recomputed
-    from its steps table, the way every other surface shows them."""
+    """A manifest whose summary predates iterations or the traced iterations' exclusion (or
+    is missing) gets the figures recomputed from its steps table, as every surface shows them."""
     from dsprof.core.manifest import RunManifest
     from dsprof.store.layout import RunPaths
 
     paths = RunPaths(path)
-    if not isinstance(manifest, RunManifest) or manifest.summary.basis or not paths.steps.is_file():
+    if (
+        not isinstance(manifest, RunManifest)
+        or manifest.summary.current
+        or not paths.steps.is_file()
+    ):
         return manifest
     from dsprof.runner.finalize import summarize
 

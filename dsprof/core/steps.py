@@ -98,6 +98,13 @@ class StepStats(BaseModel):
         return BASIS_LABEL[self.basis]
 
     @property
+    def current(self) -> bool:
+        """Whether these figures follow today's rules: False for a document written before
+        steps were iterations (no basis) or before traced iterations were left out (no
+        traced_excluded); readers then recompute them from the steps table."""
+        return bool(self.basis) and "traced_excluded" in self.model_fields_set
+
+    @property
     def model_share(self) -> float | None:
         """The model call's share of the iteration (means), when both are known."""
         if self.model_mean_ns is None or not self.mean_ns or self.basis != "iterations":

@@ -62,8 +62,8 @@ def _list_row(run_dir: Path, manifest: Any) -> dict[str, Any]:
         "fix": "fix" if RunPaths(run_dir).fix_session.is_file() else "",
         "note": "",
     }
-    if row["p50_ms"] is None or not s.basis:
-        # a run in progress, or run.json from before steps were iterations: from the tables
+    if row["p50_ms"] is None or not s.current:
+        # a run in progress, or run.json from an older dsprof (StepStats.current): from the tables
         stats = _step_stats(run_dir, manifest.warmup_steps)
         if stats is not None and stats.count:
             row["steps"], row["p50_ms"], row["p99_ms"] = (

@@ -63,20 +63,29 @@ def display_path(path: str | None, cwd: str | None = None) -> str:
     return path
 
 
-def fix_command(manifest: RunManifest | None) -> str:
+def fix_command(manifest: RunManifest | None, *, repo_relative: bool = False) -> str:
     """`dsprof fix` with the script and its own arguments, as the run was started (from the
-    run's working directory); "" for runs fix cannot trial (multi-rank jobs, bare traces, load
-    and watch runs)."""
+    run's working directory), or with the script's path relative to its repository
+    (`repo_relative`: for pages and pull requests, read away from the run's directory); "" for
+    runs fix cannot trial (multi-rank jobs, bare traces, load and watch runs)."""
     if manifest is None or manifest.world_size or manifest.kind not in ("script", "module"):
         return ""
     if not manifest.argv:
         return ""
     first = manifest.argv[0]
-    if manifest.kind == "script" and Path(first).is_relative_to(manifest.cwd):
+    if manifest.kind == "script" and repo_relative:
+        first = display_path(str(Path(manifest.cwd) / first), manifest.cwd)
+    elif manifest.kind == "script" and Path(first).is_relative_to(manifest.cwd):
         # typed as an absolute path inside the working directory: shown relative to it
         first = str(Path(first).relative_to(manifest.cwd))
     argv = " ".join(shlex.quote(a) for a in [first, *manifest.argv[1:]])
     return f"dsprof fix {'-m ' if manifest.kind == 'module' else ''}{argv}"
+
+
+def display_paths(text: str, cwd: str | None = None) -> str:
+    """Text with each absolute path in it shown as display_path shows it (an evidence
+    source such as "child.json /home/me/repo/train.py:90")."""
+    return re.sub(r"(?<![\w./:])/[^\s:,;()]+", lambda m: display_path(m.group(0), cwd), text)
 
 
 def _where(file: str | None, line: int | None, cwd: str | None) -> str:

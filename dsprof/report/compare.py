@@ -11,6 +11,7 @@ reaches below the threshold is not called a regression. The KPIs are the view-mo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from dsprof.report.view_model import build_kpis, run_numbers
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from dsprof.core.manifest import RunManifest
     from dsprof.store.run_store import RunData, RunStore
 
 # which way is better for each KPI: -1 lower is better, +1 higher is better, 0 neither
@@ -220,7 +222,8 @@ def what_changed(a: RunData, b: RunData) -> list[tuple[str, str, str]]:
         if ta != tb:
             rows.append((name, ta or "-", tb or "-"))
 
-    differ("target", ma.target, mb.target)
+    differ("target", target_path(ma), target_path(mb))
+    differ("working directory", ma.cwd, mb.cwd)
     differ("arguments", " ".join(ma.argv[1:]), " ".join(mb.argv[1:]))
     differ("recipes", ", ".join(ma.recipes), ", ".join(mb.recipes))
     ea, eb = ma.environment, mb.environment
@@ -237,6 +240,14 @@ def what_changed(a: RunData, b: RunData) -> list[tuple[str, str, str]]:
     return rows
 
 
+def target_path(m: RunManifest) -> str:
+    """The script a run ran, as one path whichever directory it was started from (a module's
+    name as it is)."""
+    if m.kind != "script":
+        return m.target
+    return os.path.normpath(os.path.join(m.cwd, m.target))
+
+
 def _target_warning(a: RunData, b: RunData) -> list[str]:
     ma, mb = a.manifest, b.manifest
     if ma is None or mb is None:
@@ -246,8 +257,8 @@ def _target_warning(a: RunData, b: RunData) -> list[str]:
             f"the runs are of different targets ({ma.target} and {mb.target}): the numbers "
             "compare two programs, not a change to one"
         ]
-    if ma.target != mb.target:
-        return [f"same script name, different paths ({ma.target} and {mb.target})"]
+    if target_path(ma) != target_path(mb):
+        return [f"same script name, different paths ({target_path(ma)} and {target_path(mb)})"]
     return []
 
 

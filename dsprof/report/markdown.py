@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dsprof.report.build import Report
     from dsprof.report.compare import Comparison
+    from dsprof.report.view_model import Kpi
 
 # characters that would start markup or break a table cell
 _CELL_ESCAPES = (
@@ -82,10 +83,15 @@ def verdict_line(report: Report) -> str:
     )
 
 
+def _kpi_value(k: Kpi) -> str:
+    """The value with its second figure: '316 ms (model 78.4 ms)'."""
+    return f"{k.value} ({k.note})" if k.note else k.value
+
+
 def _kpi_rows(report: Report, base: Comparison | None) -> list[str]:
     v = report.view
     if base is None:
-        return _table(["", "this run"], [[k.label, k.value] for k in v.kpis])
+        return _table(["", "this run"], [[k.label, _kpi_value(k)] for k in v.kpis])
     by_key = {m.key: m for m in base.metrics}
     rows: list[list[object]] = []
     for k in v.kpis:
@@ -96,7 +102,7 @@ def _kpi_rows(report: Report, base: Comparison | None) -> list[str]:
             if k.key == "p50" and base.iteration is not None:
                 it = base.iteration
                 delta += f" [{it.low_pct:+.1f} %, {it.high_pct:+.1f} %] {it.verdict}"
-        rows.append([k.label, k.value, m.a_text if m is not None else "n/a", delta])
+        rows.append([k.label, _kpi_value(k), m.a_text if m is not None else "n/a", delta])
     return _table(["", "this run", f"base {base.a_id}", "Δ"], rows)
 
 

@@ -264,10 +264,13 @@ def build_kpis(numbers: StepSummary) -> list[Kpi]:
 
 def finding_views(doc: FindingsDocument, run: RunData | None = None) -> list[FindingView]:
     """Findings sorted by impact, evidence in human units, each with its action sentence."""
-    from dsprof.report.actions import finding_action, fix_command
+    from dsprof.report.actions import display_paths, finding_action, fix_command
     from dsprof.report.evidence import human_evidence
 
-    command = fix_command(run.manifest if run is not None else None)
+    manifest = run.manifest if run is not None else None
+    # pages and pull requests are read away from the run's directory: repository-relative
+    command = fix_command(manifest, repo_relative=True)
+    cwd = manifest.cwd if manifest is not None else None
     views = []
     for f in doc.sorted().findings:
         rows = []
@@ -280,7 +283,7 @@ def finding_views(doc: FindingsDocument, run: RunData | None = None) -> list[Fin
                     value=h.value,
                     threshold=h.threshold,
                     window=h.window,
-                    source=h.source,
+                    source=display_paths(h.source, cwd),
                 )
             )
         action = finding_action(f, run, command)

@@ -121,14 +121,17 @@ def _usable_cores(run: RunData) -> tuple[float | None, str]:
 def _numbers(run: RunData) -> tuple[StepSummary, str]:
     """run.json's summary (what `dsprof run` printed) when the runner wrote one; else the same
     numbers computed the same way from the run's tables (a run in progress, a partial folder,
-    or a summary written before steps were iterations, whose steps were model calls)."""
+    or a summary written by an older dsprof: before steps were iterations, whose steps were
+    model calls, or before traced iterations were left out)."""
     m = run.manifest
     summary = m.summary if m is not None else None
-    if summary is not None and summary.count and summary.p50_ns is not None and summary.basis:
+    if summary is not None and summary.count and summary.p50_ns is not None and summary.current:
         return summary, "run.json summary"
     warmup = m.warmup_steps if m is not None else 1
     numbers = summarize_tables(run.steps, run.host, run.gpu, run.cuda_memory, warmup)
     if not numbers.count and summary is not None and summary.count:
+        if summary.basis:
+            return summary, "run.json summary (written before traced iterations were left out)"
         return summary, "run.json summary (model calls: written before iterations were steps)"
     return numbers, "the run's tables" if numbers.count else ""
 
