@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
+import signal
 import sys
 
 import click
@@ -53,6 +55,44 @@ def cli() -> None:
     """dsprof: profile PyTorch inference, diagnose it, fix it, and prove the fix."""
 
 
+class SignalExit(int):
+    """An exit status that entry() turns into this process ending by `signum`, as the script's
+    process did: a parent then sees what it sees of `python script.py` (a returncode of
+    -signum, a shell's $? of 128 + signum). Called in-process, main() returns the int."""
+
+    signum: int
+
+    def __new__(cls, code: int, signum: int) -> SignalExit:
+        status = super().__new__(cls, code)
+        status.signum = signum
+        return status
+
+
+# signals whose default action writes a core file: dsprof's own process must not leave one
+_CORE_SIGNALS = {
+    getattr(signal, name)
+    for name in ("SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGSEGV",
+                 "SIGSYS", "SIGXCPU", "SIGXFSZ")
+    if hasattr(signal, name)
+}  # fmt: skip
+
+
+def end_by_signal(signum: int) -> None:
+    """End this process by signum's default action (how python ends after an uncaught
+    KeyboardInterrupt); returns only where that action does not end a process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if signum in _CORE_SIGNALS:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    if signum != signal.SIGKILL:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+    os.kill(os.getpid(), signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: DsprofError becomes a one-line message and its exit code."""
     try:
@@ -66,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    return int(result) if isinstance(result, int) else 0
+    return result if isinstance(result, int) else 0
 
 
 def entry() -> None:
@@ -79,7 +119,9 @@ def entry() -> None:
     """
     code = main()
     gc.freeze()
-    sys.exit(code)
+    if isinstance(code, SignalExit):
+        end_by_signal(code.signum)
+    sys.exit(int(code))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dsprof.cli.main import SignalExit
 from dsprof.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -208,6 +209,8 @@ def command(
             console.print(part)
     if slo_list:
         return _check_slos(result, slo_list, result.exit_code)
+    if result.signal is not None:  # the script's process ended by a signal: so does dsprof's
+        return SignalExit(result.exit_code, result.signal)
     return result.exit_code
 
 

@@ -394,10 +394,11 @@ def run_target(config: ChildConfig) -> int:
         exit_code = _exit_code(e.code)
         status = "ok" if exit_code == 0 else "failed"
         error = None if exit_code == 0 else f"the script exited with status {exit_code}"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
+        # python prints the traceback and ends by SIGINT; the parent ends that way (cli/main.py)
+        _print_user_traceback(e)
         status, exit_code, error = "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)"
-        sys.stderr.write("KeyboardInterrupt\n")
     except BaseException as e:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _print_user_traceback(e)

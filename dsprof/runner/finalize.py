@@ -103,7 +103,7 @@ def finish_run(
     for s in samples:
         write_parquet(s.rows, getattr(paths, s.table), s.int_columns)
 
-    status, exit_code, error = _outcome(returncode, interrupted, child)
+    status, exit_code, error, ended_by = _outcome(returncode, interrupted, child)
     manifest.status = status
     manifest.exit_code = exit_code
     manifest.error = error
@@ -117,7 +117,7 @@ def finish_run(
     manifest.summary = summarize(paths, manifest.warmup_steps, child)
     if write_manifest:
         write_model(paths.manifest, manifest)
-    return RunResult(paths=paths, manifest=manifest, exit_code=exit_code)
+    return RunResult(paths=paths, manifest=manifest, exit_code=exit_code, signal=ended_by)
 
 
 def _child_info(paths: RunPaths) -> ChildInfo | None:
@@ -132,24 +132,36 @@ def _child_info(paths: RunPaths) -> ChildInfo | None:
 
 def _outcome(
     returncode: int, interrupted: bool, child: ChildInfo | None
-) -> tuple[RunStatus, int, str | None]:
-    if interrupted or (child is not None and child.status == "interrupted"):
-        return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)"
-    if child is not None:
+) -> tuple[RunStatus, int, str | None, int | None]:
+    """The run's status, exit code and error, and the signal the script ended by (as python
+    would: an uncaught KeyboardInterrupt ends python by SIGINT), or None.
+
+    The script's own outcome wins over our Ctrl-C: a script that catches KeyboardInterrupt and
+    exits 0 exits 0 here too (its run is still marked interrupted)."""
+    sigint = int(signal.SIGINT)
+    if child is not None and child.status == "interrupted":
+        return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)", sigint
+    if child is not None and child.status is not None:
         code = child.exit_code if child.exit_code is not None else returncode
-        status: RunStatus = child.status or ("ok" if code == 0 else "failed")
-        return status, code, child.error
+        return ("interrupted" if interrupted else child.status), code, child.error, None
     if returncode < 0:
+        if interrupted and -returncode == sigint:
+            return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)", sigint
         name = signal.Signals(-returncode).name
-        return "failed", 128 - returncode, f"the script's process was killed by {name}"
+        status: RunStatus = "interrupted" if interrupted else "failed"
+        return status, 128 - returncode, f"the script's process was killed by {name}", -returncode
+    if interrupted:
+        return "interrupted", EXIT_INTERRUPTED, "interrupted (SIGINT)", None
+    if child is not None:  # a child.json of facts only (dsprof watch's service)
+        code = child.exit_code if child.exit_code is not None else returncode
+        return "ok" if code == 0 else "failed", code, child.error, None
+    if returncode == 0:
+        return "ok", 0, None, None
     return (
-        ("ok", 0, None)
-        if returncode == 0
-        else (
-            "failed",
-            returncode,
-            f"the script's process exited with status {returncode} before dsprof could record its end",
-        )
+        "failed",
+        returncode,
+        f"the script's process exited with status {returncode} before dsprof could record its end",
+        None,
     )
 
 

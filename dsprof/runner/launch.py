@@ -80,6 +80,9 @@ class RunResult:
     paths: RunPaths
     manifest: RunManifest
     exit_code: int
+    # the signal the script's process ended by (python ends by SIGINT after an uncaught
+    # KeyboardInterrupt): `dsprof run` ends by it too, so its parent sees what python gives
+    signal: int | None = None
 
 
 def _prepare_folder(req: RunRequest) -> RunPaths:

@@ -2,25 +2,103 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import re
+import select
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
 # torch's profiler prints these on stderr at every start/stop, and (once) when recording starts
 # or stops while another thread is inside an op; they are not the script's output (torchrun
 # prefixes each worker's lines with "[default0]:"). logs/stderr.log keeps them.
-_NOISE_MARKS = (b"USDT:", b"collection.cpp:")
 _NOISE_LINE = re.compile(rb"^(\[[^\]]*\]:)?(USDT:|\[W\d+ [\d:.]+ collection\.cpp:\d+\] Warning: )")
+_RANK_PREFIX = re.compile(rb"\[[^\]\n]*\]:")
+# torch writes a noise line and its newline in separate writes: a line start that may be noise
+# waits this long for the rest of its line before it is shown as the script's
+HOLD_S = 0.1
 
 
-def _without_noise(chunk: bytes) -> bytes:
-    if not any(mark in chunk for mark in _NOISE_MARKS):
-        return chunk
-    return b"".join(line for line in chunk.splitlines(keepends=True) if not _NOISE_LINE.match(line))
+def _may_be_noise(start: bytes) -> bool:
+    """Whether an unfinished line could still turn out to be a noise line."""
+    if _NOISE_LINE.match(start):
+        return True
+    prefix = _RANK_PREFIX.match(start)
+    if prefix is None and start.startswith(b"[") and b"]" not in start:
+        return True  # a rank prefix or a collection.cpp warning, still being written
+    rest = start[prefix.end() :] if prefix else start
+    return b"USDT:".startswith(rest) or rest.startswith(b"[W")
+
+
+class NoiseFilter:
+    """Drops torch's profiler lines from a byte stream, passing everything else on unchanged.
+
+    Whole lines are judged: a noise line goes with its newline, and the script's own output,
+    blank lines and partial lines (prompts, progress bars) pass as they come. Only an unfinished
+    line that starts like noise is held, for at most HOLD_S (`hold_until`).
+    """
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._mid_line = False  # part of the current line was passed on: the rest is the script's
+        self.hold_until: float | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        data, self._held = self._held + chunk, b""
+        out: list[bytes] = []
+        *lines, tail = data.split(b"\n")
+        for line in lines:
+            if self._mid_line or not _NOISE_LINE.match(line):
+                out.append(line + b"\n")
+            self._mid_line = False
+        if tail:
+            if not self._mid_line and _may_be_noise(tail):
+                self._held = tail
+                if self.hold_until is None:
+                    self.hold_until = time.monotonic() + HOLD_S
+            else:
+                out.append(tail)
+                self._mid_line = True
+        if not self._held:
+            self.hold_until = None
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """The held start of a line, passed on as the script's (its time is up, or the end)."""
+        held, self._held, self.hold_until = self._held, b"", None
+        if held:
+            self._mid_line = True
+        return held
+
+
+class _Echo:
+    """Writes the script's bytes to our stdout or stderr: as bytes to a real text stream's
+    buffer, decoded incrementally otherwise (the live progress line's proxy), so a character
+    split between two reads is not garbled."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def write(self, data: bytes, *, final: bool = False) -> None:
+        # the stream is looked up per write: the live progress line swaps sys.stdout for a proxy
+        stream = getattr(sys, self.name)
+        buffer = getattr(stream, "buffer", None) if isinstance(stream, io.TextIOWrapper) else None
+        if buffer is not None:
+            if data:
+                stream.flush()  # what dsprof itself printed comes first
+                buffer.write(data)
+                buffer.flush()
+            return
+        text = self._decoder.decode(data, final=final)
+        if text:
+            stream.write(text)
+            stream.flush()
 
 
 class Tee:
@@ -46,29 +124,40 @@ class Tee:
             t.start()
 
     @staticmethod
-    def _pump(pipe: IO[bytes], log_path: Path, echo: str | None) -> None:
-        # the stream is looked up per write: the live progress line swaps sys.stdout for a proxy
+    def _pump(pipe: IO[bytes], log_path: Path, echo_to: str | None) -> None:
         fd = pipe.fileno()
+        echo = _Echo(echo_to) if echo_to is not None else None
+        noise = NoiseFilter()
         with open(log_path, "ab") as log:
             while True:
+                if noise.hold_until is not None and echo is not None:
+                    wait = max(noise.hold_until - time.monotonic(), 0.0)
+                    if not select.select([fd], [], [], wait)[0]:
+                        echo = _echo(echo, noise.flush())
+                        continue
                 try:
                     chunk = os.read(fd, 65536)
                 except OSError:
-                    break
+                    chunk = b""
                 if not chunk:
                     break
                 log.write(chunk)
                 log.flush()
                 if echo is not None:
-                    chunk = _without_noise(chunk)
-                    try:
-                        stream = getattr(sys, echo)
-                        stream.write(chunk.decode("utf-8", errors="replace"))
-                        stream.flush()
-                    except (OSError, ValueError):
-                        echo = None  # our terminal went away; keep logging
+                    echo = _echo(echo, noise.feed(chunk))
+            if echo is not None:
+                _echo(echo, noise.flush(), final=True)
         pipe.close()
 
     def join(self) -> None:
         for t in self._threads:
             t.join(timeout=10)
+
+
+def _echo(echo: _Echo, data: bytes, *, final: bool = False) -> _Echo | None:
+    """Pass data on; None once our terminal went away (the pump keeps logging)."""
+    try:
+        echo.write(data, final=final)
+    except (OSError, ValueError):
+        return None
+    return echo
