@@ -119,3 +119,26 @@ def test_the_child_refuses_a_config_of_another_version(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert str(config) in proc.stderr and "schema_version 7" in proc.stderr
+
+
+def test_child_json_model_is_the_busiest_roots_own_entry(tmp_path: Path) -> None:
+    import torch
+
+    import dsprof
+
+    big, small = torch.nn.Linear(64, 64), torch.nn.Linear(2, 2)
+    with torch.no_grad(), dsprof.profile(out=tmp_path, trace=False, sample_hz=1) as session:
+        for _ in range(4):
+            big(torch.randn(256, 64))
+            small(torch.randn(1, 2))
+    info = json.loads((RunPaths(session.path).child_info).read_text())
+    model, roots = info["model"], {r["index"]: r for r in info["root_modules"]}
+    assert len(roots) == 2
+    entry = roots[model["index"]]
+    assert entry["class"] == "Linear" and entry["calls"] == 4
+    shared = ("index", "class", "qualname", "calls", "failed_calls", "threads", "call_site")
+    assert {k: model[k] for k in shared} == {k: entry[k] for k in shared}
+    assert model["time_share"] == pytest.approx(
+        entry["total_ns"] / sum(r["total_ns"] for r in roots.values())
+    )
+    assert info["call_site"] == model["call_site"]

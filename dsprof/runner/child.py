@@ -207,6 +207,7 @@ class ChildSession:
         outputs = self.capture.finish(model.index if model is not None else None)
         torch = self.torch
         roots = [r.info() for r in tracker.roots]
+        model_entry = model_info(tracker)
         info = {
             "status": status,
             "exit_code": exit_code,
@@ -230,7 +231,7 @@ class ChildSession:
             "steps_seen": tracker.step_count,
             "step_mode": tracker.mode,
             "step_source": step_source(tracker),
-            "model": model_info(tracker),
+            "model": model_entry,
             "autograd_enabled_steps": (
                 tracker.marker_autograd_steps
                 if tracker.mode == "marker"
@@ -241,7 +242,7 @@ class ChildSession:
             "root_inputs": {r["qualname"]: r["inputs"] for r in roots},
             "training_module_classes": _merge_counts(r["training_module_classes"] for r in roots),
             **cpu_facts(),
-            "call_site": (model_info(tracker) or {}).get("call_site")
+            "call_site": (model_entry or {}).get("call_site")
             or next((r["call_site"] for r in roots if r["call_site"]), None),
             "dataloaders": self.dataloaders,
             "worker_processes": worker_processes(self.paths.worker_modules_live),
@@ -266,23 +267,19 @@ def step_source(tracker: Any) -> str | None:
     return sorted(model.sources)[0] if len(model.sources) == 1 else "+".join(sorted(model.sources))
 
 
+# the fields of a root's info() that child.json's `model` repeats (dsprof.core.child.ModelInfo)
+MODEL_FIELDS = ("index", "class", "qualname", "calls", "failed_calls", "threads", "call_site")
+
+
 def model_info(tracker: Any) -> dict[str, Any] | None:
-    """The model (the root with the most summed call time) for child.json."""
+    """The model (the root with the most summed call time) for child.json: its root entry's
+    fields and its share of all top-level call time."""
     model = tracker.model
     if model is None:
         return None
     total = sum(r.total_ns for r in tracker.roots) or 1
-    site = model.call_site
-    return {
-        "index": model.index,
-        "class": model.cls,
-        "qualname": model.qualname,
-        "calls": model.steps,
-        "failed_calls": model.failed,
-        "time_share": model.total_ns / total,
-        "threads": len(model.threads),
-        "call_site": {"file": site[0], "line": site[1], "function": site[2]} if site else None,
-    }
+    info = model.info()
+    return {**{k: info[k] for k in MODEL_FIELDS}, "time_share": model.total_ns / total}
 
 
 def worker_processes(path: Path) -> list[dict[str, Any]]:
