@@ -3,11 +3,13 @@ checks (no such PID, another user's), all with real sockets and processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,17 +113,8 @@ def test_find_socket_removes_a_stale_one_and_finds_none(control_dir):
 def test_a_busy_agent_whose_backlog_is_full_is_found_not_removed(control_dir):
     """A listener that accepts nothing for a while (its thread waits on the GIL) is alive."""
     sock, path = control.bind_socket(os.getpid())
-    waiting: list[socket.socket] = []
+    waiting = _fill_backlog(path)  # the next connect is refused with EAGAIN
     try:
-        while True:  # fill the backlog: the next connect is refused with EAGAIN
-            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            c.setblocking(False)
-            try:
-                c.connect(str(path))
-            except BlockingIOError:
-                c.close()
-                break
-            waiting.append(c)
         assert control.find_socket([os.getpid()]) == (os.getpid(), path)
         assert not control.remove_stale(path) and path.exists()
     finally:
@@ -129,6 +122,78 @@ def test_a_busy_agent_whose_backlog_is_full_is_found_not_removed(control_dir):
             c.close()
         sock.close()
         path.unlink()
+
+
+def _fill_backlog(path: Path) -> list[socket.socket]:
+    """Connections nobody accepts until the next connect is refused with EAGAIN."""
+    waiting: list[socket.socket] = []
+    while True:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect(str(path))
+        except BlockingIOError:
+            c.close()
+            return waiting
+        waiting.append(c)
+
+
+def test_a_client_waits_out_a_full_backlog(control_dir):
+    """The agent's thread accepts late (busy behind the GIL): the client connects once it does."""
+    sock, path = control.bind_socket(os.getpid())
+    waiting = _fill_backlog(path)
+    accepted: list[socket.socket] = []
+
+    def accept_late() -> None:
+        time.sleep(0.5)
+        sock.settimeout(10)  # bounded, whatever the client does
+        with contextlib.suppress(OSError):
+            for _ in range(len(waiting) + 1):
+                accepted.append(sock.accept()[0])
+
+    t = threading.Thread(target=accept_late, daemon=True)
+    t.start()
+    try:
+        conn = control.AgentConnection.open(path, expected_pid=os.getpid())
+        conn.close()
+    finally:
+        t.join(10)
+        for c in waiting + accepted:
+            c.close()
+        sock.close()
+        path.unlink()
+
+
+def test_a_probe_never_takes_a_socket_being_set_up_for_stale(control_dir):
+    """While an agent binds, a client probing the same path must not meet a socket that is bound
+    but not yet listening (it refuses connections, and would be removed as stale)."""
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            control.find_socket([os.getpid()])
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    lost = 0
+    try:
+        for _ in range(1500):  # the old bind-then-listen lost ~2 in 1500 here
+            sock, path = control.bind_socket(os.getpid())
+            lost += not path.exists()
+            sock.close()
+            path.unlink(missing_ok=True)
+    finally:
+        stop.set()
+        t.join(10)
+    assert lost == 0
+    assert [p.name for p in control_dir.iterdir()] == []  # no staging names left behind
+
+
+def test_a_dead_processes_half_set_up_socket_is_swept(control_dir):
+    control.private_dir(control_dir)
+    staging = control_dir / f"{control.STAGING_PREFIX}{_dead_pid()}-0123abcd"
+    _stale_socket(staging)
+    assert control.sweep_stale(control_dir) == [staging]
 
 
 def test_a_file_in_the_way_is_not_removed(control_dir):

@@ -19,6 +19,7 @@ import contextlib
 import errno
 import json
 import os
+import secrets
 import socket
 import stat
 import struct
@@ -37,6 +38,11 @@ SOCKET_SUFFIX = ".sock"
 # a line longer than this is not a dsprof message
 MAX_LINE_BYTES = 1 << 20
 CONNECT_TIMEOUT_S = 5.0
+# connections waiting for the agent's accept(): probes and clients queue here while the agent's
+# thread waits for the GIL behind a busy service
+BACKLOG = 128
+# a socket being set up (bound, not yet renamed to <pid>.sock): .binding-<pid>-<random>
+STAGING_PREFIX = ".binding-"
 
 
 class ControlError(UsageError):
@@ -135,12 +141,23 @@ def sweep_stale(directory: Path) -> list[Path]:
     removed: list[Path] = []
     with contextlib.suppress(OSError):
         for p in directory.iterdir():
-            stem = p.name[: -len(SOCKET_SUFFIX)] if p.name.endswith(SOCKET_SUFFIX) else ""
-            if not stem.isdigit() or _pid_exists(int(stem)):
+            stem = _socket_pid(p.name)
+            if stem is None or _pid_exists(stem):
                 continue
             if remove_stale(p):
                 removed.append(p)
     return removed
+
+
+def _socket_pid(name: str) -> int | None:
+    """The PID a socket file's name belongs to: <pid>.sock, or .binding-<pid>-<random>."""
+    if name.endswith(SOCKET_SUFFIX):
+        stem = name[: -len(SOCKET_SUFFIX)]
+    elif name.startswith(STAGING_PREFIX):
+        stem = name[len(STAGING_PREFIX) :].partition("-")[0]
+    else:
+        return None
+    return int(stem) if stem.isdigit() else None
 
 
 def _pid_exists(pid: int) -> bool:
@@ -172,13 +189,20 @@ def bind_socket(pid: int, env: Mapping[str, str] | None = None) -> tuple[socket.
             if answers(path):
                 raise ControlError("an on-demand agent already listens for this process", path=path)
             os.unlink(path)  # stale: a dead process with this PID left it
+        # bound and listening under a private name first, then renamed into place: a client
+        # probing meanwhile never meets <pid>.sock bound but not yet listening (it would
+        # answer "refused" and be removed as stale)
+        staging = directory / f"{STAGING_PREFIX}{pid}-{secrets.token_hex(4)}"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.bind(str(path))
-            os.chmod(path, 0o600)  # the 0700 directory already keeps others out meanwhile
-            sock.listen(8)
+            sock.bind(str(staging))
+            os.chmod(staging, 0o600)  # the 0700 directory already keeps others out meanwhile
+            sock.listen(BACKLOG)
+            os.rename(staging, path)
         except OSError as e:
             sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
             errors.append(f"{path}: {e.strerror}")
             continue
         return sock, path
@@ -201,6 +225,33 @@ def find_socket(pids: list[int], env: Mapping[str, str] | None = None) -> tuple[
     return None
 
 
+def _connect_waiting(path: Path, timeout_s: float) -> socket.socket:
+    """A connected socket; a full backlog (the agent is alive but busy) is waited out."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.01
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(str(path))
+            return sock
+        except (BlockingIOError, InterruptedError) as e:
+            sock.close()
+            if time.monotonic() + pause > deadline:
+                raise ControlError(
+                    f"the agent accepted no connection in {timeout_s:g} s (its process is busy: "
+                    f"{e.strerror})",
+                    path=path,
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
+        except OSError as e:
+            sock.close()
+            raise ControlError(
+                f"cannot connect to the agent: {e.strerror or e}", path=path
+            ) from None
+
+
 @dataclass
 class AgentConnection:
     """One connection to an agent: send a JSON line, read JSON lines."""
@@ -212,13 +263,7 @@ class AgentConnection:
 
     @classmethod
     def open(cls, path: Path, expected_pid: int) -> AgentConnection:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(CONNECT_TIMEOUT_S)
-        try:
-            sock.connect(str(path))
-        except OSError as e:
-            sock.close()
-            raise ControlError(f"cannot connect to the agent: {e.strerror}", path=path) from None
+        sock = _connect_waiting(path, CONNECT_TIMEOUT_S)
         creds = peer_credentials(sock)
         if creds is not None and (creds[1] != os.getuid() or creds[0] != expected_pid):
             sock.close()

@@ -181,6 +181,9 @@ class WatchSession:
             self._requests_note = f"request counters: the agent stopped answering ({e})"
             self._agent.close()
             self._agent = None
+            # a slow answer (the service busy behind its GIL) is no missing agent: look again
+            # at the next refresh, not AGENT_RETRY_S later
+            self._agent_next_try = time.monotonic()
             return None
         raw = answer.get("counters")
         if raw is None:
