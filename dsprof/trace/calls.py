@@ -66,6 +66,8 @@ CALL_FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 SYNC_FAMILIES = ("explicit-sync", "implicit-sync")
+# the values of a family column ("" for a call of none of them)
+FAMILIES = ("", *(family for family, _ in CALL_FAMILIES))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -78,13 +80,16 @@ def call_family(name: str) -> str:
 
 
 def call_families(names: pd.Series) -> pd.Series:
-    """call_family for each row of a (categorical) name column, evaluated once per name."""
+    """call_family for each row of a (categorical) name column, evaluated once per name; a
+    categorical column over FAMILIES (comparing it compares small integer codes)."""
     if not isinstance(names.dtype, pd.CategoricalDtype):
         names = names.astype("category")
     cats = names.cat.categories
     codes = names.cat.codes.to_numpy()
-    # the name interner is shared by every table: look up only the names present here
-    table = np.full(len(cats) + 1, "", dtype=object)
+    # the name interner is shared by every table: look up only the names present here; the last
+    # slot is for rows without a name (code -1)
+    table = np.zeros(len(cats) + 1, dtype=np.int8)
     for code in np.unique(codes[codes >= 0]).tolist():
-        table[code] = call_family(str(cats[code]))
-    return pd.Series(table[codes], index=names.index, dtype=object)
+        table[code] = FAMILIES.index(call_family(str(cats[code])))
+    family = pd.Categorical.from_codes(table[codes], categories=list(FAMILIES))
+    return pd.Series(family, index=names.index)

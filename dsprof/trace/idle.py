@@ -168,7 +168,7 @@ def unrecorded_waits(tf: TraceFrames) -> pd.DataFrame:
 def host_events(tf: TraceFrames) -> dict[str, HostEvents]:
     """The host events of each cause (python has none: it is what is left)."""
     rt = tf.runtime_calls
-    family = rt["family"].to_numpy()
+    family = rt["family"]
     out: dict[str, HostEvents] = {}
     out["unrecorded"] = _events(tf.unrecorded_waits)
     init = tf.init
