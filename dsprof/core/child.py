@@ -98,6 +98,31 @@ class RootModule(BaseModel):
     call_site: CallSite | None = None
 
 
+class ModelHandle(BaseModel):
+    """An expression one of the script's frames reaches the model by, at that frame's line."""
+
+    file: str = ""
+    line: int = 0
+    function: str = ""
+    var: str = Field(default="", description="the frame's variable: `extractor`")
+    expr: str = Field(default="", description="the model through it: `extractor.model`")
+
+
+class ModelSeen(BaseModel):
+    """What the child saw of a root module at its first call (dsprof/runner/model_facts.py)."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="allow")
+
+    class_name: str = Field(default="", alias="class")
+    autocast: dict[str, str] = Field(
+        default_factory=dict, description="autocast the script called it under: {device: dtype}"
+    )
+    decode: bool | None = Field(
+        default=None, description="first called from inside generate() (KV-cache decode steps)"
+    )
+    handles: list[ModelHandle] = Field(default_factory=list, description="innermost frame first")
+
+
 class DataLoaderInfo(BaseModel):
     """A DataLoader the script built, with its settings and where."""
 
@@ -237,3 +262,15 @@ class ChildInfo(BaseModel):
     recipes: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="recipes installed in a trial, with their status"
     )
+    first_calls: list[ModelSeen] = Field(
+        default_factory=list, description="each root module as seen at its first call"
+    )
+    generate_calls: int = Field(default=0, description="transformers generate() calls made")
+
+    def model_seen(self, class_name: str | None = None) -> ModelSeen | None:
+        """The first-call facts of the root module of this class (default: the model's)."""
+        wanted = class_name or (self.model.class_name if self.model is not None else None)
+        for m in self.first_calls:
+            if wanted is None or m.class_name == wanted:
+                return m
+        return None

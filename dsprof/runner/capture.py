@@ -21,11 +21,12 @@ is the model is known at the end); `finish` moves the model's up to outputs/ and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -47,26 +48,71 @@ class CaptureBudget:
 
 
 def flatten_tensors(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Tensors out of tuples, lists, dicts, dataclasses and HF ModelOutput, by dotted path."""
+    """Tensors out of what a model returns, by dotted path: mappings (dict, transformers'
+    ModelOutput and BatchEncoding, any Mapping or UserDict), namedtuples (by field name),
+    tuples and lists, dataclasses, numpy arrays, and lists of numbers (one tensor when
+    rectangular)."""
     found: dict[str, torch.Tensor] = {}
 
     def visit(o: Any, path: str, depth: int) -> None:
         if len(found) >= MAX_TENSORS or depth > 6:
             return
+        key = path or "0"
         if isinstance(o, torch.Tensor):
-            found[path or "0"] = o
-        elif isinstance(o, dict):  # HF ModelOutput is an OrderedDict of its non-None fields
+            found[key] = o
+        elif isinstance(o, Mapping):
             for k, v in o.items():
                 visit(v, f"{path}.{k}" if path else str(k), depth + 1)
+        elif isinstance(o, tuple) and hasattr(o, "_fields"):  # a namedtuple: its field names
+            for name in o._fields:
+                visit(getattr(o, name), f"{path}.{name}" if path else name, depth + 1)
         elif isinstance(o, (tuple, list)):
+            numbers = _numbers(o)
+            if numbers is not None:
+                found[key] = numbers
+                return
             for i, v in enumerate(o):
                 visit(v, f"{path}.{i}" if path else str(i), depth + 1)
         elif dataclasses.is_dataclass(o) and not isinstance(o, type):
             for f in dataclasses.fields(o):
                 visit(getattr(o, f.name), f"{path}.{f.name}" if path else f.name, depth + 1)
+        elif type(o).__module__ == "numpy" and hasattr(o, "dtype") and hasattr(o, "shape"):
+            with contextlib.suppress(TypeError, ValueError, RuntimeError):
+                found[key] = torch.as_tensor(o)
 
     visit(obj, prefix, 0)
     return found
+
+
+def _numbers(seq: tuple[Any, ...] | list[Any]) -> torch.Tensor | None:
+    """A (nested) list of plain numbers as one tensor; None for anything else or a ragged list."""
+    if not seq:
+        return None
+    first = seq[0]
+    while isinstance(first, (list, tuple)) and first:
+        first = first[0]
+    if not isinstance(first, (int, float)) or isinstance(first, bool):
+        return None
+    try:
+        return torch.tensor(seq)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def type_names(obj: Any, limit: int = 4) -> list[str]:
+    """What a model returned, for a note when no tensor could be taken from it: the type, and
+    the types inside a container (`list[str]`, `dict[str, Image]`)."""
+
+    def name(o: Any) -> str:
+        return type(o).__qualname__
+
+    if isinstance(obj, Mapping):
+        inner = sorted({name(v) for v in list(obj.values())[:limit]})
+        return [f"{name(obj)}[{', '.join(inner)}]"] if inner else [name(obj)]
+    if isinstance(obj, (list, tuple)):
+        inner = sorted({name(v) for v in list(obj)[:limit]})
+        return [f"{name(obj)}[{', '.join(inner)}]"] if inner else [name(obj)]
+    return [name(obj)]
 
 
 @dataclasses.dataclass
@@ -202,6 +248,7 @@ class OutputCapture:
         self._lock = threading.Lock()
         self._pending: list[tuple[int, int, dict[str, Kept], dict[str, Kept]]] = []
         self._written: dict[tuple[int, int], dict[str, Any]] = {}
+        self._types: dict[tuple[int, int], list[str]] = {}  # steps whose output held no tensor
 
     @property
     def pending(self) -> bool:
@@ -220,6 +267,9 @@ class OutputCapture:
             inp.update(flatten_tensors(args, "args"))
             inp.update(flatten_tensors(kwargs or {}, "kwargs"))
         with self._lock:
+            if not out and len(self._types) < self.steps:
+                # nothing to compare: the index says what the model returned instead
+                self._types[(root, step)] = type_names(output)
             self.device_types.update(t.device.type for t in out.values())
             room = min(self.budget.step_bytes, self.budget.run_bytes - self.used_bytes)
             if room <= 0 or not out:
@@ -285,6 +335,11 @@ class OutputCapture:
             {"step": e["step"], "file": None, "error": e["error"]}
             for e in self.errors
             if e["root"] == model_root
+        ]
+        index += [
+            {"step": step, "file": None, "output_types": types}
+            for (root, step), types in sorted(self._types.items())
+            if root == model_root
         ]
         shutil.rmtree(self.paths.output_roots_dir, ignore_errors=True)
         index.sort(key=lambda e: e["step"])

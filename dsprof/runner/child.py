@@ -22,6 +22,8 @@ from pydantic import ValidationError
 
 from dsprof.core.child import ChildConfig, ChildInfo
 from dsprof.core.errors import DsprofError
+from dsprof.runner.generate import GeneratedTokens
+from dsprof.runner.model_facts import ModelFacts
 from dsprof.store.documents import read_child_config, write_model, write_text_atomic
 
 CONFIG_ENV = "DSPROF_CHILD_CONFIG"
@@ -95,6 +97,8 @@ class ChildSession:
         self._encode = live_steps.encode_rows
         self.tracker.listeners = [self.on_step]
         self.tracker.on_flush_due = self._flush_rows
+        self.model_facts = ModelFacts()
+        self.generated = GeneratedTokens()
 
     def start(self) -> None:
         names = list(self.config.recipes)
@@ -102,6 +106,9 @@ class ChildSession:
             from dsprof.recipes.trial import install
 
             self.recipes = install(names, dict(self.config.recipe_options), self.tracker)
+        # before any recipe's hook: the model as the script made it, called as the script calls it
+        self.tracker.first_call_hooks.insert(0, self.model_facts.first_call)
+        self.generated.install()
         if self.window is not None:
             self.window.start()
             self.tracker.traced_since_ns = self._traced_since()
@@ -195,6 +202,7 @@ class ChildSession:
             if self.window is not None:
                 self.window.stop()
             self.restore_dataloader()
+            self.generated.uninstall()
         except Exception as e:  # cleanup must not hide the script's own outcome
             error = error or f"dsprof cleanup failed: {e!r}"
         self._flush_rows()
@@ -205,6 +213,7 @@ class ChildSession:
         tracker = self.tracker
         model = tracker.model
         outputs = self.capture.finish(model.index if model is not None else None)
+        self.generated.write(self.paths.generated_tokens)
         torch = self.torch
         roots = [r.info() for r in tracker.roots]
         model_entry = model_info(tracker)
@@ -249,6 +258,8 @@ class ChildSession:
             "outputs": outputs,
             "profiler": self.window.status() if self.window is not None else None,
             "recipes": self.recipes,
+            "first_calls": self.model_facts.roots,
+            "generate_calls": self.generated.total_calls,
         }
         try:
             write_model(self.paths.child_info, ChildInfo.model_validate(info), lenient=True)

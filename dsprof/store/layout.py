@@ -77,6 +77,9 @@ OUTPUT_STEP_SUFFIX = ".pt"
 # end the model's move up to outputs/ and the folder is removed
 OUTPUT_ROOTS_DIR = "roots"
 
+# the token ids each generate() call returned (transformers models), with its prompt length
+GENERATED_TOKENS = "generated.pt"
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -221,6 +224,11 @@ class RunPaths:
     @property
     def outputs_index(self) -> Path:
         return self.outputs_dir / OUTPUTS_INDEX
+
+    @property
+    def generated_tokens(self) -> Path:
+        """What the script's generate() calls returned: outputs/generated.pt."""
+        return self.outputs_dir / GENERATED_TOKENS
 
     def output_step(self, step: int) -> Path:
         """Where the child saves the captured outputs of one step."""
