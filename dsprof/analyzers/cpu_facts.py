@@ -138,15 +138,36 @@ def _gemm_shape(name: str, dims: Any) -> tuple[int, int, int] | None:
     return rows, k, n
 
 
+def innermost_gemm(ops: pd.DataFrame) -> pd.Series:
+    """For each outermost op that has GEMM-family ops nested in it, the index of the last of
+    them (by start): the op that really ran the GEMM. Indexed by the outermost op's index.
+
+    Under torch.autocast the outer aten::linear is recorded with the float inputs the script
+    passed; autocast casts them and calls linear again, whose addmm runs in bf16 (issue 17:
+    a bf16 autocast script had been told "fp32 Linear is 18-22 %").
+    """
+    if len(ops) == 0:
+        return pd.Series(dtype="int64")
+    df = ops.sort_values(["tid", "ts_ns", "dur_ns"], ascending=[True, True, False])
+    prev_end = df.groupby("tid", sort=False, observed=True)["end_ns"].transform(
+        lambda s: s.cummax().shift(1)
+    )
+    outer = (prev_end.isna() | (df["ts_ns"] >= prev_end)).to_numpy()
+    owner = df.index.to_numpy()[outer][np.cumsum(outer) - 1]
+    inner = pd.Series(df.index.to_numpy()[~outer], index=owner[~outer])
+    return inner.groupby(level=0).last()
+
+
 def gemm_calls(tf: TraceFrames) -> pd.DataFrame:
     """Outermost GEMM-family ops inside the trace's window.
 
-    Columns: name, tid, ts_ns, dur_ns, end_ns, dtype (the left operand's "Input type", "" when
-    shapes were not recorded), rows, k, n (-1 when unknown) and flops (2*rows*k*n, 0 when unknown).
+    Columns: name, tid, ts_ns, dur_ns, end_ns, dtype (the "Input type" of the left operand of
+    the innermost GEMM-family op the call ran, "" when shapes were not recorded), rows, k, n
+    (-1 when unknown) and flops (2*rows*k*n, 0 when unknown).
     """
     ops = tf.cpu_ops
-    ops = ops[ops["name"].isin(GEMM_OPS)]
-    ops = outermost(tf.in_window(ops))
+    nested = tf.in_window(ops[ops["name"].isin(GEMM_OPS)])
+    ops = outermost(nested)
     cols = ["name", "tid", "ts_ns", "dur_ns", "end_ns"]
     if len(ops) == 0:
         return pd.DataFrame(
@@ -197,6 +218,22 @@ def gemm_calls(tf: TraceFrames) -> pd.DataFrame:
     out["dtype"] = [
         t[i] if isinstance(t, list) and len(t) > i else "" for t, i in zip(types, left, strict=True)
     ]
+    if "input_types" in nested and len(nested) > len(ops):
+        # the dtype the GEMM ran in: that of the innermost GEMM-family op under each call
+        inner = innermost_gemm(nested)
+        rows = nested.loc[inner.to_numpy()]
+        inner_types = tf.decoded_shapes(rows["input_types"])
+        inner_left = np.where(rows["name"].astype(str).isin(["aten::addmm", "aten::baddbmm"]), 1, 0)
+        ran_in = pd.Series(
+            [
+                t[i] if isinstance(t, list) and len(t) > i else ""
+                for t, i in zip(inner_types, inner_left, strict=True)
+            ],
+            index=inner.index,
+        )
+        ran_in = ran_in[ran_in != ""]
+        hit = out.index.isin(ran_in.index)
+        out.loc[hit, "dtype"] = ran_in.reindex(out.index[hit]).to_numpy()
     return out.reset_index(drop=True)
 
 
