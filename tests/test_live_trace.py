@@ -80,8 +80,10 @@ def test_a_trace_of_steps_is_an_analysed_run_folder(tmp_path, service):
 def test_a_trace_while_four_threads_call_the_model_at_once(tmp_path):
     """A thread pool serving one model: the window records, counts and ends; nothing breaks."""
     with loop_service("--threads", "4", "--interval-ms", "1") as svc:
-        results = [
-            take_trace(TraceRequest(pid=svc.pid, steps=4, out=tmp_path, analyze=False))
+        results = [  # 4 steps take well under a second; the timeout only bounds a failure
+            take_trace(
+                TraceRequest(pid=svc.pid, steps=4, timeout_s=30, out=tmp_path, analyze=False)
+            )
             for _ in range(3)
         ]
         assert svc.poll() is None
@@ -89,7 +91,9 @@ def test_a_trace_while_four_threads_call_the_model_at_once(tmp_path):
             assert conn.hello()["captures"] == 3
     for result in results:
         # at least 4: calls on other threads may end before the recording stops
-        assert result.capture.status == "ok" and result.capture.steps_traced >= 4
+        assert result.capture.status == "ok" and result.capture.steps_traced >= 4, result.capture
+        steps = pd.read_parquet(result.paths.steps)
+        assert set(steps.loc[steps["traced"], "module"]) == {"Sequential"}  # not a layer of it
         frames = load_trace(result.paths.trace_files()[0])
         assert len(frames.steps) >= 4
         threads = frames.cpu.loc[frames.cpu["name"].astype(str) == "aten::linear", "tid"].nunique()

@@ -310,3 +310,34 @@ def test_request_counters_from_a_services_own_prometheus_histogram():
     assert named is not None and named.requests_total == 1
     assert counters_from_text(text, "no_such_histogram") is None
     assert counters_from_text("# nothing here\n") is None
+
+
+def test_the_model_is_a_module_called_twice_on_one_thread_not_layers_caught_mid_call():
+    """A capture installed while four threads are inside a model call sees that call's remaining
+    layers as outermost calls, once per thread: the same Linear on each. Counted together they
+    made the Linear "the model" (never called as a root again: the window ran to its timeout);
+    the model is the module object called twice on one thread."""
+    import threading
+
+    import torch
+
+    from dsprof.live.capture import _StepWatch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    watch = _StepWatch(None)
+    all_in = threading.Barrier(4, timeout=30)
+
+    def caught_mid_call() -> None:
+        with watch.call_context(model[2]):  # the rest of a call that began before the install
+            all_in.wait()  # the four threads are in their calls at once, as in a thread pool
+
+    threads = [threading.Thread(target=caught_mid_call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert watch.model is None and not watch.model_known.is_set()
+    for _ in range(2):  # the next calls on one thread are whole model calls
+        with watch.call_context(model):
+            pass
+    assert watch.model == "Sequential" and watch.model_known.is_set()

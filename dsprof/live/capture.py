@@ -76,14 +76,17 @@ class _StepWatch:
     Which calls are the model's: a tracker installed while a model call is in flight turns that
     call's remaining layers into roots of one call each (each looks outermost, and several may
     share a class), so before recording the capture waits until one module object has been
-    called as a root MODEL_CALLS times and takes its class as the model's (a dsprof.step()
-    marker step counts as the model's).
+    called as a root MODEL_CALLS times on one thread and takes its class as the model's (a
+    dsprof.step() marker step counts as the model's). On one thread, not in all: with several
+    threads mid-call at the install, the same layer is a root once on each of them (counted
+    together, 4 threads made a Linear "the model", whose calls were never roots again: the
+    window then recorded until its timeout, 60 s of every thread's ops).
     """
 
     def __init__(self, model: str | None) -> None:
         self.rows: list[dict[str, Any]] = []
         self.model = model
-        self.calls: dict[int, int] = {}
+        self.calls: dict[tuple[int, int], int] = {}
         self.recording_since_ns: int | None = None
         self.recording_until_ns: int | None = None
         self.traced = 0
@@ -116,8 +119,9 @@ class _StepWatch:
 
     def call_context(self, module: Any) -> contextlib.AbstractContextManager[Any]:
         if self.model is None:
+            key = (threading.get_ident(), id(module))
             with self._lock:
-                self.calls[id(module)] = n = self.calls.get(id(module), 0) + 1
+                self.calls[key] = n = self.calls.get(key, 0) + 1
                 if n >= MODEL_CALLS and self.model is None:
                     self.model = type(module).__name__
                     self.model_known.set()
