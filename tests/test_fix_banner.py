@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from report_synthetic import NOISE, fix_session
 
@@ -58,3 +60,27 @@ def test_the_noise_check_never_calls_a_wide_interval_stable(
 def test_the_banner_shows_the_sessions_noise_check() -> None:
     b = fix_banner(fix_session("20260101-120000-x-abcd"))
     assert b.noise_state == NOISE.state == "too-wide" and "[0.19, 3.18]" in b.noise_text
+
+
+def test_markdown_shows_a_no_win_sessions_before_and_after(tmp_path: Path) -> None:
+    from report_synthetic import make_run
+
+    from dsprof.report.build import build_report
+    from dsprof.report.markdown import render_markdown
+    from dsprof.store.documents import read_fix_session, write_model
+    from dsprof.store.layout import RunPaths
+    from dsprof.store.run_store import load_run
+
+    run_dir = make_run(tmp_path, fix=True)
+    path = RunPaths(run_dir).fix_session
+    session = read_fix_session(path)
+    session.trials = [t for t in session.trials if not (t.verdict and t.verdict.accepted)]
+    session.accepted = []
+    write_model(path, session)
+    md = render_markdown(build_report(load_run(run_dir)))
+    section = md[md.index("#### Fix session: accepted none") :]
+    line = next(ln for ln in section.splitlines() if "per iteration (p50)" in ln)
+    assert line.startswith("no measurable win; best tried: ") and "→" in line
+    assert "95 % interval" in line and "speed-up x" in line
+    assert "before: the session's untraced reference runs" in section
+    assert "Noise check: " in section and "too wide to judge" in section

@@ -126,7 +126,7 @@ def fix_banner(b: FixBanner, fix_href: str) -> Any:
         html.Li(["write it into the script: ", html.Code(b.command)]) if b.command else None,
         html.Li(
             "before: the session's untraced reference runs; after: its trial runs (this page's "
-            "own figures come from the traced run)",
+            "other figures come from the profiled run)",
             className="note",
         ),
     ]

@@ -20,12 +20,13 @@ def _mb(b: int | None) -> str:
 
 
 def _numbers(m: StepSummary) -> str:
-    """'p50 12.3 ms · p99 13.0 ms · 81.20 steps/s · RSS 512 MB' (what was measured)."""
+    """'p50 12.3 ms · p99 13.0 ms · 81.20 it/s · RSS 512 MB' (what was measured: iterations,
+    start to start, as every figure; the table's title says so)."""
     parts = [f"p50 {_ms(m.p50_ns)} ms" if m.p50_ns else "p50 -"]
     if m.p99_ns:
         parts.append(f"p99 {_ms(m.p99_ns)} ms")
     if m.throughput_per_s:
-        parts.append(f"{m.throughput_per_s:.2f} steps/s")
+        parts.append(f"{m.throughput_per_s:.2f} it/s")
     if m.peak_rss_bytes is not None:
         parts.append(f"RSS {_mb(m.peak_rss_bytes)} MB")
     return " · ".join(parts)
@@ -68,7 +69,7 @@ def fix_tables(session: FixSession) -> list[Any]:
     )
 
     b: StepSummary = session.baseline
-    rows = [("baseline", _numbers(b), "")]
+    rows = [("reference", _numbers(b), "")]
     for t in session.trials:
         v, m = t.verdict, t.metrics
         speed = (
@@ -84,7 +85,11 @@ def fix_tables(session: FixSession) -> list[Any]:
                 "green" if v and v.accepted else "",
             )
         )
-    table = WrappedRows("Before / after (reference run vs each trial; 95% interval)", rows)
+    table = WrappedRows(
+        "Before / after, per iteration (start to start): the untraced reference run vs each "
+        "trial; 95% interval",
+        rows,
+    )
     parts.append(table)
     for t in session.trials:
         parts.append(

@@ -170,8 +170,18 @@ def render_markdown(report: Report, base: Comparison | None = None) -> str:
     if v.fix.available:
         accepted = ", ".join(v.fix.accepted) or "none"
         out += [f"#### Fix session: accepted {md_cell(accepted)}", ""]
-        if v.fix.banner is not None and v.fix.banner.noise_text:
-            out += [f"Noise check: {_md_text(v.fix.banner.noise_text)}", ""]
+        b = v.fix.banner
+        if b is not None:
+            facts = [b.interval_text, f"speed-up {b.speedup_text}" if b.speedup_text else ""]
+            facts += [f"output drift {b.drift_text}" if b.drift_text else "", b.memory_text]
+            shown = " · ".join(_md_text(f) for f in facts if f)
+            out += [f"{_md_text(b.headline)}" + (f" ({shown})" if shown else ""), ""]
+            out += [
+                "<sub>before: the session's untraced reference runs; after: its trial runs</sub>",
+                "",
+            ]
+        if b is not None and b.noise_text:
+            out += [f"Noise check: {_md_text(b.noise_text)}", ""]
         out += _table(
             ["trial", "outcome", "speed-up [95% CI]", "p50", "peak memory Δ", "output drift"],
             [
