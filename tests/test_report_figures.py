@@ -95,3 +95,13 @@ def test_multi_rank_job_without_top_level_steps(tmp_path: Path) -> None:
 def test_plot_text_escapes_plotly_markup() -> None:
     assert plot_text(EVIL_OP) == "&lt;/script&gt;&lt;b&gt;x"
     assert plot_text("a & b") == "a &amp; b"
+
+
+def test_the_histogram_shows_the_traced_iterations_apart(tmp_path: Path) -> None:
+    run = load_run(make_run(tmp_path, gpu=False))  # calls 1-3 traced: iterations 0-3 touch them
+    latency = {s.key: s.figure for s in build_report(run).figures}["latency"]
+    series = {t.name: len(t.x) for t in latency.data}
+    assert series == {"iterations": 15, "traced (left out)": 4}
+    marks = [a.text for a in latency.layout.annotations]
+    assert marks[0].startswith("p50 ") and marks[1].startswith("p99 ")
+    assert [a.xanchor for a in latency.layout.annotations] == ["right", "left"]

@@ -329,14 +329,15 @@ def latency_figure(
         fig.update_layout(barmode="overlay")
     else:
         return None
-    for name, value, color in (("p50", stats.p50_ns, "green"), ("p99", stats.p99_ns, "red")):
+    marks = (("p50", stats.p50_ns, "green", "top left"), ("p99", stats.p99_ns, "red", "top right"))
+    for name, value, color, side in marks:  # the labels on either side: close lines never overlap
         if value is not None:
             fig.add_vline(
                 x=value / 1e6,
                 line_color=color,
                 line_dash="dash",
                 annotation_text=f"{name} {value / 1e6:.3g} ms",
-                annotation_position="top",
+                annotation_position=side,
             )
     fig.update_xaxes(title_text=f"{label} time (ms)")
     fig.update_yaxes(title_text=f"{label}s")
