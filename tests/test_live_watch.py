@@ -3,6 +3,7 @@ mid-watch, bad input (no such PID, a port in use, neither PID nor --name)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -39,7 +40,12 @@ def test_watch_reads_a_services_own_prometheus_histogram(tmp_path):
         stop(svc)
     assert r.returncode == 0, r.stderr
     assert "req/s" in r.stderr and "p50" in r.stderr  # the last view, printed on a non-terminal
+    # a watch has no steps by design: the summary says what was analysed, not "nothing measured"
+    assert "no steps" not in r.stderr.lower() and "No steps were recorded" not in r.stderr
     (run,) = (tmp_path / "runs").iterdir()
+    findings = json.loads((run / "findings.json").read_text())
+    assert "run-without-steps" not in {n["code"] for n in findings["notices"]}
+    assert findings["analyzers_failed"] == {}
     counts = pd.read_parquet(run / "metrics" / "service_requests.parquet")
     assert counts["requests_total"].iloc[-1] > counts["requests_total"].iloc[0] > 0
     assert "latency_le_0.05_s" in counts  # the service's own buckets

@@ -63,7 +63,9 @@ def run_notices(run: RunData) -> list[Notice]:
     workers = child.worker_processes
     share = worker_cpu_share(run)
     in_workers = bool(workers) or (share is not None and share >= WORKER_CPU_SHARE)
-    if steps == 0 and run.manifest.status != "running":
+    # a watch samples a process from outside: it records no steps by design (dsprof trace does)
+    watch = run.manifest.kind == "watch"
+    if steps == 0 and run.manifest.status != "running" and not watch:
         why = (
             "the script called no nn.Module in its own process and did not call dsprof.step()"
             if not child.root_modules

@@ -259,9 +259,11 @@ def run_summary(
     kpis.add_row(
         "status", Text(f"{manifest.status} (exit {manifest.exit_code})", style=status_style)
     )
-    for label, value in step_rows(s):
+    # a watch samples the service from outside: no steps, by design (dsprof trace takes them)
+    watch = manifest.kind == "watch"
+    for label, value in [] if watch else step_rows(s):
         kpis.add_row(label, value)
-    if not s.count:
+    if not s.count and not watch:
         kpis.add_row(
             "", Text("no steps: nothing was measured, so no finding means nothing", style="red")
         )
@@ -297,6 +299,13 @@ def run_summary(
     out += notices_text(doc)
     if doc.findings:
         out.append(findings_table(doc, limit=8, actions=finding_actions(run_dir, manifest, doc)))
+    elif watch:
+        out.append(
+            Text(
+                "No findings from the analyzers that read host samples (io-stall, cpu-threads); "
+                "the others need steps and a trace: dsprof trace PID takes them."
+            )
+        )
     elif not s.count:
         out.append(
             Text("No findings: no steps were recorded, so nothing was diagnosed.", style="red")
