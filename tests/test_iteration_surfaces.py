@@ -81,7 +81,7 @@ def test_every_surface_shows_the_same_iteration_p50(tmp_path: Path) -> None:
     assert kpi is not None and kpi.groups() == ("iteration p50", p50)
     # the markdown summary
     md = dsprof("report", str(run_dir), "--format", "md", cwd=tmp_path).stdout
-    assert f"| iteration p50 | {p50} |" in md
+    assert f"| iteration p50 | {p50} (model {format_ns(s.model_p50_ns)}) |" in md
     # dsprof ls at 80 columns
     ls = dsprof("ls", "runs", cwd=tmp_path).stdout
     row = next(line for line in ls.splitlines() if line.startswith(run_dir.name[-4:]))
