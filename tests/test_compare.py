@@ -159,6 +159,7 @@ SLEEPER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # three real dsprof runs: 50 s at load 21 on the shared 2-core machine
 def test_two_runs_of_one_script_are_within_noise_and_a_real_slowdown_is_not(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
