@@ -4,7 +4,9 @@ that did not opt in, and 20 captures in a row."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -265,3 +267,29 @@ def test_twenty_captures_leave_the_service_healthy(tmp_path):
         assert svc.poll() is None
     assert threads1 <= threads0, (threads0, threads1)
     assert rss1 - rss0 < 64 * 2**20, (rss0, rss1)
+
+
+def test_a_pid_with_several_agents_below_it_is_refused_not_guessed(tmp_path):
+    """`dsprof trace PID` looks below PID (for `dsprof run --on-demand`); a shell or supervisor
+    with two opted-in services under it names them instead of tracing either."""
+    quoted = f"{sys.executable} {LOOP_SERVICE} --exit-after 120"
+    parent = subprocess.Popen(
+        ["sh", "-c", f"{quoted} & {quoted} & wait"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len(control.find_sockets(tree_pids(parent.pid))) < 2:
+            assert parent.poll() is None and time.monotonic() < deadline, "two agents"
+            time.sleep(0.2)
+        children = sorted(p for p, _ in control.find_sockets(tree_pids(parent.pid)))
+        r = dsprof("trace", str(parent.pid), "--steps", "1", "--out", "runs", cwd=tmp_path)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert f"2 processes under PID {parent.pid} accept on-demand traces" in r.stderr
+        assert f"PIDs {children[0]}, {children[1]}" in r.stderr
+        assert not (tmp_path / "runs").exists()
+    finally:
+        for pid in tree_pids(parent.pid)[1:]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        stop(parent)

@@ -214,15 +214,44 @@ def find_socket(pids: list[int], env: Mapping[str, str] | None = None) -> tuple[
 
     A socket file of ours that nothing answers on is stale and removed on the way.
     """
+    found = find_sockets(pids, env, first=True)
+    return found[0] if found else None
+
+
+def find_sockets(
+    pids: list[int], env: Mapping[str, str] | None = None, first: bool = False
+) -> list[tuple[int, Path]]:
+    """Every (pid, socket) among pids with a live agent (one per PID); stale ones removed."""
+    out: list[tuple[int, Path]] = []
     for pid in pids:
         for directory in control_dirs(env):
             path = directory / socket_name(pid)
             if not _is_our_socket(path):
                 continue
             if answers(path):
-                return pid, path
+                out.append((pid, path))
+                if first:
+                    return out
+                break
             remove_stale(path)
-    return None
+    return out
+
+
+def choose_agent(pid: int, found: list[tuple[int, Path]]) -> tuple[int, Path] | None:
+    """The agent a command about PID talks to: PID's own, else the only one among its
+    descendants (a service under `dsprof run --on-demand`). Several descendants with agents
+    (PID is a shell, a supervisor, init) is an error naming them: never a guess."""
+    own = [f for f in found if f[0] == pid]
+    if own:
+        return own[0]
+    pids = sorted({f[0] for f in found})
+    if len(pids) > 1:
+        listed = ", ".join(map(str, pids[:8])) + (" ..." if len(pids) > 8 else "")
+        raise ControlError(
+            f"{len(pids)} processes under PID {pid} accept on-demand traces (PIDs {listed}); "
+            "name one of them"
+        )
+    return found[0] if found else None
 
 
 def _connect_waiting(path: Path, timeout_s: float) -> socket.socket:

@@ -77,12 +77,12 @@ def not_opted_in_message(target: Target) -> str:
 
 def find_agent(target: Target) -> tuple[int, Path]:
     """(pid, socket) of the agent in the target's process tree; NotOptedInError if none."""
-    found = control.find_socket(tree_pids(target.pid) or [target.pid], _target_env(target.pid))
-    if found is None:
-        found = control.find_socket(tree_pids(target.pid) or [target.pid])
-    if found is None:
+    pids = tree_pids(target.pid) or [target.pid]
+    found = control.find_sockets(pids, _target_env(target.pid)) or control.find_sockets(pids)
+    chosen = control.choose_agent(target.pid, found)
+    if chosen is None:
         raise NotOptedInError(not_opted_in_message(target))
-    return found
+    return chosen
 
 
 def _target_env(pid: int) -> dict[str, str] | None:

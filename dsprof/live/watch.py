@@ -158,7 +158,13 @@ class WatchSession:
         now = time.monotonic()
         if self._agent is None and now >= self._agent_next_try:
             self._agent_next_try = now + AGENT_RETRY_S
-            found = control.find_socket(tree_pids(self.target.pid))
+            try:
+                found = control.choose_agent(
+                    self.target.pid, control.find_sockets(tree_pids(self.target.pid))
+                )
+            except control.ControlError as e:
+                self._requests_note = f"request counters: {e}"
+                return None
             if found is None:
                 self._requests_note = (
                     "request rate and latency: the service reports none (it runs no dsprof "
