@@ -71,7 +71,7 @@ def test_every_surface_shows_the_same_iteration_p50(tmp_path: Path) -> None:
     assert re.search(rf"iteration\s+p50 {re.escape(p50)} ·", proc.stderr), proc.stderr
     assert f"{format_ns(s.model_p50_ns)} of a {p50} iteration" in proc.stderr
     panel = re.sub(r"[│\s]+", " ", proc.stderr)  # the summary panel's lines joined
-    assert "first 1 left out, 5 traced left out (the profiler slows them)" in panel
+    assert "first 1 left out, 5 traced left out (the profiler slows them): 18 measured" in panel
     # the HTML report
     assert dsprof("report", str(run_dir), "--cdn", "-o", "r.html", cwd=tmp_path).returncode == 0
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
@@ -79,6 +79,7 @@ def test_every_surface_shows_the_same_iteration_p50(tmp_path: Path) -> None:
         r'data-kpi="p50"><div class="label">([^<]*)</div><div class="value">([^<]*)<', page
     )
     assert kpi is not None and kpi.groups() == ("iteration p50", p50)
+    assert '<div class="value">24</div><div class="sub">18 measured</div>' in page  # the n
     # the markdown summary
     md = dsprof("report", str(run_dir), "--format", "md", cwd=tmp_path).stdout
     assert f"| iteration p50 | {p50} (model {format_ns(s.model_p50_ns)}) |" in md

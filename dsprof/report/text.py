@@ -205,6 +205,8 @@ def step_rows(s: StepStats) -> list[tuple[str, str]]:
         warm += f", {s.traced_excluded} traced left out (the profiler slows them)"
     elif s.traced_included:
         warm += f", {s.traced_included} of them traced (profiler overhead in)"
+    if s.steps_measured != s.count:
+        warm += f": {s.steps_measured} measured"
     rows = [
         (f"{label}s", f"{s.count}{what}{warm}"),
         (label, f"p50 {format_ns(s.p50_ns)} · p99 {format_ns(s.p99_ns)}"),

@@ -218,7 +218,14 @@ def build_kpis(numbers: StepSummary) -> list[Kpi]:
     n = numbers
     label = n.label
     kpis = [
-        Kpi(key="steps", label=f"{label}s", value=str(n.count), raw=float(n.count)),
+        Kpi(
+            key="steps",
+            label=f"{label}s",
+            value=str(n.count),
+            raw=float(n.count),
+            # the figures' n, when warm-up or traced iterations were left out
+            note=f"{n.steps_measured} measured" if n.steps_measured != n.count else "",
+        ),
         Kpi(
             key="p50",
             label=f"{label} p50",
