@@ -6,7 +6,8 @@
 
 For each example: a fix session (baseline, untraced reference, one trial per recipe, greedy
 combination of the accepted ones) and a table of speedup of the step-time median with its bootstrap
-95 % interval, output drift and the verdict. The numbers are this machine's at this moment: on a
+95 % interval, what the user pays (the whole model loop, one-time costs included, with the calls
+after which they are paid back), output drift and the verdict. The numbers are this machine's at this moment: on a
 shared machine, other processes' load widens the intervals (the verdicts say so).
 """
 
@@ -48,6 +49,7 @@ def main() -> int:
         "p50 ms before",
         "p50 ms after",
         "speedup [95% CI]",
+        "whole run (break-even)",
         "drift",
         "verdict",
     ):
@@ -68,8 +70,15 @@ def main() -> int:
             v = t.verdict
             d = v.drift if v else None
             drift = "-"
-            if d is not None and d.cosine is not None:
+            if d is not None and d.metric == "tokens" and d.token_agreement is not None:
+                drift = f"tokens {d.token_agreement:.3f}"
+            elif d is not None and d.cosine is not None:
                 drift = f"cos {d.cosine:.4f}" + (" exact" if d.allclose else "")
+            w = v.whole_run if v else None
+            whole = "-"
+            if w is not None:
+                even = "never" if w.break_even_calls is None else f"{w.break_even_calls:,}"
+                whole = f"x{w.speedup:.2f} over {w.calls} ({even})"
             table.add_row(
                 name,
                 ("+ " if t.combined else "") + "+".join(t.recipes),
@@ -78,6 +87,7 @@ def main() -> int:
                 f"x{v.speedup:.2f} [{v.ci95[0]:.2f}, {v.ci95[1]:.2f}]"
                 if v and v.ci95 and v.speedup
                 else "-",
+                whole,
                 drift,
                 ("accepted" if v and v.accepted else v.outcome if v else t.status),
             )

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from dsprof.recipes.verdict import compare_outputs
+from dsprof.recipes.drift import compare_outputs
 from dsprof.runner.capture import (
     CaptureBudget,
     OutputCapture,

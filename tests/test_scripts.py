@@ -162,7 +162,8 @@ def test_fix_replays_the_baselines_stdin_to_every_run(tmp_path):
     lines = [" ".join(str((i + j) % 7) for j in range(16)) for i in range(40)]
     data = ("\n".join(lines) + "\n").encode()
     proc = dsprof(
-        "fix", "--json", "--recipe", "inference-mode", "--out", "runs", "stdin_fed.py",
+        # a recipe that applies (inference-mode would be skipped: the script uses no_grad)
+        "fix", "--json", "--recipe", "int8-dynamic", "--out", "runs", "stdin_fed.py",
         cwd=tmp_path, stdin=data, timeout=500,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]

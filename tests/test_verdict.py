@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dsprof.core.fix import Drift
+from dsprof.recipes import drift as D
 from dsprof.recipes import verdict as V
 
 
@@ -140,7 +141,7 @@ def test_compare_outputs_metrics(tmp_path):
     b = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # row 2: orthogonal, other argmax
     _save(tmp_path / "base", 0, {"logits": a, "ids": torch.tensor([1, 2])})
     _save(tmp_path / "trial", 0, {"logits": b, "ids": torch.tensor([1, 2])})
-    d = V.compare_outputs(tmp_path / "base", tmp_path / "trial")
+    d = D.compare_outputs(tmp_path / "base", tmp_path / "trial")
     assert d.tensors_compared == 2
     assert d.max_abs == pytest.approx(1.0)
     assert d.cosine == pytest.approx(0.5)  # mean of per-row cosines 1 and 0
@@ -153,10 +154,10 @@ def test_compare_outputs_exact_and_shape_change(tmp_path):
     x = torch.randn(2, 4, 8)
     _save(tmp_path / "b", 0, {"last_hidden_state": x})
     _save(tmp_path / "t", 0, {"last_hidden_state": x + 1e-7})
-    d = V.compare_outputs(tmp_path / "b", tmp_path / "t")
+    d = D.compare_outputs(tmp_path / "b", tmp_path / "t")
     assert d.allclose is True and d.top1_agreement is None  # hidden states are not logits
     _save(tmp_path / "t2", 0, {"last_hidden_state": x[:1]})
-    d2 = V.compare_outputs(tmp_path / "b", tmp_path / "t2")
+    d2 = D.compare_outputs(tmp_path / "b", tmp_path / "t2")
     assert d2.allclose is False and "shape" in d2.note
 
 
@@ -168,9 +169,9 @@ def test_outputs_deterministic(tmp_path):
     _save(tmp_path / "rnd", 1, {"0": x * 3}, {"args.0": x})
     _save(tmp_path / "none", 0, {"0": x}, {"args.0": x})
     _save(tmp_path / "none", 1, {"0": x}, {"args.0": x + 1})
-    assert V.outputs_deterministic(tmp_path / "det") is True
-    assert V.outputs_deterministic(tmp_path / "rnd") is False
-    assert V.outputs_deterministic(tmp_path / "none") is None
+    assert D.outputs_deterministic(tmp_path / "det") is True
+    assert D.outputs_deterministic(tmp_path / "rnd") is False
+    assert D.outputs_deterministic(tmp_path / "none") is None
 
 
 def test_model_steps_are_timed_start_to_start_so_time_between_calls_counts():

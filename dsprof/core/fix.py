@@ -36,7 +36,17 @@ Outcome = Literal[
     "drift",  # faster or not, the outputs moved beyond the tolerance
     "failed",  # the trial run raised or exited non-zero
     "insufficient-data",  # too few steps to say anything
+    # faster per call, but its one-time cost (compiling, recompiling, quantizing) is not paid
+    # back over this script's number of calls: the whole run is not faster (issue 17)
+    "not-paid-back",
+    # the recipe found nothing to change (sdpa on a model that already uses it, int8 without a
+    # Linear): whatever the timer says, there is no change to accept
+    "unchanged",
 ]
+# what a trial's outputs were judged by (issue 17): generated token ids of generate(), cosine for
+# embeddings and hidden states, cosine and top-1 for class scores, fp32 allclose for exact
+# recipes, identical outputs on identical inputs for eval-mode
+DriftMetric = Literal["", "tokens", "cosine", "cosine+top1", "allclose", "deterministic"]
 
 
 class Applicability(BaseModel):
@@ -64,7 +74,51 @@ class Drift(BaseModel):
     deterministic: bool | None = Field(
         default=None, description="repeated steps on the same inputs gave the same outputs"
     )
+    metric: DriftMetric = Field(default="", description="what the verdict judged the outputs by")
+    token_agreement: float | None = Field(
+        default=None,
+        description="generate(): share of generated token positions with the same id",
+    )
+    tokens_compared: int = Field(default=0, description="generated token positions compared")
+    output_types: list[str] = Field(
+        default_factory=list,
+        description="types the model returned when no tensor could be captured from them",
+    )
     note: str = ""
+
+
+class WholeRun(BaseModel):
+    """What the user pays: the model loop's wall time over this script's number of calls.
+
+    Per run, the sum of every iteration (warm-up, compile and recompile steps included);
+    references and repeats averaged. The one-time cost is what the trial spends beyond its
+    steady per-call time, less the same for the reference; it is paid back after
+    `break_even_calls` calls at the steady saving per call.
+    """
+
+    calls: int = Field(description="model calls per run of the script (iterations + 1)")
+    baseline_ns: int = Field(description="reference runs: mean model-loop wall time")
+    trial_ns: int = Field(description="trial runs: mean model-loop wall time")
+    speedup: float = Field(description="baseline_ns / trial_ns")
+    ci95: tuple[float, float] | None = Field(
+        default=None, description="bootstrap 95 % interval (steady steps resampled per run)"
+    )
+    per_call_saving_ns: int = Field(description="reference median - trial median (steady state)")
+    one_time_cost_ns: int = Field(
+        description="trial time beyond its steady per-call cost, less the reference's"
+    )
+    break_even_calls: int | None = Field(
+        default=None, description="calls after which the one-time cost is paid back; None: never"
+    )
+    late_slow_steps: int = Field(
+        default=0,
+        description="steps after the leading ones over 3x the steady median (recompiles), "
+        "beyond the reference's count",
+    )
+    late_slow_ns: int = Field(default=0, description="their time beyond the steady median")
+    cut_short: bool = Field(
+        default=False, description="runs were ended by --max-steps: the script makes more calls"
+    )
 
 
 class Verdict(BaseModel):
@@ -76,6 +130,18 @@ class Verdict(BaseModel):
     ci95: tuple[float, float] | None = Field(default=None, description="bootstrap 95 % interval")
     min_gain: float = Field(default=0.03, description="the conservative end must exceed 1+min_gain")
     peak_memory_change_bytes: int | None = None
+    memory_basis: str = Field(
+        default="",
+        description="what peak_memory_change_bytes compares: 'rss' (process resident set) or "
+        "'cuda-reserved' (the caching allocator's reserved bytes, cuda_memory.parquet)",
+    )
+    whole_run: WholeRun | None = Field(
+        default=None, description="the whole model loop, one-time costs included (issue 17)"
+    )
+    compile: dict[str, float] = Field(
+        default_factory=dict,
+        description="torch.compile counters in the trial: graphs, recompiles, compile_s",
+    )
     drift: Drift | None = None
     reason: str = ""
 
@@ -143,7 +209,17 @@ class ApplyResult(BaseModel):
     check_run: str | None = Field(default=None, description="run folder of the patched script")
     check_speedup: float | None = None
     check_ci95: tuple[float, float] | None = None
+    check_whole_run_speedup: float | None = Field(
+        default=None, description="patched script's model loop against the references'"
+    )
     check_reason: str = ""
+    check_ok: bool | None = Field(
+        default=None,
+        description="the patched script ran and was not slower; False: restored (None: not run)",
+    )
+    restored: bool = Field(
+        default=False, description="the original script was put back after a failed check"
+    )
 
 
 # the closing reference run against the first (same script, no recipe): its 95 % interval must
@@ -161,6 +237,10 @@ class NoiseCheck(BaseModel):
     speedup: float = Field(description="median of the first / median of the closing reference")
     ci95: tuple[float, float]
     state: NoiseState
+    band: float = Field(
+        default=REFERENCE_STABLE_BAND,
+        description="the stated width: an interval beyond 1 +- band is too noisy to call stable",
+    )
 
     @property
     def sentence(self) -> str:

@@ -90,6 +90,18 @@ class Recipe:
         raise NotImplementedError
 
 
+def note_change(status: dict[str, Any], changed: bool, why: str = "") -> None:
+    """Record in a trial's recipe status whether the recipe changed anything (issue 17: a trial
+    that changes nothing must say so and is never accepted). Once any root was changed, the
+    recipe counts as having changed the run."""
+    if changed:
+        status["changed"] = True
+        status.pop("unchanged", None)
+    elif status.get("changed") is not True:
+        status["changed"] = False
+        status["unchanged"] = why
+
+
 # -- facts about the baseline run, read from child.json ---------------------------------------
 
 
@@ -125,6 +137,12 @@ def concurrency_reason(run: RunData) -> str:
         f"the script calls its model from {concurrent_threads(run)} threads at once; this recipe "
         "replays or captures calls on one thread and does not support concurrent calls"
     )
+
+
+def script_autocast(run: RunData) -> dict[str, str]:
+    """The autocast the script already calls its model under ({device: dtype}; {} for none)."""
+    seen = run.child.model_seen(run.facts.main_module)
+    return dict(seen.autocast) if seen is not None else {}
 
 
 def finding_categories(run: RunData) -> set[str]:

@@ -11,6 +11,11 @@ Change: none to the step loop. At the root module's second call (the first after
     one with priority classes, all measured at the same offered load. Results go to batching.json in the trial's run folder. Its code change wraps the
     model in the batcher: a serving-architecture change that needs dsprof.serving at run time, so
     it is printed for the user, not written into the script.
+    Never for stateful calls: a model whose calls carry state from one to the next (generate()'s
+    decode steps with their KV cache, a `past_key_values` or cache argument) is not a request
+    to replay: replaying decode steps against the live cache changes the script's own output
+    (issue 17). The baseline's facts refuse it before a trial; the trial's hook checks the call's
+    arguments again and measures nothing when they hold state.
 Risks: batching raises per-request latency for throughput; outputs of a batched call may differ
     from single calls in the last bits (other GEMM blocking), checked with the drift metrics.
 Verification: throughput of the best batch size against batch 1 (bootstrap interval over calls),
@@ -24,7 +29,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dsprof.recipes.base import CodeChange, Recipe, Undo, finding_categories, no_undo
+from dsprof.recipes.base import CodeChange, Recipe, Undo, finding_categories, no_undo, note_change
 from dsprof.store.layout import BATCHING_RESULT
 
 # requests arrive at this multiple of one-at-a-time capacity: well above 1, so that server
@@ -32,6 +37,44 @@ from dsprof.store.layout import BATCHING_RESULT
 DEFAULT_RATE_FACTOR = 3.0
 DEFAULT_STREAM_REQUESTS = 48
 DEFAULT_MAX_WAIT_MS = 10.0
+# argument names that carry state between a model's calls (transformers' KV caches and their
+# positions, Transformer-XL's mems, an RNN's hx): such calls are never replayed
+STATE_PARTS = ("past", "cache")
+STATE_NAMES = ("mems", "hx", "state", "states")
+
+
+def _state_name(name: str) -> bool:
+    leaf = name.lower().rsplit(".", 1)[-1]
+    parts = name.lower().split(".")
+    return leaf in STATE_NAMES or any(k in p for p in parts for k in STATE_PARTS)
+
+
+def stateful_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """What in a call's arguments carries state from call to call ('' when nothing does)."""
+    for name, value in kwargs.items():
+        if value is None or isinstance(value, bool):
+            continue
+        if _state_name(name):
+            return f"argument {name} ({type(value).__name__})"
+    for value in [*args, *kwargs.values()]:
+        if "cache" in type(value).__name__.lower():
+            return f"a {type(value).__name__} argument"
+    return ""
+
+
+def stateful_run(run: Any) -> str:
+    """Why the baseline's model calls carry state ('' when nothing says so)."""
+    seen = run.child.model_seen(run.facts.main_module)
+    if run.child.generate_calls or (seen is not None and seen.decode):
+        return (
+            f"the model runs inside generate() ({run.child.generate_calls} calls): its calls are "
+            "decode steps that carry a KV cache from one to the next"
+        )
+    for specs in run.child.root_inputs.values():
+        for spec in specs:
+            if _state_name(spec.name.removeprefix("kwargs.")):
+                return f"the model is called with {spec.name}, state carried between calls"
+    return ""
 
 
 def measure_batching(
@@ -145,6 +188,9 @@ class BatchingRecipe(Recipe):
     def applicable(self, run: Any) -> tuple[bool, str]:
         if not run.facts.root_modules:
             return False, "no nn.Module was called as a step: nothing to batch"
+        state = stateful_run(run)
+        if state:
+            return False, f"{state}; batching never replays stateful calls"
         if "small-batch" in finding_categories(run):
             return True, "small-batch finding: throughput is left on the table"
         return True, "measures throughput against batch size from the step's own inputs"
@@ -162,6 +208,12 @@ class BatchingRecipe(Recipe):
                 calls["n"] += 1
                 if calls["n"] != at_call:
                     return
+                state = stateful_call(args, kwargs)
+                if state:  # replaying would run the live cache forward: measure nothing
+                    note_change(status, False, f"stateful call: {state}")
+                    handle.remove()
+                    return
+                note_change(status, True)
                 calls["busy"] = True
                 try:
                     result = measure_batching(mod, args, kwargs, options)

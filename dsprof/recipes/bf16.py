@@ -15,7 +15,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from dsprof.recipes.base import CodeChange, Recipe, Undo, has_fp32_model, no_undo, uses_cuda
+from dsprof.recipes.base import (
+    CodeChange,
+    Recipe,
+    Undo,
+    has_fp32_model,
+    no_undo,
+    note_change,
+    script_autocast,
+    uses_cuda,
+)
 
 
 class AutocastRecipe(Recipe):
@@ -29,7 +38,12 @@ class AutocastRecipe(Recipe):
 
     def applicable(self, run: Any) -> tuple[bool, str]:
         ok, why = super().applicable(run)
-        return has_fp32_model(run) if ok else (ok, why)
+        if not ok:
+            return ok, why
+        current = script_autocast(run).get(self.device(run))
+        if current == self.dtype_name:
+            return False, f"the script calls its model under {self.dtype_name} autocast already"
+        return has_fp32_model(run)
 
     def install(self, tracker: Any, options: dict[str, Any], status: dict[str, Any]) -> Undo:
         import torch
@@ -37,6 +51,12 @@ class AutocastRecipe(Recipe):
         dtype = getattr(torch, self.dtype_name)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         status["autocast"] = f"{device}/{self.dtype_name}"
+
+        def check(module: Any) -> None:
+            on = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == dtype
+            note_change(status, not on, "the script calls the model under this autocast already")
+
+        tracker.first_call_hooks.append(check)
         tracker.call_contexts.append(lambda module: torch.autocast(device, dtype=dtype))
         return no_undo
 

@@ -34,6 +34,20 @@ def compile_forward(module: Any, mode: str | None = None) -> None:
     module.forward = torch.compile(module.forward, mode=mode)
 
 
+def dynamo_counters() -> dict[str, float]:
+    """torch.compile's counters in this process: graphs, graph breaks, compile seconds."""
+    from torch._dynamo import utils
+
+    stats: dict[str, int] = dict(utils.counters.get("stats", {}))
+    breaks: dict[str, int] = dict(utils.counters.get("graph_break", {}))
+    metrics = getattr(utils, "compilation_time_metrics", {})
+    return {
+        "graphs": float(stats.get("unique_graphs", 0)),
+        "graph_breaks": float(sum(breaks.values())),
+        "compile_s": round(float(sum(metrics.get("_compile.compile_inner", []))), 3),
+    }
+
+
 class CompileRecipe(Recipe):
     """torch.compile with Inductor."""
 
@@ -70,6 +84,12 @@ class CompileRecipe(Recipe):
             status.setdefault("compiled", []).append(type(module).__name__)
 
         tracker.first_call_hooks.append(compile_root)
+        # the compiler's own counters, kept current at every step end (child.json is written
+        # after the script ends): graphs compiled, graph breaks, seconds spent compiling
+        tracker.listeners = [
+            *tracker.listeners,
+            lambda *_: status.__setitem__("dynamo", dynamo_counters()),
+        ]
 
         def undo() -> None:
             inductor_config.freezing = freezing_before

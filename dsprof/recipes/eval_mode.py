@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprof.recipes.base import CodeChange, Recipe, Undo, no_undo
+from dsprof.recipes.base import CodeChange, Recipe, Undo, no_undo, note_change
 
 
 class EvalModeRecipe(Recipe):
@@ -33,6 +33,8 @@ class EvalModeRecipe(Recipe):
 
     def install(self, tracker: Any, options: dict[str, Any], status: dict[str, Any]) -> Undo:
         def to_eval(module: Any) -> None:
+            training = sum(1 for m in module.modules() if m.training)
+            note_change(status, training > 0, f"{type(module).__name__} is in eval mode already")
             module.eval()
             status.setdefault("eval", []).append(type(module).__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsprof.recipes.base import CodeChange, Recipe, Undo, no_undo
+from dsprof.recipes.base import CodeChange, Recipe, Undo, no_undo, note_change
 
 
 def switch_to_sdpa(module: Any) -> str:
@@ -47,7 +47,9 @@ class SdpaRecipe(Recipe):
 
     def install(self, tracker: Any, options: dict[str, Any], status: dict[str, Any]) -> Undo:
         def switch(module: Any) -> None:
-            status.setdefault("attention", []).append(switch_to_sdpa(module))
+            what = switch_to_sdpa(module)
+            status.setdefault("attention", []).append(what)
+            note_change(status, "->" in what, what)
 
         tracker.first_call_hooks.append(switch)
         return no_undo

@@ -29,6 +29,7 @@ from dsprof.core.fix import (
     reference_noise,
 )
 from dsprof.core.manifest import StepSummary
+from dsprof.recipes import drift as D
 from dsprof.recipes import verdict as V
 from dsprof.recipes.base import (
     concurrency_reason,
@@ -129,13 +130,17 @@ def candidates(run: RunData, forced: list[str]) -> list[Applicability]:
 
 
 def to_try(cands: list[Applicability], forced: list[str], run: RunData) -> list[str]:
-    """Forced recipes (unless they need a GPU the run lacks), else those that apply."""
+    """Forced recipes that can change this workload, else those that apply and address a
+    finding. A forced recipe that cannot apply (a GPU recipe on a CPU run, batching on stateful
+    decode calls, int8 under the script's own autocast) says why instead of running."""
     if forced:
+        applies = {c.recipe: c.applies for c in cands}
         concurrent = concurrent_threads(run) > 0
         return [
             n
             for n in forced
-            if not (BY_NAME[n].needs_gpu and not uses_cuda(run))
+            if applies.get(n, True)
+            and not (BY_NAME[n].needs_gpu and not uses_cuda(run))
             and not (concurrent and not BY_NAME[n].concurrent_calls)
         ]
     return [c.recipe for c in cands if c.applies]
@@ -315,6 +320,9 @@ class FixRunner:
     def _judge(self, names: list[str], runs: list[RunData]) -> Verdict:
         assert self.baseline is not None and self.reference is not None and self.session
         run = runs[0]
+        untouched = unchanged(run, names)
+        if names == ["batching"] and untouched:
+            return Verdict(accepted=False, outcome="unchanged", reason=untouched)
         if names == ["batching"]:
             return batching_verdict(
                 run.paths.batching_result, self.session.tolerance, self.opts.min_gain
@@ -329,14 +337,12 @@ class FixRunner:
         )
         base_d, trial_d = self.durations(*self.references), self.durations(*runs)
         speed = V.bootstrap_speedup(base_d, trial_d) if len(base_d) and len(trial_d) else None
-        drift = V.compare_outputs(self.baseline.paths.outputs_dir, run.paths.outputs_dir)
-        if risk == "deterministic":
-            drift.deterministic = V.outputs_deterministic(run.paths.outputs_dir)
-        ref_peak = (
-            self.reference.manifest.summary.peak_rss_bytes if self.reference.manifest else None
+        drift = D.compare_outputs(
+            self.baseline.paths.outputs_dir, run.paths.outputs_dir, self.model_class
         )
-        peak = run.manifest.summary.peak_rss_bytes if run.manifest else None
-        change = peak - ref_peak if peak is not None and ref_peak is not None else None
+        if risk == "deterministic":
+            drift.deterministic = D.outputs_deterministic(run.paths.outputs_dir)
+        change, basis = memory_change(self.reference, run)
         verdict = V.judge(
             risk,
             speed,
@@ -344,12 +350,31 @@ class FixRunner:
             tolerance=self.session.tolerance,
             min_gain=self.opts.min_gain,
             memory_change=change,
+            whole=V.whole_run(
+                [self.loop(r) for r in self.references], [self.loop(r) for r in runs]
+            ),
         )
+        verdict.memory_basis = basis
+        verdict.compile = compile_counters(run)
+        if untouched:
+            # nothing was changed, so whatever the timer says is noise: never accepted
+            verdict.accepted, verdict.outcome = False, "unchanged"
+            verdict.reason = f"{untouched}: the trial ran the script as it was; {verdict.reason}"
         if len(names) > 1 and verdict.outcome != "win":
             # a combination exists to be faster: eval-mode's "accepted on determinism alone"
             # does not carry over to a stack that is not a measured win
             verdict.accepted = False
         return verdict
+
+    def loop(self, run: RunData) -> V.RunLoop:
+        """A run's model loop, timed on the baseline's model (for the whole-run figures)."""
+        return V.run_loop(
+            run.steps,
+            self.opts.warmup,
+            self.model_class,
+            max_steps=self.opts.max_steps,
+            calls=run.child.steps_seen or None,
+        )
 
     def stack(self) -> list[str]:
         """Greedy: start from the fastest accepted recipe, add each next one that stays accepted
@@ -364,12 +389,12 @@ class FixRunner:
                 and len(t.recipes) == 1
                 and t.recipes != ["batching"]
             ),
-            key=lambda t: -(t.verdict.speedup or 0.0) if t.verdict else 0.0,
+            key=lambda t: -paid_speedup(t.verdict),
         )
         if not wins:
             return ["batching"] if self._accepted("batching") else []
         stack = list(wins[0].recipes)
-        best = wins[0].verdict.speedup or 1.0 if wins[0].verdict else 1.0
+        best = paid_speedup(wins[0].verdict)
         for t in wins[1:]:
             name = t.recipes[0]
             if any(name in BY_NAME[s].conflicts or s in BY_NAME[name].conflicts for s in stack):
@@ -378,8 +403,8 @@ class FixRunner:
                 sorted([*stack, name], key=lambda n: BY_NAME[n].order), combined=True
             )
             self.session.trials.append(combo)
-            if combo.verdict and combo.verdict.accepted and (combo.verdict.speedup or 0) >= best:
-                stack, best = combo.recipes, combo.verdict.speedup or best
+            if combo.verdict and combo.verdict.accepted and paid_speedup(combo.verdict) >= best:
+                stack, best = combo.recipes, paid_speedup(combo.verdict)
         return stack + (["batching"] if self._accepted("batching") else [])
 
     def _accepted(self, name: str) -> bool:
@@ -387,6 +412,65 @@ class FixRunner:
         return any(
             t.recipes == [name] and t.verdict and t.verdict.accepted for t in self.session.trials
         )
+
+
+def paid_speedup(v: Verdict | None) -> float:
+    """The speed-up the user gets: the whole run's when known (one-time costs included), else
+    the steady per-call one."""
+    if v is None:
+        return 0.0
+    if v.whole_run is not None and not v.whole_run.cut_short:
+        return v.whole_run.speedup
+    return v.speedup or 0.0
+
+
+def unchanged(run: RunData, names: list[str]) -> str:
+    """Why the trial changed nothing ('' when it did): every recipe reported `changed: false`."""
+    reasons = []
+    for name in names:
+        st = run.child.recipes.get(name)
+        if not isinstance(st, dict) or st.get("changed", True) is not False:
+            return ""
+        reasons.append(f"{name} changed nothing ({st.get('unchanged') or 'nothing to change'})")
+    return "; ".join(reasons)
+
+
+def compile_counters(run: RunData) -> dict[str, float]:
+    """torch.compile's counters the compile recipes recorded in the trial (graphs, recompiles,
+    compile_s); {} for other trials."""
+    out: dict[str, float] = {}
+    for st in run.child.recipes.values():
+        if isinstance(st, dict) and isinstance(st.get("dynamo"), dict):
+            out.update({k: float(v) for k, v in st["dynamo"].items()})
+    return out
+
+
+def memory_change(reference: RunData, run: RunData) -> tuple[int | None, str]:
+    """Peak memory of the trial less the reference's, and what was compared.
+
+    On a GPU run the caching allocator's peak reserved bytes (cuda_memory.parquet: what
+    alloc-conf and the precision recipes change and what an out-of-memory error is about);
+    otherwise the process's peak resident set.
+    """
+    ref_cuda, cuda = _peak_reserved(reference), _peak_reserved(run)
+    if ref_cuda is not None and cuda is not None:
+        return cuda - ref_cuda, "cuda-reserved"
+    ref = reference.manifest.summary.peak_rss_bytes if reference.manifest else None
+    peak = run.manifest.summary.peak_rss_bytes if run.manifest else None
+    if ref is None or peak is None:
+        return None, ""
+    return peak - ref, "rss"
+
+
+def _peak_reserved(run: RunData) -> int | None:
+    mem = run.cuda_memory
+    if mem is None or len(mem) == 0:
+        return None
+    for col in ("reserved_peak_bytes", "reserved_bytes"):
+        if col in mem and mem[col].notna().any():
+            per_device = mem.groupby("device")[col].max() if "device" in mem else mem[col]
+            return int(per_device.sum()) if "device" in mem else int(per_device.max())
+    return None
 
 
 def _failure(run: RunData, exit_code: int) -> str:

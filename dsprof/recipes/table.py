@@ -36,12 +36,36 @@ def _drift(t: Any) -> str:
     d = t.verdict.drift if t.verdict else None
     if d is None:
         return "-"
+    if d.metric == "tokens" and d.token_agreement is not None:
+        return f"tokens {d.token_agreement:.3f} of {d.tokens_compared}"
     if d.deterministic is not None:
         return "deterministic" if d.deterministic else "varies"
     if d.cosine is None:
         return "exact" if d.allclose else "-"
     top1 = f" top1 {d.top1_agreement:.3f}" if d.top1_agreement is not None else ""
     return f"cos {d.cosine:.4f}{top1}" + (" =" if d.allclose else "")
+
+
+def diff_text(diff: str) -> Any:
+    """A unified diff as rich Text that is never wrapped or cropped (the CLI prints it with
+    soft_wrap): every line whole, at any terminal width, so it can be read and copied."""
+    from rich.text import Text
+
+    text = Text(no_wrap=True, overflow="ignore")
+    for line in diff.splitlines(keepends=True):
+        style = (
+            "bold"
+            if line.startswith(("+++", "---"))
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line.startswith("@@")
+            else ""
+        )
+        text.append(line, style=style)
+    return text
 
 
 def fix_tables(session: FixSession) -> list[Any]:
@@ -77,6 +101,9 @@ def fix_tables(session: FixSession) -> list[Any]:
             if v and v.ci95 and v.speedup
             else "speedup -"
         )
+        if v and v.whole_run is not None:
+            w = v.whole_run
+            speed += f" per call · whole run x{w.speedup:.2f} over {w.calls} calls"
         verdict = "accepted" if v and v.accepted else (v.outcome if v else t.status)
         rows.append(
             (
@@ -104,9 +131,7 @@ def fix_tables(session: FixSession) -> list[Any]:
     if session.apply is not None:
         a = session.apply
         if a.diff:
-            from rich.syntax import Syntax
-
-            parts.append(Syntax(a.diff, "diff", theme="ansi_dark"))
+            parts.append(diff_text(a.diff))
         for change in a.changes:
             if change.manual:
                 parts.append(

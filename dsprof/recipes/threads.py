@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsprof.collectors.cpus import whole_usable_cores
-from dsprof.recipes.base import CodeChange, Recipe, Undo, finding_categories
+from dsprof.recipes.base import CodeChange, Recipe, Undo, finding_categories, note_change
 
 # other processes using at least half a core count against the cores torch may use: a thread
 # waiting at an OpenMP barrier for a descheduled sibling stalls the whole op (measured here:
@@ -81,6 +81,18 @@ class ThreadsRecipe(Recipe):
         target = int(options.get("num_threads", whole_usable_cores()))
         torch.set_num_threads(target)
         status["num_threads"] = {"before": before, "after": target}
+
+        def check(module: Any) -> None:
+            # the script may set its own count after dsprof's (torch.set_num_threads at its top)
+            now = torch.get_num_threads()
+            status["num_threads"]["at_first_call"] = now
+            if now != target:
+                why = f"the script sets its own count: {now} intra-op threads at the first call"
+            else:
+                why = f"{now} intra-op threads already"
+            note_change(status, now == target and target != before, why)
+
+        tracker.first_call_hooks.append(check)
 
         def undo() -> None:
             torch.set_num_threads(before)

@@ -6,9 +6,17 @@ percentile-bootstrap 95 % interval, resampling each run's measured steps indepen
 are excluded first, by dsprof.core.steps (the rules every step figure follows). Accepted only when the interval's lower end is at least 1 + MIN_GAIN; an
 interval reaching below that but not wholly below 1 is "no measurable change", never a win.
 
+What the user pays (`whole_run`): the model loop's wall time per run (every iteration, warm-up,
+compile and recompile steps included) of the references against the trial's, for this script's
+number of calls, with the one-time cost and the number of calls after which the steady saving
+pays it back. A steady win whose whole run gains less than MIN_GAIN is "not-paid-back" (unless
+--max-steps cut the runs short: the script makes more calls than were measured).
+
 Outputs: the trial's captured outputs against the baseline's, tensor by tensor (same step, same
 flattened name): max abs diff, relative L2 error, mean per-row cosine similarity over the last
-dimension, top-1 agreement on logits-shaped tensors, fp32 allclose.
+dimension, top-1 agreement on class scores only (`is_class_scores`), fp32 allclose. For a
+generate() script the generated token ids decide (`token_agreement`: the share of generated
+positions with the same id), since the first forward calls' logits say little about the text.
 
 Thresholds (module constants):
     MIN_GAIN = 0.03            issue 4: a real win is at least 3 %
@@ -19,22 +27,30 @@ Thresholds (module constants):
                                (dsprof.core.steps: torch.utils.benchmark likewise discards
                                warm-up; the factor is dsprof's)
     DEFAULT_COSINE = 0.99, DEFAULT_TOP1 = 0.99   issue 4's defaults for approximate recipes
+    DEFAULT_TOKENS = 0.99      generated tokens held to top-1's bound (a token is a top-1 choice)
     ALLCLOSE_RTOL = 1e-4, ALLCLOSE_ATOL = 1e-5   fp32 allclose loosened from torch's 1e-5/1e-8 to
                                admit reordered reductions (another thread count sums differently)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dsprof.core.fix import Drift, Outcome, RiskClass, Verdict
+from dsprof.core.fix import Drift, Outcome, RiskClass, Verdict, WholeRun
 from dsprof.core.manifest import StepSummary
-from dsprof.core.steps import MIN_STEPS, measured_iterations, median_ratio_interval, stats_of
-from dsprof.store.layout import output_steps
+from dsprof.core.steps import (
+    COMPILE_STEP_FACTOR,
+    MIN_STEPS,
+    iterations,
+    measured_iterations,
+    median_ratio_interval,
+    stats_of,
+)
+from dsprof.core.steps import measured_durations as measured
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,10 +60,7 @@ CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 DEFAULT_COSINE = 0.99
 DEFAULT_TOP1 = 0.99
-ALLCLOSE_RTOL = 1e-4
-ALLCLOSE_ATOL = 1e-5
-# output names that hold embeddings or hidden states, where an argmax means nothing
-NOT_LOGITS = ("hidden", "embedding", "pooler", "attention", "past_key_values")
+DEFAULT_TOKENS = 0.99
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,144 @@ def bootstrap_speedup(
     )
 
 
+@dataclass(frozen=True)
+class RunLoop:
+    """One run's model loop: every iteration in order, how many lead it before the steady
+    part (warm-up and compile steps), and whether --max-steps ended it."""
+
+    durations_ns: np.ndarray
+    excluded: int
+    cut_short: bool = False
+
+    @property
+    def steady(self) -> np.ndarray:
+        return self.durations_ns[self.excluded :]
+
+    def slow_mask(self) -> np.ndarray:
+        """Steady steps over COMPILE_STEP_FACTOR x the steady median (recompiles, stalls)."""
+        steady = self.steady
+        if len(steady) == 0:
+            return np.zeros(0, dtype=bool)
+        return np.asarray(steady > COMPILE_STEP_FACTOR * np.median(steady))
+
+
+def run_loop(
+    steps: pd.DataFrame | None,
+    warmup: int,
+    module: str | None = None,
+    max_steps: int | None = None,
+    calls: int | None = None,
+) -> RunLoop:
+    """A run's RunLoop (see measured_durations for which steps lead); `calls`: the model calls
+    the run made, to tell when --max-steps cut it. Every iteration counts, traced or not: what
+    the user pays is the whole loop (the runs judged this way, references, trials and the
+    patched script, are untraced)."""
+    durations = iterations(steps, module=module).durations_ns
+    _, excluded = measured(durations, warmup, exclude_compile=True)
+    made = calls if calls is not None else len(durations) + 1
+    return RunLoop(durations, excluded, max_steps is not None and made >= max_steps)
+
+
+def whole_run(
+    references: list[RunLoop],
+    trials: list[RunLoop],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> WholeRun | None:
+    """What the user pays over this script's calls, references against the trial (see WholeRun).
+
+    The interval resamples each run's steady steps and keeps its leading steps and its slow
+    steady steps (recompiles) as they were: they are one-time costs, not noise to average out.
+    """
+    refs = [r for r in references if len(r.durations_ns) and len(r.steady)]
+    runs = [t for t in trials if len(t.durations_ns) and len(t.steady)]
+    if not refs or not runs:
+        return None
+    n = round(float(np.mean([len(t.durations_ns) for t in runs])))
+    r = float(np.median(np.concatenate([x.steady for x in refs])))
+    t = float(np.median(np.concatenate([x.steady for x in runs])))
+
+    def total(loop: RunLoop, steady_median: float) -> float:
+        # a run with more or fewer iterations than the trial's is brought to n at its steady rate
+        return float(loop.durations_ns.sum()) + (n - len(loop.durations_ns)) * steady_median
+
+    ref_total = float(np.mean([total(x, r) for x in refs]))
+    trial_total = float(np.mean([total(x, t) for x in runs]))
+    cost = (trial_total - n * t) - (ref_total - n * r)
+    saving = r - t
+    if saving > 0:
+        break_even: int | None = max(0, math.ceil(cost / saving))
+    else:
+        break_even = None if cost > 0 or saving < 0 else 0
+
+    def late(loops: list[RunLoop]) -> tuple[float, float]:
+        counts, excess = [], []
+        for x in loops:
+            mask, steady = x.slow_mask(), x.steady
+            counts.append(int(mask.sum()))
+            excess.append(float((steady[mask] - np.median(steady)).sum()) if mask.any() else 0.0)
+        return float(np.mean(counts)), float(np.mean(excess))
+
+    (ref_late, ref_late_ns), (trial_late, trial_late_ns) = late(refs), late(runs)
+    rng = np.random.default_rng(seed)
+
+    def boot(loops: list[RunLoop], steady_median: float) -> np.ndarray:
+        sums = np.zeros(resamples)
+        for x in loops:
+            mask = x.slow_mask()
+            steady = x.steady[~mask]
+            fixed = float(x.durations_ns[: x.excluded].sum() + x.steady[mask].sum())
+            fixed += (n - len(x.durations_ns)) * steady_median
+            if len(steady):
+                draws = rng.choice(steady, size=(resamples, len(steady)), replace=True)
+                sums += fixed + draws.sum(axis=1)
+            else:
+                sums += fixed
+        return sums / len(loops)
+
+    ratios = boot(refs, r) / np.maximum(boot(runs, t), 1.0)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    return WholeRun(
+        calls=n + 1,
+        baseline_ns=int(ref_total),
+        trial_ns=int(trial_total),
+        speedup=ref_total / trial_total if trial_total > 0 else 1.0,
+        ci95=(float(lo), float(hi)),
+        per_call_saving_ns=int(saving),
+        one_time_cost_ns=int(cost),
+        break_even_calls=break_even,
+        late_slow_steps=max(0, round(trial_late - ref_late)),
+        late_slow_ns=max(0, int(trial_late_ns - ref_late_ns)),
+        cut_short=any(x.cut_short for x in runs),
+    )
+
+
+def whole_run_text(w: WholeRun) -> str:
+    """The whole run in words: ratio, interval, one-time cost and break-even."""
+    ci = f" [{w.ci95[0]:.2f}, {w.ci95[1]:.2f}]" if w.ci95 else ""
+    text = f"whole run x{w.speedup:.2f}{ci} over {w.calls} calls"
+    if w.one_time_cost_ns > 0.01 * w.baseline_ns:
+        text += f"; one-time cost {_seconds(w.one_time_cost_ns)}"
+        if w.late_slow_steps:
+            text += (
+                f" ({w.late_slow_steps} slow steps after the start, {_seconds(w.late_slow_ns)}: "
+                "recompiles or stalls)"
+            )
+        if w.break_even_calls is None:
+            text += ", never paid back (no per-call saving)"
+        else:
+            text += f", paid back after {w.break_even_calls:,} calls"
+    if w.cut_short:
+        text += " (runs ended by --max-steps: the script makes more calls)"
+    return text
+
+
+def _seconds(ns: float) -> str:
+    return f"{ns / 1e9:.2f} s" if abs(ns) >= 1e8 else f"{ns / 1e6:.1f} ms"
+
+
 def metrics_of(d: np.ndarray, excluded: int, summary: StepSummary | None) -> StepSummary:
     """A trial's numbers: step statistics of measured durations (possibly pooled over repeated
     runs) with the resource peaks and means of its run.json summary."""
@@ -103,123 +254,16 @@ def metrics_of(d: np.ndarray, excluded: int, summary: StepSummary | None) -> Ste
     return StepSummary.model_validate(stats.model_dump()).with_resources_of(summary)
 
 
-# -- output drift ---------------------------------------------------------------------------
-
-
-def _load_steps(outputs_dir: Path) -> dict[int, dict[str, Any]]:
-    import torch
-
-    return {
-        step: torch.load(p, map_location="cpu", weights_only=True)
-        for step, p in output_steps(outputs_dir).items()
-    }
-
-
-def is_logits(name: str, shape: tuple[int, ...]) -> bool:
-    """Outputs where top-1 agreement means something: named logits, or [batch, classes]."""
-    lowered = name.lower()
-    if any(k in lowered for k in NOT_LOGITS):
-        return False
-    return "logit" in lowered or (len(shape) == 2 and shape[-1] >= 2)
-
-
-def _sampled(captured: dict[str, Any]) -> dict[str, Any]:
-    """The sampling record of a captured step's outputs ({} when all were kept whole)."""
-    sampled = captured.get("sampled")
-    return dict(sampled.get("output") or {}) if isinstance(sampled, dict) else {}
-
-
-def compare_outputs(baseline_dir: Path, trial_dir: Path) -> Drift:
-    """Drift of the trial's captured outputs from the baseline's (steps and names in common)."""
-    import torch
-
-    from dsprof.runner.capture import aligned_rows
-
-    base, trial = _load_steps(baseline_dir), _load_steps(trial_dir)
-    drift = Drift()
-    notes: list[str] = []
-    cosines: list[float] = []
-    agreements: list[float] = []
-    for step in sorted(set(base) & set(trial)):
-        b_out, t_out = base[step]["output"], trial[step]["output"]
-        b_meta, t_meta = _sampled(base[step]), _sampled(trial[step])
-        for name in sorted(set(b_out) & set(t_out)):
-            a, b = b_out[name], t_out[name]
-            full_shape = tuple((b_meta.get(name) or {}).get("shape") or a.shape)
-            drift.tensors_compared += 1
-            if name in b_meta or name in t_meta:
-                # over the capture budget: compared on the rows both runs kept (capture.py)
-                pair = aligned_rows(a, b_meta.get(name), b, t_meta.get(name))
-                if pair is not None:
-                    a, b = pair
-            if a.shape != b.shape:
-                notes.append(f"step {step} {name}: shape {tuple(a.shape)} -> {tuple(b.shape)}")
-                drift.allclose = False
-                cosines.append(0.0)
-                continue
-            if not a.is_floating_point():
-                same = bool(torch.equal(a, b))
-                drift.allclose = same and drift.allclose is not False
-                continue
-            a64, b64 = a.double(), b.double()
-            diff = (a64 - b64).abs()
-            drift.max_abs = max(drift.max_abs or 0.0, float(diff.max()) if diff.numel() else 0.0)
-            rel = float(
-                torch.linalg.vector_norm(a64 - b64) / torch.linalg.vector_norm(a64).clamp_min(1e-30)
-            )
-            drift.rel_l2 = max(drift.rel_l2 or 0.0, rel)
-            close = bool(
-                torch.allclose(b.float(), a.float(), rtol=ALLCLOSE_RTOL, atol=ALLCLOSE_ATOL)
-            )
-            drift.allclose = close and drift.allclose is not False
-            rows_a = a64.reshape(-1, a64.shape[-1]) if a64.dim() else a64.reshape(1, 1)
-            rows_b = b64.reshape(-1, b64.shape[-1]) if b64.dim() else b64.reshape(1, 1)
-            cosines.append(
-                float(
-                    torch.nn.functional.cosine_similarity(rows_a, rows_b, dim=-1, eps=1e-30).mean()
-                )
-            )
-            if is_logits(name, full_shape):
-                agreements.append(float((rows_a.argmax(-1) == rows_b.argmax(-1)).double().mean()))
-    if drift.tensors_compared == 0:
-        notes.append(
-            "no captured outputs in common (was capture on and did both runs reach a step?)"
-        )
-    drift.cosine = min(cosines) if cosines else None
-    drift.top1_agreement = min(agreements) if agreements else None
-    drift.note = "; ".join(notes[:5])
-    return drift
-
-
-def outputs_deterministic(outputs_dir: Path) -> bool | None:
-    """Whether steps given identical inputs returned identical outputs; None without such steps."""
-    import torch
-
-    steps = _load_steps(outputs_dir)
-    order = sorted(steps)
-    verdicts = []
-    for i, s in enumerate(order):
-        for t in order[i + 1 :]:
-            a, b = steps[s], steps[t]
-            if a["input"].keys() != b["input"].keys() or not a["input"]:
-                continue
-            if all(torch.equal(a["input"][k], b["input"][k]) for k in a["input"]):
-                verdicts.append(
-                    a["output"].keys() == b["output"].keys()
-                    and all(torch.equal(a["output"][k], b["output"][k]) for k in a["output"])
-                )
-    return all(verdicts) if verdicts else None
-
-
 # -- the verdict ----------------------------------------------------------------------------
 
 
 def drift_ok(risk: RiskClass, drift: Drift | None, tolerance: dict[str, float]) -> tuple[bool, str]:
     """Whether drift is within the recipe class's tolerance, and the reason in words."""
-    if drift is None or drift.tensors_compared == 0:
+    if drift is None or (drift.tensors_compared == 0 and drift.tokens_compared == 0):
         note = drift.note if drift is not None else "no outputs compared"
         return False, f"outputs could not be compared ({note})"
     if risk == "deterministic":
+        drift.metric = "deterministic"
         if drift.deterministic is None:
             return False, "no two steps had identical inputs, so determinism could not be checked"
         return drift.deterministic, (
@@ -228,6 +272,14 @@ def drift_ok(risk: RiskClass, drift: Drift | None, tolerance: dict[str, float]) 
             else "outputs still vary for equal inputs"
         )
     if risk == "exact":
+        drift.metric = "allclose"
+        if drift.token_agreement is not None and drift.token_agreement < 1.0:
+            return False, (
+                f"generated tokens differ ({drift.token_agreement:.1%} of "
+                f"{drift.tokens_compared} the same), an exact recipe must reproduce them"
+            )
+        if drift.allclose is None and drift.token_agreement == 1.0:
+            return True, f"generated tokens reproduce the baseline ({drift.tokens_compared})"
         if drift.allclose:
             return True, "outputs reproduce the baseline (fp32 allclose)"
         return (
@@ -236,6 +288,17 @@ def drift_ok(risk: RiskClass, drift: Drift | None, tolerance: dict[str, float]) 
         )
     cos_min = tolerance.get("cosine", DEFAULT_COSINE)
     top1_min = tolerance.get("top1", DEFAULT_TOP1)
+    if drift.token_agreement is not None:
+        # generate(): the text is what the user gets; logits of the first calls are secondary
+        drift.metric = "tokens"
+        tok_min = tolerance.get("tokens", DEFAULT_TOKENS)
+        share = f"{drift.token_agreement:.3f} of {drift.tokens_compared} generated tokens the same"
+        if drift.token_agreement < tok_min:
+            return False, f"token agreement {share} < {tok_min}"
+        return True, f"token agreement {share}"
+    drift.metric = "cosine+top1" if drift.top1_agreement is not None else "cosine"
+    if drift.cosine is None:
+        return False, "outputs could not be compared (no floating-point output)"
     if drift.cosine is not None and drift.cosine < cos_min:
         return False, f"cosine {drift.cosine:.4f} < {cos_min}"
     if drift.top1_agreement is not None and drift.top1_agreement < top1_min:
@@ -253,11 +316,13 @@ def judge(
     tolerance: dict[str, float] | None = None,
     min_gain: float = MIN_GAIN,
     memory_change: int | None = None,
+    whole: WholeRun | None = None,
 ) -> Verdict:
     """The verdict for one trial (see the module docstring for the rules)."""
     tolerance = tolerance or {}
     v = Verdict(accepted=False, outcome="insufficient-data", min_gain=min_gain, drift=drift)
     v.peak_memory_change_bytes = memory_change
+    v.whole_run = whole
     if speed is None or min(speed.baseline_steps, speed.trial_steps) < MIN_STEPS:
         n = 0 if speed is None else min(speed.baseline_steps, speed.trial_steps)
         v.reason = f"{n} measured steps; at least {MIN_STEPS} are needed (run more steps)"
@@ -282,7 +347,19 @@ def judge(
         v.accepted = ok
         v.outcome = outcome if ok else "drift"
     else:
+        if whole is not None and not whole.cut_short and outcome != "slower":
+            measurably_slower = whole.ci95 is not None and whole.ci95[1] < 1
+            if whole.speedup < 1 + min_gain and (outcome == "win" or measurably_slower):
+                # this script's run as a whole is not faster: the user would pay the one-time
+                # cost (compiling, recompiling) and not get it back at its number of calls
+                outcome = "not-paid-back" if whole.per_call_saving_ns > 0 else "slower"
         v.accepted = ok and outcome == "win"
         v.outcome = "drift" if not ok else outcome
+    if whole is not None:
+        speed_text = f"{speed_text} per call (steady); {whole_run_text(whole)}"
+        if outcome == "not-paid-back":
+            speed_text += f": not paid back, the whole run gains less than {min_gain:.0%}"
+        elif outcome == "slower" and speed.hi >= 1:
+            speed_text += ": the whole run is slower"
     v.reason = f"{speed_text}; {drift_text}"
     return v
