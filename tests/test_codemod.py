@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from dsprof.recipes.codemod import apply_changes, write_backup_and_script
+from dsprof.recipes.codemod import Handle, apply_changes, write_backup_and_script
 from dsprof.recipes.registry import get_recipe
 
 SCRIPT = textwrap.dedent(
@@ -59,7 +59,8 @@ def test_model_changes_go_right_after_the_last_assignment_before_the_call():
     lines = r.source.splitlines()
     at = _line_of(r.source, "model = model.train()")
     assert lines[at].strip() == "model.eval()"
-    assert lines[at + 1].strip().startswith("model = torch.ao.quantization.quantize_dynamic(model")
+    assert lines[at + 1].strip().startswith("torch.ao.quantization.quantize_dynamic(model")
+    assert "inplace=True" in lines[at + 1]
     assert lines[at].startswith("    ")  # same block as the assignment
     assert not r.manual
 
@@ -111,7 +112,7 @@ def test_a_dataloader_with_chosen_workers_is_left_alone():
             "import torch\n\ndef run(model, x):\n    return model(x)\n",
             4,
             True,
-            "not assigned before",
+            "not assigned or prepared before",
         ),
     ],
     ids=["attribute-call", "other-file", "no-call-site", "model-is-a-parameter"],
@@ -193,3 +194,138 @@ def test_two_constructions_of_the_class_stay_manual():
     src = HELPER_CALL.replace("    net = net.train()", "    other = torch.nn.Linear(8, 4)")
     r = apply_changes(src, _changes("eval-mode"), path="s.py", call_line=5, model_class="Linear")
     assert r.source == src and "2 assignments build a Linear" in r.manual[0].reason
+
+
+# -- placement after the last statement that prepares the model (issue 17) ------------------
+
+CHECKPOINT = textwrap.dedent(
+    """\
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ckpt")
+    args = parser.parse_args()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    if args.ckpt:
+        model.load_state_dict(torch.load(args.ckpt))
+    model.eval()
+    runner = {"net": model}
+    x = torch.randn(2, 8)
+    for _ in range(3):
+        y = model(x)
+        model.zero_grad()
+    print(tuple(y.shape))
+    """
+)
+
+
+def test_a_change_goes_after_the_weights_are_loaded_and_the_model_prepared():
+    r = apply_changes(
+        CHECKPOINT,
+        _changes("int8-dynamic", "compile"),
+        path="s.py",
+        call_line=15,
+        handles=[Handle(15, "model", "model")],
+    )
+    lines = r.source.splitlines()
+    at = lines.index('runner = {"net": model}')  # the last statement naming the model
+    assert lines[at + 1].startswith("torch.ao.quantization.quantize_dynamic(model,")
+    assert lines[at + 2] == "model.compile()"
+    # nothing between the construction and the checkpoint, nothing inside the loop
+    assert (
+        lines.index("if args.ckpt:")
+        == lines.index("model = torch.nn.Sequential(torch.nn.Linear(8, 4))") + 1
+    )
+    assert lines.count("model.compile()") == 1 and not r.manual
+
+
+def test_a_statement_inside_a_branch_anchors_after_the_branch():
+    src = CHECKPOINT.replace('runner = {"net": model}\n', "").replace("model.eval()\n", "")
+    r = apply_changes(
+        src,
+        _changes("eval-mode"),
+        path="s.py",
+        call_line=13,
+        handles=[Handle(13, "model", "model")],
+    )
+    lines = r.source.splitlines()
+    branch_end = lines.index("    model.load_state_dict(torch.load(args.ckpt))")
+    assert lines[branch_end + 1] == "model.eval()"  # after the `if`, not inside it
+
+
+def test_a_model_rebuilt_in_the_loop_is_prepared_in_the_loop():
+    src = textwrap.dedent(
+        """\
+        import torch
+
+        for seed in range(2):
+            model = torch.nn.Linear(8, 4)
+            model.train()
+            y = model(torch.randn(2, 8))
+        """
+    )
+    r = apply_changes(
+        src, _changes("eval-mode"), path="s.py", call_line=6, handles=[Handle(6, "model", "model")]
+    )
+    assert "    model.train()\n    model.eval()\n" in r.source
+
+
+PIPELINE_LIKE = textwrap.dedent(
+    """\
+    import torch
+
+
+    class Predictor:
+        def __init__(self):
+            self.net = torch.nn.Sequential(torch.nn.Linear(8, 4))
+
+        def predict(self, x):
+            return self.net(x)
+
+
+    predictor = Predictor()
+    print(predictor.predict(torch.randn(2, 8)).shape)
+    """
+)
+
+
+def test_a_model_inside_a_wrapper_object_is_changed_through_it():
+    handles = [Handle(13, "predictor", "predictor.net")]  # `self.net` is not a place to write
+    r = apply_changes(
+        PIPELINE_LIKE,
+        _changes("eval-mode", "int8-dynamic"),
+        path="s.py",
+        call_line=9,
+        handles=handles,
+    )
+    assert r.model_var == "predictor.net" and not r.manual
+    lines = r.source.splitlines()
+    at = lines.index("predictor = Predictor()")
+    assert lines[at + 1] == "predictor.net.eval()"
+    assert lines[at + 2].startswith("torch.ao.quantization.quantize_dynamic(predictor.net,")
+
+
+def test_patched_wrapper_script_runs_with_plain_python(tmp_path):
+    r = apply_changes(
+        PIPELINE_LIKE,
+        _changes("int8-dynamic"),
+        path="s.py",
+        call_line=9,
+        handles=[Handle(13, "predictor", "predictor.net")],
+    )
+    script = tmp_path / "s.py"
+    script.write_text(r.source + "print(type(predictor.net[0]).__module__)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "quantized" in out.stdout  # the wrapper's own model was quantized, in place
+
+
+def test_no_handle_with_an_anchor_prints_the_change_with_the_reasons():
+    src = "import torch\n\ndef run(model, x):\n    return model(x)\n"
+    r = apply_changes(
+        src, _changes("eval-mode"), path="s.py", call_line=4, handles=[Handle(4, "model", "model")]
+    )
+    assert r.source == src and r.manual
+    assert "model at line 4" in r.manual[0].reason

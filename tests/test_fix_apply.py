@@ -42,10 +42,10 @@ def test_apply_writes_plain_pytorch_that_is_faster(tmp_path):
     assert doc["accepted"] == ["int8-dynamic"], doc["trials"]
     applied = doc["apply"]
     assert applied["backup"] and (tmp_path / "bert_encoder.py.orig").read_text() == original
-    assert "+model = torch.ao.quantization.quantize_dynamic(model" in applied["diff"]
+    assert "+torch.ao.quantization.quantize_dynamic(model" in applied["diff"]
     lines = script.read_text().splitlines()
     at = lines.index("model = model.eval()")
-    assert lines[at + 1].startswith("model = torch.ao.quantization.quantize_dynamic(model")
+    assert lines[at + 1].startswith("torch.ao.quantization.quantize_dynamic(model")
     assert doc["applied"][0]["placement"] == "after-model"
     # the patched script was run again under dsprof and compared with the reference run
     assert applied["check_run"] and applied["check_speedup"] > 1.0, applied["check_reason"]

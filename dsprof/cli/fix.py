@@ -155,11 +155,21 @@ def command(
             from dsprof.recipes.apply import apply_accepted
 
             apply_accepted(runner, dry_run=dry_run, force=force)
+    restored = session.apply is not None and session.apply.restored
     if as_json:
         click.echo(session.model_dump_json(indent=2))
-        return 0
-    for part in fix_tables(session):
-        console.print(part)
+    else:
+        from rich.text import Text
+
+        for part in fix_tables(session):
+            # a diff is printed whole at any width (never cropped at the console's edge)
+            console.print(part, soft_wrap=isinstance(part, Text) and bool(part.no_wrap))
+    if restored:
+        from dsprof.recipes.apply import EXIT_APPLY_FAILED
+
+        assert session.apply is not None
+        console.print(f"dsprof fix --apply: {session.apply.check_reason}", style="red")
+        return EXIT_APPLY_FAILED
     return 0
 
 

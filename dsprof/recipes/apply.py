@@ -1,8 +1,12 @@
-"""`dsprof fix --apply`: write the accepted recipes into the script, then measure the result.
+"""`dsprof fix --apply`: write the accepted recipes into the script, then re-verify the result.
 
 Refuses a script with uncommitted git changes unless forced (the diff must be reviewable on its
 own); keeps script.py.orig; writes atomically; runs the patched script under dsprof (no recipes,
-untraced) and compares its steps with the session's reference run.
+untraced) and checks it against the session's reference runs: it must run, give the baseline's
+outputs within the recipes' tolerance, and not be slower, per call or over the whole run. When
+the check fails, the original script is put back (and a backup this apply made is removed):
+`--apply` never leaves a broken or slower script behind, and the CLI exits with
+EXIT_APPLY_FAILED naming the reason (issue 17).
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ from pathlib import Path
 
 from dsprof.core.child import CallSite
 from dsprof.core.errors import UsageError
-from dsprof.core.fix import ApplyResult
+from dsprof.core.fix import ApplyResult, RiskClass
+from dsprof.recipes import drift as D
 from dsprof.recipes import verdict as V
-from dsprof.recipes.codemod import apply_changes, write_backup_and_script
+from dsprof.recipes.codemod import Handle, apply_changes, write_backup_and_script
 from dsprof.recipes.registry import BY_NAME, get_recipe
 from dsprof.recipes.session import FixRunner, _run, trial_dir
-from dsprof.store.documents import write_model
-from dsprof.store.run_store import load_run
+from dsprof.store.documents import write_model, write_text_atomic
+from dsprof.store.run_store import RunData, load_run
+
+# `dsprof fix --apply` exits with this when the patched script failed its check and the
+# original was restored (2 is a usage error, 3 a failed SLO)
+EXIT_APPLY_FAILED = 4
 
 
 def uncommitted(script: Path) -> bool:
@@ -35,6 +44,19 @@ def uncommitted(script: Path) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def script_handles(baseline: RunData, model_class: str | None, script: Path) -> list[Handle]:
+    """Where the script's own frames reached the model at its first call (child.json)."""
+    seen = baseline.child.model_seen(model_class)
+    if seen is None:
+        return []
+    target = script.resolve()
+    return [
+        Handle(h.line, h.var, h.expr)
+        for h in seen.handles
+        if h.file and h.expr and Path(h.file).resolve() == target
+    ]
 
 
 def apply_accepted(runner: FixRunner, *, dry_run: bool = False, force: bool = False) -> ApplyResult:
@@ -61,11 +83,13 @@ def apply_accepted(runner: FixRunner, *, dry_run: bool = False, force: bool = Fa
         call_line=site.line,
         call_file_matches=same_file,
         model_class=runner.model_class,
+        handles=script_handles(baseline, runner.model_class, script),
     )
     result.changes, result.diff = mod.changes, mod.diff(original, script.name)
     if dry_run or mod.source == original:
         result.check_reason = "dry run: nothing written" if dry_run else "nothing to write"
         return _save(runner, result)
+    had_backup = script.with_name(script.name + ".orig").exists()
     result.backup = str(write_backup_and_script(script, mod.source))
     runner.progress("start", "patched script")
     d = trial_dir(baseline, "applied")
@@ -80,22 +104,76 @@ def apply_accepted(runner: FixRunner, *, dry_run: bool = False, force: bool = Fa
     runner.progress("done", "patched script")
     result.check_run = str(d)
     if check.exit_code != 0:
-        result.check_reason = (
-            f"the patched script failed (exit {check.exit_code}); see {check.paths.stderr_log}"
+        return _restore(
+            runner,
+            result,
+            script,
+            original,
+            had_backup,
+            f"the patched script failed (exit {check.exit_code}); see {check.paths.stderr_log}",
         )
-        return _save(runner, result)
-    assert runner.reference is not None
-    ref, new = runner.durations(*runner.references), runner.durations(load_run(d))
+    problem = _check(runner, result, load_run(d), names)
+    if problem:
+        return _restore(runner, result, script, original, had_backup, problem)
+    result.check_ok = True
+    return _save(runner, result)
+
+
+def _check(runner: FixRunner, result: ApplyResult, run: RunData, names: list[str]) -> str:
+    """Compare the patched script's run with the references; the reason to restore, or ''."""
+    assert runner.baseline is not None and runner.session is not None
+    risks = {get_recipe(n).risk for n in names}
+    drift = D.compare_outputs(
+        runner.baseline.paths.outputs_dir, run.paths.outputs_dir, runner.model_class
+    )
+    risk: RiskClass = "approximate" if "approximate" in risks else "exact"
+    if "deterministic" in risks:
+        # eval-mode: the baseline's outputs were drawn with dropout on; what must hold now is
+        # that equal inputs give equal outputs
+        risk, drift.deterministic = "deterministic", D.outputs_deterministic(run.paths.outputs_dir)
+    ok, drift_text = V.drift_ok(risk, drift, runner.session.tolerance)
+    if not ok:
+        return f"the patched script's outputs are not the baseline's: {drift_text}"
+    ref, new = runner.durations(*runner.references), runner.durations(run)
     if min(len(ref), len(new)) < V.MIN_STEPS:
-        result.check_reason = "too few steps to confirm the gain"
-        return _save(runner, result)
+        result.check_reason = f"too few steps to confirm the gain; {drift_text}"
+        return ""
     speed = V.bootstrap_speedup(ref, new)
     result.check_speedup, result.check_ci95 = speed.speedup, (speed.lo, speed.hi)
+    whole = V.whole_run([runner.loop(r) for r in runner.references], [runner.loop(run)])
+    text = f"patched script x{speed.speedup:.2f} [{speed.lo:.2f}, {speed.hi:.2f}] per call"
+    if whole is not None:
+        result.check_whole_run_speedup = whole.speedup
+        text += f", {V.whole_run_text(whole)}"
+    if speed.hi < 1:
+        return f"the patched script is slower: {text}"
+    if whole is not None and not whole.cut_short and whole.ci95 and whole.ci95[1] < 1:
+        return f"the patched script is slower over its whole run: {text}"
     confirmed = speed.lo >= 1 + runner.opts.min_gain
     result.check_reason = (
-        f"{'confirmed' if confirmed else 'NOT confirmed'}: patched script x{speed.speedup:.2f} "
-        f"[{speed.lo:.2f}, {speed.hi:.2f}] against the original"
+        f"{'confirmed' if confirmed else 'NOT confirmed'}: {text} against the original; "
+        f"{drift_text}"
     )
+    return ""
+
+
+def _restore(
+    runner: FixRunner,
+    result: ApplyResult,
+    script: Path,
+    original: str,
+    had_backup: bool,
+    reason: str,
+) -> ApplyResult:
+    """Put the original script back (and drop the backup this apply made)."""
+    mode = script.stat().st_mode
+    write_text_atomic(script, original)
+    script.chmod(mode)
+    if not had_backup and result.backup:
+        Path(result.backup).unlink(missing_ok=True)
+        result.backup = None
+    result.check_ok, result.restored = False, True
+    result.check_reason = f"{reason}; the original script was restored"
     return _save(runner, result)
 
 

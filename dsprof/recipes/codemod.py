@@ -1,13 +1,15 @@
 """`dsprof fix --apply`: write recipes' CodeChanges into a script with libcst.
 
-Placement rules (issue 4):
-- model-level statements go right after the statement that last assigns the model variable
-  before the call site the runner recorded, in the same scope as the call;
+Placement rules (issues 4 and 17):
+- model-level statements go after the last statement that prepares the model before its first
+  call (assigned, weights loaded, `.eval()`, `.to()`, handed to a wrapper), on the expression the
+  script reaches it by (`model`, `pipe.model`, `predictor.net`): `dsprof.recipes.anchor`;
 - flags go after the top-of-file import block; environment settings that must precede torch go
   before the first import (after the docstring and `from __future__` imports);
 - DataLoader keyword arguments are set on the `DataLoader(...)` calls themselves.
-When a place cannot be found safely (the call is not a plain `name(...)`, the model is assigned
-in another scope, the call site is in another file), the change is returned as manual text.
+When a place cannot be found safely (no frame of this script reaches the model by a name
+prepared before the call, the call site is in another file), the change is returned as manual
+text for the user to make.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from dsprof.core.fix import AppliedChange
+from dsprof.recipes.anchor import Anchor, Survey, anchor_for, survey
 from dsprof.recipes.base import CodeChange
 
 
@@ -48,67 +50,6 @@ class CodemodResult:
                 tofile=f"b/{path}",
             )
         )
-
-
-class _Survey(cst.CSTVisitor):
-    """Finds the called names on the call line, model assignments per scope, and imports."""
-
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
-    def __init__(self, call_line: int | None) -> None:
-        self.call_line = call_line
-        self.called: list[tuple[str, tuple[int, ...]]] = []  # (name, scope) of calls on that line
-        self.assigns: dict[str, list[tuple[int, tuple[int, ...], cst.CSTNode]]] = {}
-        self.imports: set[str] = set()
-        # (variable, line, scope, source of the assigned value) of every assignment
-        self.constructs: list[tuple[str, int, tuple[int, ...], str]] = []
-        self._scope: list[int] = []
-
-    def _line(self, node: cst.CSTNode) -> int:
-        return self.get_metadata(PositionProvider, node).start.line
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._scope.append(self._line(node))
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._scope.pop()
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if self.call_line is not None and self._line(node) == self.call_line:
-            name = node.func.value if isinstance(node.func, cst.Name) else None
-            self.called.append((name or "", tuple(self._scope)))
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        for small in node.body:
-            targets: list[cst.BaseExpression] = []
-            if isinstance(small, cst.Assign):
-                targets = [t.target for t in small.targets]
-            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
-                targets = [small.target]
-            elif isinstance(small, (cst.Import, cst.ImportFrom)) and not self._scope:
-                self.imports.add(cst.Module([]).code_for_node(small))
-            for t in targets:
-                names = (
-                    [t]
-                    if isinstance(t, cst.Name)
-                    else [
-                        e.value for e in getattr(t, "elements", []) if isinstance(e.value, cst.Name)
-                    ]
-                )
-                for n in names:
-                    self.assigns.setdefault(n.value, []).append(
-                        (self._line(node), tuple(self._scope), node)
-                    )
-                    value = getattr(small, "value", None)
-                    if value is not None:
-                        self.constructs.append(
-                            (
-                                n.value,
-                                self._line(node),
-                                tuple(self._scope),
-                                cst.Module([]).code_for_node(value),
-                            )
-                        )
 
 
 def _is_import(stmt: cst.CSTNode) -> bool:
@@ -204,6 +145,15 @@ class _Insert(cst.CSTTransformer):
         return updated_node.with_changes(args=[*args, *new])
 
 
+@dataclass(frozen=True)
+class Handle:
+    """The model reached as `expr` through the variable `var` at `line` of the script."""
+
+    line: int
+    var: str
+    expr: str
+
+
 def apply_changes(
     source: str,
     changes: list[tuple[str, CodeChange]],
@@ -212,19 +162,18 @@ def apply_changes(
     call_line: int | None,
     call_file_matches: bool = True,
     model_class: str | None = None,
+    handles: Sequence[Handle] = (),
 ) -> CodemodResult:
-    """Rewrite `source` with the recipes' changes; see the module docstring for placement."""
-    module = cst.parse_module(source)
-    wrapper = MetadataWrapper(module)
-    survey = _Survey(call_line if call_file_matches else None)
-    wrapper.visit(survey)
-    tree = wrapper.module
-    result = CodemodResult(source=source)
+    """Rewrite `source` with the recipes' changes; see the module docstring for placement.
 
-    model_var, anchor, why_not = _find_anchor(survey, call_line, call_file_matches)
-    if anchor is None and model_class:
-        model_var, anchor, why_not = _construction_anchor(survey, model_class, why_not, model_var)
-    result.model_var = model_var
+    handles: where the script's frames reach the model (innermost first), from child.json; the
+    first with an anchor decides. Without one: the call site's `name(...)`, then the variable
+    built from `model_class`.
+    """
+    tree, found = survey(source)
+    result = CodemodResult(source=source)
+    model_expr, anchor, why_not = _place(found, handles, call_line, call_file_matches, model_class)
+    result.model_var = model_expr
     after: dict[cst.CSTNode, list[cst.BaseStatement]] = {}
     imports: list[str] = []
     before_imports: list[str] = []
@@ -232,7 +181,7 @@ def apply_changes(
     loader_kwargs: dict[str, str] = {}
     for recipe, change in changes:
         if change.model:
-            code = [s.replace("{model}", model_var or "model") for s in change.model]
+            code = [st.replace("{model}", model_expr or "model") for st in change.model]
             if anchor is None:
                 result.changes.append(
                     AppliedChange(
@@ -245,19 +194,19 @@ def apply_changes(
                     )
                 )
                 continue
-            after.setdefault(anchor[1], []).extend(cst.parse_statement(s + "\n") for s in code)
+            after.setdefault(anchor.node, []).extend(cst.parse_statement(st + "\n") for st in code)
             result.changes.append(
                 AppliedChange(
                     recipe=recipe,
                     file=path,
                     placement="after-model",
-                    line=anchor[0],
+                    line=anchor.line,
                     code="\n".join(code),
                 )
             )
         if change.top or change.before_imports:
-            top.extend(s for s in change.top if s not in top)
-            before_imports.extend(s for s in change.before_imports if s not in before_imports)
+            top.extend(st for st in change.top if st not in top)
+            before_imports.extend(st for st in change.before_imports if st not in before_imports)
             result.changes.append(
                 AppliedChange(
                     recipe=recipe,
@@ -266,10 +215,8 @@ def apply_changes(
                     code="\n".join([*change.before_imports, *change.top]),
                 )
             )
-        if change.model or change.top:
-            imports.extend(
-                i for i in change.imports if i not in imports and i not in survey.imports
-            )
+        if (change.model and anchor is not None) or change.top:
+            imports.extend(i for i in change.imports if i not in imports and i not in found.imports)
         if change.dataloader_kwargs:
             loader_kwargs.update(change.dataloader_kwargs)
             result.changes.append(
@@ -305,46 +252,75 @@ def apply_changes(
     return result
 
 
-def _find_anchor(
-    survey: _Survey, call_line: int | None, call_file_matches: bool
-) -> tuple[str | None, tuple[int, cst.CSTNode] | None, str]:
+def _place(
+    found: Survey,
+    handles: Sequence[Handle],
+    call_line: int | None,
+    call_file_matches: bool,
+    model_class: str | None,
+) -> tuple[str | None, Anchor | None, str]:
+    """(expression for `{model}`, anchor, why there is none) for the model changes."""
+    reasons = []
+    for h in handles:
+        anchor, why = anchor_for(found, h.var, h.line)
+        if anchor is not None:
+            return h.expr, anchor, ""
+        reasons.append(f"{h.expr} at line {h.line}: {why}")
+    var, anchor, why_not = _call_site_anchor(found, call_line, call_file_matches)
+    if anchor is None and model_class:
+        var, anchor, why_not = _construction_anchor(found, model_class, why_not, var)
+    if anchor is None and reasons:
+        why_not = "; ".join([*reasons, why_not])
+    return var, anchor, why_not
+
+
+def _call_site_anchor(
+    found: Survey, call_line: int | None, call_file_matches: bool
+) -> tuple[str | None, Anchor | None, str]:
+    """The plain `name(...)` called at the recorded call site, prepared before it."""
     if call_line is None or not call_file_matches:
         return None, None, "the model's call site is not in this script (or was not recorded)"
-    named = [(n, s) for n, s in survey.called if n]
+    call, _ = found.at_line(call_line)
+    names = [n for n in (call.calls if call else []) if n]
+    assigned = {n for st in found.statements for n in st.assigns}
     # prefer a name the script assigns (the model) over builtins called on the same line
-    named.sort(key=lambda ns: ns[0] not in survey.assigns)
-    if not named:
+    names.sort(key=lambda n: n not in assigned)
+    if not names:
         return None, None, f"line {call_line} does not call the model through a plain variable"
-    var, scope = named[0]
-    before = [a for a in survey.assigns.get(var, []) if a[1] == scope and a[0] < call_line]
-    if not before:
-        return var, None, f"`{var}` is not assigned before line {call_line} in the same scope"
-    line, _, node = max(before, key=lambda a: a[0])
-    return var, (line, node), ""
+    anchor, why = anchor_for(found, names[0], call_line)
+    return names[0], anchor, why
 
 
 def _construction_anchor(
-    survey: _Survey, model_class: str, why_not: str, var: str | None
-) -> tuple[str | None, tuple[int, cst.CSTNode] | None, str]:
+    found: Survey, model_class: str, why_not: str, var: str | None
+) -> tuple[str | None, Anchor | None, str]:
     """Fallback: the one variable the script builds the recorded model class into.
 
-    When the call site gives no anchor (the model is a parameter there, or is called from
-    another file), an assignment whose value names the root module's class (`net =
+    When nothing else gives an anchor (the model is a parameter where it is called, or is
+    called from another file), an assignment whose value names the root module's class (`net =
     BertModel(config)`) identifies the object; if exactly one variable in one scope is built so,
-    the change goes after that variable's last assignment in that scope. Otherwise: manual.
+    the change goes after that variable's last assignment in that scope. Else: manual.
     """
     pattern = re.compile(rf"\b{re.escape(model_class)}\b")
-    makers = {(v, scope) for v, _, scope, code in survey.constructs if pattern.search(code)}
+    makers = {
+        (v, id(st.scope))
+        for st in found.statements
+        if st.value_code and pattern.search(st.value_code)
+        for v in st.assigns
+    }
     if len(makers) != 1:
-        found = "no" if not makers else f"{len(makers)}"
+        count = "no" if not makers else f"{len(makers)}"
         return (
             var,
             None,
-            f"{why_not}; {found} assignments build a {model_class} to anchor on instead",
+            f"{why_not}; {count} assignments build a {model_class} to anchor on instead",
         )
     name, scope = makers.pop()
-    line, _, node = max((a for a in survey.assigns[name] if a[1] == scope), key=lambda a: a[0])
-    return name, (line, node), ""
+    last = max(
+        (st for st in found.statements if id(st.scope) == scope and name in st.assigns),
+        key=lambda st: st.end,
+    )
+    return name, Anchor(last.node, last.start), ""
 
 
 def _add_top(
