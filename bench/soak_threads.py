@@ -1,6 +1,6 @@
 """Soak check: the thread-pool and run_in_executor scripts under `dsprof run`, N times in a row.
 
-Counts crashes (a non-zero exit, or output that differs from plain python) and runs whose step
+Counts crashes (a non-zero exit, or stdout or stderr that differs from plain python) and runs whose step
 count differs from the number of model calls, traced and untraced. Not timed.
 
     python bench/soak_threads.py --runs 10
@@ -48,7 +48,7 @@ def main() -> None:
                         capture_output=True, text=True, timeout=600, cwd=tmp,
                     )  # fmt: skip
                     codes.append(proc.returncode)
-                    same += proc.stdout == plain.stdout
+                    same += proc.stdout == plain.stdout and proc.stderr == plain.stderr
                     runs = list(out.iterdir()) if out.exists() else []
                     steps = runs[0] / "metrics" / "steps.parquet" if runs else None
                     counts.append(len(pd.read_parquet(steps)) if steps and steps.exists() else 0)

@@ -32,7 +32,26 @@ def test_everything_else_passes_unchanged():
 def test_a_partial_line_that_only_looks_like_noise_is_held_briefly():
     f = NoiseFilter()
     assert f.feed(b"[") == b"" and f.hold_until is not None
-    assert f.hold_until <= time.monotonic() + HOLD_S
-    assert f.flush() == b"["  # its time is up: it is the script's
+    began = f.hold_until
+    assert began <= time.monotonic() + HOLD_S
+    assert f.feed(b"W1") == b"" and f.hold_until == began  # more of it: no longer than that
+    assert f.flush() == b"[W1"  # its time is up: it is the script's
     assert f.feed(b"USDT: the rest of that line\n") == b"USDT: the rest of that line\n"
     assert f.hold_until is None
+
+
+def test_a_line_with_a_noise_mark_waits_for_its_newline_however_long():
+    # on a busy machine torch's thread may be descheduled between the line and its newline
+    f = NoiseFilter()
+    assert f.feed(WARN[:20]) == b"" and f.hold_until is not None  # too short to tell
+    assert f.feed(WARN[20:60]) == b"" and f.hold_until is None  # torch's: no time limit
+    assert f.feed(WARN[60:]) == b"" and f.hold_until is None
+    assert f.feed(b"\nnext\n") == b"next\n"
+
+
+def test_two_noise_lines_written_into_one_another_leave_no_blank_line():
+    # the profiler stops on one thread while a pool thread warns: one line, then its newline
+    stop = b"USDT:2026-12-07 13:49:13 3951:4228 SyncActivityProfilerHandler.cpp:59] profiler_stop"
+    assert feed_all([stop, WARN, b"\n", b"\n", b"\n", b"the script's blank line above\n"]) == (
+        b"\nthe script's blank line above\n"
+    )

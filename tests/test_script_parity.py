@@ -8,6 +8,8 @@ Each script (tests/data/parity/, tests/data/shapes/) runs twice: `python script.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -18,7 +20,8 @@ import pytest
 
 PARITY = Path(__file__).parent / "data" / "parity"
 SHAPES = Path(__file__).parent / "data" / "shapes"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+# stdout buffered as python's is on a pipe, whatever the environment running the tests says
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | {"HF_HUB_OFFLINE": "1"}
 
 
 def both(tmp_path: Path, script: Path, *args: str, stdin: bytes | None = None, options=()):
@@ -49,6 +52,7 @@ def assert_same(plain: subprocess.CompletedProcess, dsprof: subprocess.Completed
         ("raise",),  # the traceback as python prints it, no dsprof frames
         ("sigint",),  # uncaught KeyboardInterrupt: traceback, then the process ends by SIGINT
         ("signal", "SIGKILL"),
+        ("os-exit",),  # stdout's buffer is lost (dsprof must not make the script unbuffered)
     ],
     ids=lambda a: "-".join(a),
 )
@@ -105,3 +109,35 @@ def test_ctrl_c_ends_the_script_as_it_would_without_dsprof(tmp_path, catch):
     last_line = dsprof[2].splitlines()[-1:]
     assert last_line == plain[2].splitlines()[-1:] == ([] if catch else [b"KeyboardInterrupt"])
     assert dsprof[2].startswith(b"Traceback") == plain[2].startswith(b"Traceback")
+
+
+def test_on_a_terminal_the_scripts_stdout_is_line_buffered(tmp_path):
+    # python line-buffers stdout on a terminal: a prompt printed without flush is shown before
+    # the script waits for its answer (under dsprof the script's stdout is a pipe to dsprof)
+    main, sub = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dsprof", "run", "-q", "--no-analyze", "--out", "runs",
+         str(PARITY / "tty_prompt.py")],
+        cwd=tmp_path, env=ENV, stdin=sub, stdout=sub, stderr=sub,
+    )  # fmt: skip
+    os.close(sub)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 180
+        while b"name?" not in seen and time.monotonic() < deadline:
+            if select.select([main], [], [], 1.0)[0]:
+                seen += os.read(main, 4096)
+        assert b"name?" in seen, seen  # a block-buffered stdout would show nothing yet
+        os.write(main, b"dsprof\n")
+        while proc.poll() is None or select.select([main], [], [], 0.2)[0]:
+            if select.select([main], [], [], 1.0)[0]:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:  # the terminal closed: every process holding it has ended
+                    break
+        assert proc.wait(timeout=120) == 0
+        assert b"hello dsprof" in seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)

@@ -54,6 +54,11 @@ class ChildConfig(BaseModel):
     capture_run_bytes: int | None = Field(
         default=None, description="bytes of captured tensors a run keeps (None: the default)"
     )
+    stdout_line_buffered: bool = Field(
+        default=False,
+        description="dsprof's stdout is a terminal: the script's stdout is line-buffered, as "
+        "python's is on a terminal (on a pipe or a file it stays block-buffered, as python's)",
+    )
 
 
 class CallSite(BaseModel):

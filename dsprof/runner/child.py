@@ -429,6 +429,8 @@ def main() -> None:
         from dsprof.runner.distributed import resolve_rank_config
 
         config = resolve_rank_config(config)
+    if config.stdout_line_buffered and sys.stdout is not None:
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # Ctrl-C must reach the script even when dsprof itself was started with SIGINT ignored
     # (a background job of a non-interactive shell): the script gets KeyboardInterrupt as usual
     signal.signal(signal.SIGINT, signal.default_int_handler)

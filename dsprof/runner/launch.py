@@ -167,13 +167,19 @@ def child_env(
 ) -> dict[str, str]:
     """Write the child's config (paths.child_config) and return the child's environment."""
     config = child_config(req, run_dir=run_dir, job_dir=job_dir)
+    # the script's stdout is a pipe to us: buffered as python's would be on our stdout (no
+    # PYTHONUNBUFFERED, which the script would see, and which would keep output that python
+    # loses at os._exit or a kill)
+    config.stdout_line_buffered = req.echo and _isatty(sys.stdout)
     write_model(paths.child_config, config, lenient=True)
-    return {
-        **os.environ,
-        **req.env,
-        "PYTHONUNBUFFERED": "1",
-        CONFIG_ENV: str(paths.child_config.resolve()),
-    }
+    return {**os.environ, **req.env, CONFIG_ENV: str(paths.child_config.resolve())}
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def run_script(req: RunRequest) -> RunResult:

@@ -19,9 +19,13 @@ from typing import IO
 # prefixes each worker's lines with "[default0]:"). logs/stderr.log keeps them.
 _NOISE_LINE = re.compile(rb"^(\[[^\]]*\]:)?(USDT:|\[W\d+ [\d:.]+ collection\.cpp:\d+\] Warning: )")
 _RANK_PREFIX = re.compile(rb"\[[^\]\n]*\]:")
-# torch writes a noise line and its newline in separate writes: a line start that may be noise
-# waits this long for the rest of its line before it is shown as the script's
-HOLD_S = 0.1
+# two threads' noise lines written into one another: the line holds two marks, and the newline
+# it lacks comes later as an empty line
+_NOISE_MARK = re.compile(rb"USDT:|\[W\d+ [\d:.]+ collection\.cpp:\d+\] Warning: ")
+# torch writes a noise line and its newline in separate writes: a line that starts with a noise
+# mark waits for its newline; a shorter start that could still become one ("[", "US") waits
+# this long for more before it is shown as the script's (a prompt such as "[y/N] ")
+HOLD_S = 1.0
 
 
 def _may_be_noise(start: bytes) -> bool:
@@ -40,32 +44,44 @@ class NoiseFilter:
 
     Whole lines are judged: a noise line goes with its newline, and the script's own output,
     blank lines and partial lines (prompts, progress bars) pass as they come. Only an unfinished
-    line that starts like noise is held, for at most HOLD_S (`hold_until`).
+    line that starts like noise is held: until its newline once it has a noise mark (torch's
+    thread may be descheduled between the two writes on a busy machine), for at most HOLD_S
+    (`hold_until`) while it is too short to tell.
     """
 
     def __init__(self) -> None:
         self._held = b""
         self._mid_line = False  # part of the current line was passed on: the rest is the script's
+        self._owed_newlines = 0  # newlines of noise lines written into another noise line
         self.hold_until: float | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         data, self._held = self._held + chunk, b""
         out: list[bytes] = []
         *lines, tail = data.split(b"\n")
+        # a line still too short to tell keeps the time it began to be held
+        since = self.hold_until - HOLD_S if self.hold_until is not None and not lines else None
         for line in lines:
-            if self._mid_line or not _NOISE_LINE.match(line):
+            if self._mid_line:
+                out.append(line + b"\n")
+            elif _NOISE_LINE.match(line):
+                self._owed_newlines += len(_NOISE_MARK.findall(line)) - 1
+            elif not line and self._owed_newlines > 0:
+                self._owed_newlines -= 1
+            else:
+                self._owed_newlines = 0
                 out.append(line + b"\n")
             self._mid_line = False
+        self.hold_until = None
         if tail:
-            if not self._mid_line and _may_be_noise(tail):
+            if not self._mid_line and _NOISE_LINE.match(tail):
+                self._held = tail  # torch's: its newline follows
+            elif not self._mid_line and _may_be_noise(tail):
                 self._held = tail
-                if self.hold_until is None:
-                    self.hold_until = time.monotonic() + HOLD_S
+                self.hold_until = (since or time.monotonic()) + HOLD_S
             else:
                 out.append(tail)
                 self._mid_line = True
-        if not self._held:
-            self.hold_until = None
         return b"".join(out)
 
     def flush(self) -> bytes:

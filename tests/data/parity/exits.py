@@ -25,6 +25,9 @@ if how == "raise":
 if how == "sigint":  # an uncaught KeyboardInterrupt: python prints it and ends by SIGINT
     os.kill(os.getpid(), signal.SIGINT)
     signal.pause()
+if how == "os-exit":  # what is still in stdout's buffer is lost, as python loses it
+    print("unflushed")
+    os._exit(7)
 if how == "signal":
     os.kill(os.getpid(), getattr(signal, sys.argv[2]))
 print("not reached")
