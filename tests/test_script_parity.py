@@ -141,3 +141,18 @@ def test_on_a_terminal_the_scripts_stdout_is_line_buffered(tmp_path):
         if proc.poll() is None:
             proc.kill()
         os.close(main)
+
+
+@pytest.mark.slow
+def test_sentence_transformers_on_the_shipped_minilm(tmp_path):
+    # tokenizer, batching, the BERT model, pooling: the embeddings printed are the same digits
+    plain, dsprof = both(tmp_path, PARITY / "minilm_encode.py", "24", options=("--no-trace",))
+    assert plain.returncode == 0 and plain.stdout.startswith(b"(24, 384)")
+    assert dsprof.returncode == 0 and dsprof.stdout == plain.stdout
+
+    def without_progress(err: bytes) -> list[bytes]:  # tqdm's rates differ from run to run
+        return [line for line in err.splitlines() if b"it/s]" not in line]
+
+    assert without_progress(dsprof.stderr) == without_progress(plain.stderr)
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert (run / "metrics" / "steps.parquet").is_file()  # the model's calls were steps
