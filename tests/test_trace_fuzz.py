@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from fuzz_support import (
@@ -63,7 +64,7 @@ def _read(path: Path, *, fast: bool, chunk: int) -> tuple[object, ...]:
     except Exception as e:  # a crash: the assertions below fail on it (and keep the input)
         return ("crash", f"{type(e).__name__}: {e}")
     meta = orjson.dumps(reader.metadata, option=orjson.OPT_SORT_KEYS)
-    return ("ok", orjson.dumps(events), reader.events_total, reader.not_objects, meta)
+    return ("ok", msgspec.json.encode(events), reader.events_total, reader.not_objects, meta)
 
 
 # refusals that say the text is not JSON (the others are about valid JSON that is no trace)

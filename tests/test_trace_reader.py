@@ -12,7 +12,7 @@ import pytest
 from trace_synthetic import TraceBuilder
 
 from dsprof.core.errors import TraceError
-from dsprof.trace import load_trace
+from dsprof.trace import load_trace, scan
 from dsprof.trace.reader import CHUNK_BYTES, TraceReader
 
 DATA = Path(__file__).parent / "data" / "traces"
@@ -201,7 +201,7 @@ def test_fast_path_keeps_events_written_by_other_writers(tmp_path: Path) -> None
         fast, total = _events(p, fast=True, chunk=chunk)
         assert (fast, total) == _events(p, fast=False, chunk=chunk)
         assert total == len(events)
-        assert [e["name"] for e in fast[:4]] == ["a", "b", 'c {"ph": "s"}', "cudaLaunchKernel"]
+        assert [e.name for e in fast[:4]] == ["a", "b", 'c {"ph": "s"}', "cudaLaunchKernel"]
 
 
 def _kernel_events(n: int) -> list[dict]:
@@ -223,9 +223,14 @@ def _kernel_events(n: int) -> list[dict]:
         (b'{"traceEvents": [{"ph": "X"}], "x": tru}', "line 1, column 41", ""),
         (b'{"traceEvents": [{"ph": "f", "cat": "ac2g", "id": 1e999}]}', "line 1, column 51", "infinity"),
         (b'{"traceEvents": [{"ph": "f", "cat": "ac2g", "name": "\xff"}]}', "line 1, column 54", "UTF-8"),
+        # kept events: an arg the engine does not read is skipped by the decoder, yet checked
+        (b'{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a", "args": {"x": 1e999}}]}', "line 1, column 74", "infinity"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a", "args": {"x": "\xff"}}]}', "line 1, column 75", "UTF-8"),
+        (b'{"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a", "args": {"Input Dims": [[1e999]]}}]}', "line 1, column 85", "infinity"),
     ],
     ids=["comment", "missing-comma", "junk", "trailing-comma", "after-bare-array", "metadata",
-         "overflow-in-skipped", "utf8-in-skipped"],
+         "overflow-in-skipped", "utf8-in-skipped", "overflow-in-kept-arg", "utf8-in-kept-arg",
+         "overflow-in-kept-shape"],
 )  # fmt: skip
 def test_invalid_json_is_refused_at_its_line_and_column(
     tmp_path: Path, text: bytes, where: str, problem: str
@@ -272,7 +277,6 @@ def test_what_json_accepts_is_read(tmp_path: Path, transform) -> None:
 
 def _scanned(monkeypatch, path: Path) -> int:
     """Bytes the reader's array scans went over while reading path (each a pass in numpy)."""
-    from dsprof.trace import scan
 
     seen = [0]
     quotes, starts = scan.string_quotes, scan.event_starts
@@ -329,3 +333,29 @@ def test_huge_arg_strings_are_dropped_undecoded(tmp_path: Path) -> None:
     tf = load_trace(p)
     assert len(tf.cpu_ops) == 19
     assert "1 of 20 events dropped: 1 with args over 1 MiB" in tf.notices[0].message
+
+
+def test_shapes_are_one_text_whatever_their_spacing(tmp_path: Path) -> None:
+    """Input Dims are interned as the file writes them and made compact once per distinct
+    text: the same shapes spaced two ways are one value; empty, null and absent are ""."""
+    events = _kernel_events(6)
+    spaced = b"[[2, 3], []]"
+    for i, dims in enumerate([[[2, 3], []], [[2, 3], []], [], None]):
+        events[i]["args"]["Input Dims"] = dims
+    text = orjson.dumps({"traceEvents": events})
+    p = tmp_path / "t.json"
+    p.write_bytes(text.replace(b"[[2,3],[]]", spaced, 1))
+    assert spaced in p.read_bytes()
+    dims = load_trace(p).cpu_ops["input_dims"]
+    assert list(dims) == ["[[2,3],[]]", "[[2,3],[]]", "", "", "", ""]
+
+
+def test_suspect_reads_the_prefix_it_is_given(monkeypatch) -> None:
+    """scan.suspect(data, end) answers as for data[:end], across its blocks (made tiny here)."""
+    monkeypatch.setattr(scan, "_BLOCK", 5)
+    cases = [b'{"a": 1e400}', b'{"a": 1E+400, "b": 2}', b'["0x7fe3a9c1"]', b'[1e40]',
+             b'["\xc3\xa9"]', b'["\xff"]', b"[" + b"9" * 300 + b"]"]  # fmt: skip
+    for data in cases:
+        for end in range(len(data) + 1):
+            assert scan.suspect(data, end) == scan.suspect(data[:end]), (data, end)
+    assert scan.suspect(b'{"a": 1e400}') and not scan.suspect(b'{"a": 1e400}', 9)

@@ -1,4 +1,4 @@
-"""Turn chunks of raw Kineto event dicts into typed columns, one table per kind of event.
+"""Turn chunks of Kineto events (dsprof.trace.events.Event) into typed columns, one table per kind.
 
 Category names of both schemas map onto one vocabulary (KIND_OF_CAT). Per chunk, events are grouped
 by category and only the fields a kind needs are pulled out into numpy columns. Strings are
@@ -9,15 +9,16 @@ needed up to ColumnBuilder.columns(); to_frames() makes the pandas tables.
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 import orjson
 
-from dsprof.trace.reader import OversizedArgs
+from dsprof.trace.events import Args, Event, OversizedArgs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +49,8 @@ CANONICAL_CAT: dict[str, str] = {
     "Memcpy": "gpu_memcpy",
     "Memset": "gpu_memset",
 }
-_EMPTY: dict[str, Any] = {}
+_EMPTY = Args()
+_UNSET = msgspec.UNSET
 _ZERO3 = (0, 0, 0)
 _LAUNCH_LIMIT = 1 << 31  # CUDA's largest grid dimension
 
@@ -166,6 +168,10 @@ def _ints(values: Sequence[Any], missing: int = -1) -> tuple[np.ndarray, np.ndar
     fast = _numbers(values)
     if fast is not None and fast.dtype.kind == "i":  # the common case: every value an int
         return fast, None
+    if fast is None and None in values:  # an arg some events lack: ints and None
+        fast = _numbers([missing if v is None else v for v in values])
+        if fast is not None and fast.dtype.kind == "i":
+            return fast, None
     seen: dict[Any, int | None] = {}
     out = np.empty(len(values), dtype=np.int64)
     bad = np.zeros(len(values), dtype=bool)
@@ -207,14 +213,15 @@ def _floats(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
     return out, bad
 
 
-def _external_ids(args: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+def _external_ids(args: list[Args]) -> tuple[np.ndarray, np.ndarray | None]:
     """args["External id"] (2021 traces: "external id"), -1 when absent."""
-    return _ints(
-        [v if (v := a.get("External id")) is not None else a.get("external id") for a in args]
-    )
+    return _ints([v if (v := a.external_id) is not None else a.external_id_2021 for a in args])
 
 
-_COMMON_KEYS = operator.itemgetter("name", "ts", "dur", "pid", "tid")
+_COMMON_FIELDS = tuple(map(attrgetter, ("name", "ts", "dur", "pid", "tid")))
+_ARGS = attrgetter("args")
+_NAME = attrgetter("name")
+_PH = attrgetter("ph")
 
 
 class ColumnBuilder:
@@ -228,7 +235,10 @@ class ColumnBuilder:
     def __init__(self) -> None:
         self.names = Interner()
         self.cats = Interner()
-        self.shapes = Interner()  # JSON of "Input Dims" / "Input type", interned
+        # raw JSON text of "Input Dims" / "Input type" / "Concrete Inputs" as the file writes
+        # it, interned; columns() maps each distinct text to its canonical form (self.shapes)
+        self.raw_shapes = Interner()
+        self.shapes = Interner()
         self.parts: dict[str, list[dict[str, np.ndarray]]] = {
             "cpu": [],
             "runtime": [],
@@ -241,12 +251,12 @@ class ColumnBuilder:
         self.unread_categories: dict[str, int] = {}
         self.bad_cat = 0  # events whose cat is not a string (of no table: dropped here)
 
-    def add(self, events: list[dict[str, Any]]) -> None:
+    def add(self, events: list[Event]) -> None:
         """Sort one chunk's events into their tables."""
         self.events_seen += len(events)
-        groups: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[str, list[Event]] = {}
         for e in events:
-            cat = e.get("cat") or ("memory" if e.get("name") == "[memory]" else "")
+            cat = e.cat or ("memory" if e.name == "[memory]" else "")
             if type(cat) is not str:
                 self.bad_cat += 1
                 continue
@@ -261,27 +271,25 @@ class ColumnBuilder:
                 if cat:
                     self.unread_categories[cat] = self.unread_categories.get(cat, 0) + len(group)
                 continue
+            # the rows of the table: [memory] instants, complete events ("X") of the others
             if kind == "memory":
-                group = [e for e in group if e.get("name") == "[memory]"]
-            else:
-                group = [e for e in group if e.get("ph") == "X"]
+                if list(map(_NAME, group)).count("[memory]") != len(group):
+                    group = [e for e in group if e.name == "[memory]"]
+            elif list(map(_PH, group)).count("X") != len(group):
+                group = [e for e in group if e.ph == "X"]
             if group:
                 builder = getattr(self, f"_{kind}")
                 self.parts[kind].append(builder(group, CANONICAL_CAT.get(cat, cat)))
 
     def _common(
-        self, group: list[dict[str, Any]], cat: str, *, needs_dur: bool = True
-    ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
-        """The columns every table has, and each event's args ({} when absent)."""
+        self, group: list[Event], cat: str, *, needs_dur: bool = True
+    ) -> tuple[dict[str, np.ndarray], list[Args]]:
+        """The columns every table has, and each event's args (empty Args when absent)."""
         n = len(group)
-        try:  # Kineto writes all five on every complete event: one C-level pass
-            name, ts, dur, pid, tid = zip(*map(_COMMON_KEYS, group), strict=True)
-        except KeyError:
-            name = tuple(e.get("name") for e in group)
-            ts = tuple(e.get("ts") for e in group)
-            dur = tuple(e.get("dur", None if needs_dur else 0) for e in group)
-            pid = tuple(e.get("pid") for e in group)
-            tid = tuple(e.get("tid") for e in group)
+        name, ts, dur, pid, tid = (list(map(get, group)) for get in _COMMON_FIELDS)
+        if _UNSET in dur:  # no dur: invalid, except on instants ([memory] events), 0 there
+            absent = None if needs_dur else 0
+            dur = [absent if d is _UNSET else d for d in dur]
         names = self.names.encode_strings(name)
         ts_ns, bad_ts = _times_ns(ts)
         dur_ns, bad_dur = _times_ns(dur)
@@ -297,10 +305,12 @@ class ColumnBuilder:
         ):
             if bad is not None and bad.any():
                 invalid[bad] |= bit
-        args = [e.get("args") or _EMPTY for e in group]
-        if set(map(type, args)) != {dict}:  # an args that is not an object: read as empty
+        args = list(map(_ARGS, group))
+        if None in args:
+            args = [a or _EMPTY for a in args]
+        if set(map(type, args)) != {Args}:  # an args that is not an object: read as empty
             for i, a in enumerate(args):
-                if type(a) is not dict:
+                if type(a) is not Args:
                     invalid[i] |= BIG_ARGS if isinstance(a, OversizedArgs) else BAD_ARGS
                     args[i] = _EMPTY
         cols = {
@@ -317,45 +327,46 @@ class ColumnBuilder:
     def _int_args(
         self,
         cols: dict[str, np.ndarray],
-        args: list[dict[str, Any]],
+        args: list[Args],
         fields: dict[str, tuple[str, int, int]],
     ) -> None:
-        """cols[column] = args[key] as ints (default when absent); bad values set the bit."""
-        for column, (key, default, bit) in fields.items():
-            values, bad = _ints([a.get(key, default) for a in args], missing=default)
+        """cols[column] = the Args field as ints (default when absent); bad values set the bit."""
+        for column, (field, default, bit) in fields.items():
+            values, bad = _ints(list(map(attrgetter(field), args)), missing=default)
             cols[column] = values
             if bad is not None:
                 cols["invalid"][bad] |= bit
 
-    def _ids(self, cols: dict[str, np.ndarray], args: list[dict[str, Any]]) -> None:
+    def _ids(self, cols: dict[str, np.ndarray], args: list[Args]) -> None:
         values, bad = _external_ids(args)
         cols["external_id"] = values
         if bad is not None:
             cols["invalid"][bad] |= BAD_IDS
 
-    def _cpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+    def _cpu(self, group: list[Event], cat: str) -> dict[str, np.ndarray]:
         cols, args = self._common(group, cat)
         self._ids(cols, args)
         # autograd records a sequence number only for ops it builds a graph for
-        self._int_args(cols, args, {"seq": ("Sequence number", -1, BAD_IDS)})
+        self._int_args(cols, args, {"seq": ("seq", -1, BAD_IDS)})
         if cat in ("cpu_op", "user_annotation"):
-            # shapes, dtypes, scalar arguments: interned JSON text, decoded per unique value
-            # (their size and form are checked once per distinct value, in validate)
-            for column, key in _SHAPE_ARGS.items():
-                cols[column] = self.shapes.encode([_dump(a.get(key)) for a in args])
+            # shapes, dtypes, scalar arguments: the raw JSON text interned here, made canonical
+            # once per distinct text in columns() (their size and form are checked in validate)
+            for column in _SHAPE_ARGS:
+                raw = attrgetter(column)
+                cols[column] = self.raw_shapes.encode(list(map(bytes, map(raw, args))))
         else:
-            empty = self.shapes.encode([b""])[0]
+            empty = self.raw_shapes.encode([b""])[0]
             for column in _SHAPE_ARGS:
                 cols[column] = np.full(len(group), empty, dtype=np.int32)
         return cols
 
-    def _runtime(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+    def _runtime(self, group: list[Event], cat: str) -> dict[str, np.ndarray]:
         cols, args = self._common(group, cat)
         self._int_args(cols, args, {"correlation": ("correlation", -1, BAD_IDS)})
         self._ids(cols, args)
         return cols
 
-    def _gpu(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+    def _gpu(self, group: list[Event], cat: str) -> dict[str, np.ndarray]:
         cols, args = self._common(group, cat)
         self._int_args(
             cols,
@@ -369,8 +380,8 @@ class ColumnBuilder:
         self._ids(cols, args)
         self._int_args(cols, args, {"bytes": ("bytes", -1, BAD_BYTES)})
         if cat == "kernel":
-            grid, bad_grid = _xyz([a.get("grid") for a in args])
-            block, bad_block = _xyz([a.get("block") for a in args])
+            grid, bad_grid = _xyz([a.grid for a in args])
+            block, bad_block = _xyz([a.block for a in args])
             cols["grid_blocks"] = grid
             cols["block_threads"] = block
             if bad_grid.any() or bad_block.any():
@@ -379,47 +390,45 @@ class ColumnBuilder:
                 cols,
                 args,
                 {
-                    "registers": ("registers per thread", -1, BAD_LAUNCH),
-                    "shared_mem_bytes": ("shared memory", -1, BAD_LAUNCH),
+                    "registers": ("registers", -1, BAD_LAUNCH),
+                    "shared_mem_bytes": ("shared_memory", -1, BAD_LAUNCH),
                 },
             )
-            for column, key in _KERNEL_FLOATS.items():
-                values, bad = _floats([a.get(key) for a in args])
+            for column in _KERNEL_FLOATS:
+                values, bad = _floats(list(map(attrgetter(column), args)))
                 cols[column] = values
                 if bad is not None:
                     cols["invalid"][bad] |= BAD_LAUNCH
         return cols
 
-    def _memory(self, group: list[dict[str, Any]], cat: str) -> dict[str, np.ndarray]:
+    def _memory(self, group: list[Event], cat: str) -> dict[str, np.ndarray]:
         cols, args = self._common(group, "memory", needs_dur=False)
         self._int_args(
             cols,
             args,
             {
-                "bytes": ("Bytes", 0, BAD_BYTES),
-                "total_allocated": ("Total Allocated", -1, BAD_BYTES),
-                "total_reserved": ("Total Reserved", -1, BAD_BYTES),
-                "device_id": ("Device Id", -1, BAD_PLACE),
-                "device_type": ("Device Type", -1, BAD_PLACE),
+                "bytes": ("memory_bytes", 0, BAD_BYTES),
+                "total_allocated": ("total_allocated", -1, BAD_BYTES),
+                "total_reserved": ("total_reserved", -1, BAD_BYTES),
+                "device_id": ("device_id", -1, BAD_PLACE),
+                "device_type": ("device_type", -1, BAD_PLACE),
             },
         )
         return cols
 
     def columns(self) -> dict[str, dict[str, np.ndarray]]:
-        """Each table's columns, its chunks concatenated (codes index the interners' values)."""
-        return {kind: _concat(parts, _SCHEMA[kind]) for kind, parts in self.parts.items()}
+        """Each table's columns, its chunks concatenated (codes index the interners' values;
+        the shape columns self.shapes', filled here)."""
+        tables = {kind: _concat(parts, _SCHEMA[kind]) for kind, parts in self.parts.items()}
+        canonical = self.shapes.encode([_canonical(raw) for raw in self.raw_shapes.codes])
+        for column in _SHAPE_ARGS:
+            tables["cpu"][column] = canonical[tables["cpu"][column]]
+        return tables
 
 
-_SHAPE_ARGS = {
-    "input_dims": "Input Dims",
-    "input_types": "Input type",
-    "concrete_inputs": "Concrete Inputs",
-}
-_KERNEL_FLOATS = {
-    "blocks_per_sm": "blocks per SM",
-    "warps_per_sm": "warps per SM",
-    "occupancy_pct": "est. achieved occupancy %",
-}
+# the columns that hold an arg's JSON text, and the floats of kernels (the Args fields' names)
+_SHAPE_ARGS = ("input_dims", "input_types", "concrete_inputs")
+_KERNEL_FLOATS = ("blocks_per_sm", "warps_per_sm", "occupancy_pct")
 
 
 def to_frames(
@@ -518,5 +527,13 @@ def _xyz(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.where(dims.min(axis=1) > 0, dims.prod(axis=1), -1), bad
 
 
-def _dump(v: Any) -> bytes:
+def _canonical(raw: bytes) -> bytes:
+    """An arg's JSON text as the tables hold it: compact, b"" for an absent or empty value
+    (null, [], "", 0); raw as it is where it cannot be decoded (validate marks it)."""
+    if not raw:
+        return b""
+    try:
+        v = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
     return orjson.dumps(v) if v else b""

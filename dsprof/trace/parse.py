@@ -98,6 +98,7 @@ def parse_columns(
     finally:
         if gc_was_enabled:
             gc.enable()
+    columns = builder.columns()  # fills builder.shapes
     strings = {
         "names": builder.names.categories(),
         "cats": builder.cats.categories(),
@@ -110,7 +111,7 @@ def parse_columns(
         }
     )
     tables, metadata, notices = validate(
-        builder.columns(), strings, reader.metadata, path=path, dropped_before=+dropped
+        columns, strings, reader.metadata, path=path, dropped_before=+dropped
     )
     return ParsedColumns(
         path=path,

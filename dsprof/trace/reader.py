@@ -7,17 +7,21 @@ array (deviceProperties, distributedInfo, baseTimeNanoseconds, which Kineto writ
 events) is kept as raw bytes and parsed once at the end. Both layouts are accepted: the usual
 `{"traceEvents": [...], ...}` object and a bare `[...]` array.
 
-Exact JSON: every byte of the file is checked by a real parser. The events kept are parsed by
-orjson; the ones skipped, and whatever lies between events, are validated by msgspec without
-being built (about ten times cheaper). What either refuses is refused, with the line and column
-in the file (dsprof.trace.reader.json_position); what both accept is read, a UTF-8 byte-order
-mark included. Two paths find the events:
+Exact JSON: every byte of the file is checked by a real parser. The events kept are decoded by
+msgspec straight into Event records (dsprof.trace.events: only the fields the engine reads are
+built); the ones skipped, and whatever lies between events, are validated by msgspec without
+being built (about ten times cheaper). What msgspec lets pass in the values it does not build and
+orjson refuses (text that is not UTF-8, numbers beyond a double) is found by scan.suspect() and
+then judged by orjson. What they refuse is refused, with the line and column in the file
+(jsonfile.json_position); what both accept is read, a UTF-8 byte-order mark included. Two paths
+find the events:
 
 - the fast path: Kineto writes every event as an object whose first key is "ph". A `{` followed
   by `"ph":` cannot occur inside a JSON string (a quote there would be escaped), so those
   positions are event starts, found with one numpy pass; the kinds to skip are read from the
   "ph", "cat" and "name" values right after each start. A chunk is accepted only when every
-  piece parses as exactly one object and the bytes between pieces are a comma and whitespace.
+  piece parses as exactly one object, the bytes between pieces are a comma and whitespace, and
+  suspect() finds nothing in it.
 - the exact path (a chunk the fast path cannot prove): a bracket scan outside strings finds the
   array's elements, one msgspec pass validates them all and reads each object's ph/cat/name.
 
@@ -40,6 +44,7 @@ import orjson
 
 from dsprof.core.errors import TraceError
 from dsprof.trace import jsonfile, scan
+from dsprof.trace.events import EVENTS, Event, OversizedArgs, args_value, decode_events
 from dsprof.trace.scan import PYTHON_CAT, SKIP_CATS, skip_head
 
 # 1 MiB of JSON per orjson call. One chunk's transient dicts and scan arrays cost ~20x its bytes,
@@ -65,21 +70,14 @@ class _Head(msgspec.Struct):
 class _BigEvent(msgspec.Struct):
     """The fields the engine reads from an event longer than HUGE_EVENT_BYTES; args stay raw."""
 
-    ph: Any = msgspec.UNSET
-    cat: Any = msgspec.UNSET
-    name: Any = msgspec.UNSET
-    ts: Any = msgspec.UNSET
+    ph: Any = None
+    cat: Any = None
+    name: Any = None
+    ts: Any = None
     dur: Any = msgspec.UNSET
-    pid: Any = msgspec.UNSET
-    tid: Any = msgspec.UNSET
+    pid: Any = None
+    tid: Any = None
     args: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
-
-
-class OversizedArgs:
-    """Stands for the args of an event whose args alone exceed HUGE_EVENT_BYTES (not decoded)."""
-
-    def __init__(self, nbytes: int) -> None:
-        self.nbytes = nbytes
 
 
 _VALUES = msgspec.json.Decoder(list[msgspec.Raw])
@@ -92,7 +90,7 @@ class _Invalid(Exception):
 
 
 class TraceReader:
-    """Iterate `chunks()` for lists of event dicts; afterwards `metadata` holds the other keys."""
+    """Iterate `chunks()` for lists of Events; afterwards `metadata` holds the other keys."""
 
     def __init__(
         self, path: Path, chunk_bytes: int = CHUNK_BYTES, keep_python_functions: bool = False
@@ -108,9 +106,10 @@ class TraceReader:
         self.fast = True  # False: always the exact path (tests compare the two)
         self._f: IO[bytes] | None = None
         self._after_element = False  # the next element of the array must follow a comma
+        self._scratch = np.empty(0, dtype=np.uint8)  # _padded()'s array
 
-    def chunks(self) -> Iterator[list[dict[str, Any]]]:
-        """Lists of raw event dicts, in file order."""
+    def chunks(self) -> Iterator[list[Event]]:
+        """Lists of kept events (dsprof.trace.events.Event), in file order."""
         with jsonfile.open_trace(self.path) as f:
             self._f = f
             head, head_at, rest, rest_at = self._find_array()
@@ -238,9 +237,7 @@ class TraceReader:
         self._probe(b"[" + buf[x:], 0, at + x - 1)
 
     # ---- the events -------------------------------------------------------------------------
-    def _events(
-        self, buf: bytes, at: int
-    ) -> Generator[list[dict[str, Any]], None, tuple[bytes, int]]:
+    def _events(self, buf: bytes, at: int) -> Generator[list[Event], None, tuple[bytes, int]]:
         """Yield event chunks; return the bytes after the array's ']' and their offset.
 
         at: the file offset of buf[0].
@@ -271,9 +268,7 @@ class TraceReader:
                     path=self.path,
                 )
 
-    def _parse_exact(
-        self, buf: bytes, at: int, *, eof: bool
-    ) -> tuple[list[dict[str, Any]], int, bool]:
+    def _parse_exact(self, buf: bytes, at: int, *, eof: bool) -> tuple[list[Event], int, bool]:
         """(events, bytes consumed, array closed) for the whole elements at the start of buf."""
         a = np.frombuffer(buf, dtype=np.uint8)
         quotes = scan.string_quotes(a)
@@ -308,7 +303,7 @@ class TraceReader:
         depth: np.ndarray,
         *,
         final: bool,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Event]:
         """The events among the array elements in buf[:end] (exact path)."""
         first = jsonfile.skip_ws(buf, 0)
         lead = first
@@ -368,14 +363,13 @@ class TraceReader:
             problem = jsonfile.ORJSON_POS.sub("", str(e))
             self._fail(base + len(decoded[: e.pos].encode()), problem)
 
-    def _parse_fast(self, buf: bytes) -> tuple[list[dict[str, Any]], int] | None:
+    def _parse_fast(self, buf: bytes) -> tuple[list[Event], int] | None:
         """(events, bytes consumed) for the whole events in buf, or None to use the exact path.
 
         Events run from one start to the next; the last start of buf is where the next chunk
         begins (its event may continue in the next read).
         """
-        a = np.zeros(len(buf) + scan.PAD, dtype=np.uint8)  # zero padding: no bounds checks below
-        a[: len(buf)] = np.frombuffer(buf, dtype=np.uint8)
+        a = self._padded(buf)
         starts, ph_quote, other_ph = scan.event_starts(a)
         if len(starts) < 2:
             return None
@@ -391,6 +385,8 @@ class TraceReader:
         if not (scan.at(a, comma, b",") & scan.at(a, close, b"}")).all():
             return None
         starts, ph_quote, ends = starts[:-1], ph_quote[:-1], close + 1
+        if scan.suspect(buf, int(ends[-1])):  # what msgspec would let pass: orjson decides
+            return None
         skip, known = scan.fast_skips(a, ph_quote, self.skip_cats)
         unknown = np.flatnonzero(~known & ~skip)
         if len(unknown):  # first keys other than "ph", "cat", "name": read them
@@ -410,6 +406,18 @@ class TraceReader:
         self._after_element = True
         return events, int(ends[-1])
 
+    def _padded(self, buf: bytes) -> np.ndarray:
+        """buf's bytes with PAD zero bytes after (no bounds checks in the scans), in an array
+        the reader keeps from chunk to chunk: a fresh one is memory the system must map and
+        zero for every chunk."""
+        n = len(buf) + scan.PAD
+        if len(self._scratch) < n:
+            self._scratch = np.empty(max(n, 2 * len(self._scratch)), dtype=np.uint8)
+        a = self._scratch[:n]
+        a[: len(buf)] = np.frombuffer(buf, dtype=np.uint8)
+        a[len(buf) :] = 0
+        return a
+
     def _build(
         self,
         buf: bytes,
@@ -419,33 +427,36 @@ class TraceReader:
         *,
         validated: bool,
         adjacent: bool = True,
-    ) -> list[dict[str, Any]]:
-        """The kept events (not skip) as dicts, in file order; raises _Invalid when a piece is
-        not exactly one valid object. validated: the skipped pieces were checked already."""
+    ) -> list[Event]:
+        """The kept events (not skip) in file order; raises _Invalid when a piece is not exactly
+        one valid object. validated: the skipped pieces were checked already. Either way the
+        caller has checked the bytes with scan.suspect() (or orjson)."""
         huge = (ends - starts) > HUGE_EVENT_BYTES
         if not validated:
             quiet = np.flatnonzero(skip & ~huge)
             if len(quiet):
-                text = _joined(buf, starts, ends, quiet)
                 try:
                     # validated, not built (each piece starts with '{': a count that matches
                     # means one object each, as the kept ones below)
-                    n = len(_VALUES.decode(text))
+                    n = len(_VALUES.decode(_joined(buf, starts, ends, quiet)))
                 except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
                     raise _Invalid from None
-                if n != len(quiet) or scan.suspect(text):
+                if n != len(quiet):
                     raise _Invalid
         keep = ~skip & ~huge
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         n_keep = int(keep.sum())
         if n_keep:
+            kept = np.flatnonzero(keep)
             try:
-                events = orjson.loads(
-                    _joined(buf, starts, ends, np.flatnonzero(keep), adjacent=adjacent)
-                )
-            except orjson.JSONDecodeError:
+                try:
+                    events = EVENTS.decode(_joined(buf, starts, ends, kept, adjacent=adjacent))
+                except msgspec.ValidationError:  # an args that is not an object: one by one
+                    s, e = starts[kept].tolist(), ends[kept].tolist()
+                    events = decode_events([buf[i:j] for i, j in zip(s, e, strict=True)])
+            except (msgspec.DecodeError, orjson.JSONDecodeError, ValueError, RecursionError):
                 raise _Invalid from None
-            if len(events) != n_keep or set(map(type, events)) != {dict}:
+            if len(events) != n_keep:
                 raise _Invalid
         big = np.flatnonzero(huge & (~skip | (not validated)))
         if not len(big):
@@ -453,10 +464,7 @@ class TraceReader:
         # events over HUGE_EVENT_BYTES, read field by field, put back in file order
         order = np.flatnonzero(keep).tolist()
         for i in big.tolist():
-            raw = buf[int(starts[i]) : int(ends[i])]
-            if not validated and scan.suspect(raw):
-                raise _Invalid
-            event = _big_event(raw)
+            event = _big_event(buf[int(starts[i]) : int(ends[i])])
             if not skip[i]:
                 events.append(event)
                 order.append(i)
@@ -491,24 +499,21 @@ class TraceReader:
         self.metadata = doc
 
 
-def _big_event(raw: bytes) -> dict[str, Any]:
+def _big_event(raw: bytes) -> Event:
     """The fields the engine reads from one event over HUGE_EVENT_BYTES (_BigEvent)."""
     try:
         head = _BIG_EVENT.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise _Invalid from None
-    event = {
-        f: v for f in _BigEvent.__struct_fields__ if (v := getattr(head, f)) is not msgspec.UNSET
-    }
-    args = event.get("args")
-    if args is not None:
-        raw_args = bytes(args)
+    event = Event(**{f: getattr(head, f) for f in _BigEvent.__struct_fields__ if f != "args"})
+    if head.args is not msgspec.UNSET:
+        raw_args = bytes(head.args)
         if len(raw_args) > HUGE_EVENT_BYTES:
-            event["args"] = OversizedArgs(len(raw_args))
+            event.args = OversizedArgs(nbytes=len(raw_args))
         else:
             try:
-                event["args"] = orjson.loads(raw_args)
-            except orjson.JSONDecodeError:
+                event.args = args_value(orjson.loads(raw_args))
+            except (orjson.JSONDecodeError, msgspec.DecodeError, msgspec.ValidationError):
                 raise _Invalid from None
     return event
 
@@ -526,4 +531,4 @@ def _joined(
     else:
         first = last = idx
     s, e = starts[first].tolist(), ends[last].tolist()
-    return b"[" + b",".join(buf[i:j] for i, j in zip(s, e, strict=True)) + b"]"
+    return b"[" + b",".join(map(buf.__getitem__, map(slice, s, e))) + b"]"

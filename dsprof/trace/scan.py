@@ -10,6 +10,7 @@ in the values it skips and orjson refuses (bad UTF-8, numbers too large for a do
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ _DIGIT[ord("0") : ord("9") + 1] = True
 LONG_DIGITS = 200
 _NUMBER_CHARS = frozenset(b"0123456789.-+")
 _BEFORE_VALUE = frozenset(b":,[ \t\r\n")
+_BLOCK = 1 << 15  # bytes per block of suspect()'s scan: its temporaries stay in cache
 
 
 def skip_head(ph: Any, cat: Any, name: Any, skip_cats: frozenset[str]) -> bool:
@@ -78,36 +80,49 @@ def skip_head(ph: Any, cat: Any, name: Any, skip_cats: frozenset[str]) -> bool:
     )
 
 
-def suspect(data: bytes) -> bool:
-    """True when data may hold what msgspec lets pass in the values it skips and orjson refuses:
-    text that is not UTF-8, or a number too large for a double (one with an exponent of three
-    digits or more, or with LONG_DIGITS digits in a row). Linear, a few array passes."""
-    if not data.isascii():
+def suspect(data: bytes, end: int | None = None) -> bool:
+    """True when data[:end] may hold what msgspec lets pass in the values it skips and orjson
+    refuses: text that is not UTF-8, or a number too large for a double (one with an exponent
+    of three digits or more, or with LONG_DIGITS digits in a row). Linear, a few array passes
+    over blocks that stay in the CPU's cache; data is not copied."""
+    n = len(data) if end is None else end
+    a = np.frombuffer(data, dtype=np.uint8, count=n)
+    if n and a.max() >= 0x80:  # not ASCII: is it UTF-8?
         try:
-            data.decode("utf-8")
+            codecs.utf_8_decode(memoryview(data)[:n], "strict", True)
         except UnicodeDecodeError:
             return True
-    a = np.frombuffer(data, dtype=np.uint8)
-    n = len(a)
-    e = np.flatnonzero((a | 0x20) == ord("e"))
-    e = e[(e > 0) & (e + 4 < n)]
-    if len(e):
-        e = e[_DIGIT[a[e - 1]]]
-        j = e + 1 + ((a[e + 1] == ord("+")) | (a[e + 1] == ord("-")))
-        hits = e[_DIGIT[a[j]] & _DIGIT[a[j + 1]] & _DIGIT[a[j + 2]]]
-        # a number token, not hex in a string ("0x7f3e912..."): what precedes its digits
-        for p in hits.tolist():
-            while p > 0 and data[p - 1] in _NUMBER_CHARS:
-                p -= 1
-            if p == 0 or data[p - 1] in _BEFORE_VALUE:
+    step = LONG_DIGITS // 2
+    # in blocks that stay in the CPU's cache (a block overlaps the next by 4 bytes: the
+    # window of the exponent test); an 'e' after a digit with a digit 3 bytes on (the third
+    # digit of an unsigned exponent, the second of a signed one) is a candidate, checked exactly
+    for lo in range(0, max(n - 4, 0), _BLOCK):
+        block = a[lo : lo + _BLOCK + 4]
+        digit = (block - np.uint8(ord("0"))) < 10  # uint8 arithmetic wraps: one compare
+        e = (block[1:-3] | 0x20) == ord("e")
+        e &= digit[:-4]
+        e &= digit[4:]
+        for p in (np.flatnonzero(e) + lo + 1).tolist():
+            if _exponent_overflows(data, n, p):
                 return True
     # a run of LONG_DIGITS digits holds two samples LONG_DIGITS // 2 apart: check those first
-    step = LONG_DIGITS // 2
-    sampled = _DIGIT[a[::step]]
+    sampled = (a[::step] - np.uint8(ord("0"))) < 10
     for k in np.flatnonzero(sampled[:-1] & sampled[1:]).tolist():
         if data[k * step : (k + 1) * step + 1].isdigit():
             return True
     return False
+
+
+def _exponent_overflows(data: bytes, n: int, p: int) -> bool:
+    """data[p] is an 'e' after a digit: is it the exponent of a number token, of 3+ digits,
+    within data[:n]?"""
+    j = p + 1 + (data[p + 1] in b"+-")
+    if j + 3 > n or not data[j : j + 3].isdigit():
+        return False
+    # a number token, not hex in a string ("0x7f3e912..."): what precedes its digits
+    while p > 0 and data[p - 1] in _NUMBER_CHARS:
+        p -= 1
+    return p == 0 or data[p - 1] in _BEFORE_VALUE
 
 
 def string_quotes(a: np.ndarray) -> np.ndarray:
