@@ -359,3 +359,27 @@ def test_suspect_reads_the_prefix_it_is_given(monkeypatch) -> None:
         for end in range(len(data) + 1):
             assert scan.suspect(data, end) == scan.suspect(data[:end]), (data, end)
     assert scan.suspect(b'{"a": 1e400}') and not scan.suspect(b'{"a": 1e400}', 9)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'{"a": "traceEvents", ',
+        b'{"notes": ["traceEvents", {"traceEvents": 1}], ',
+        b'{"s": "x \\"traceEvents\\": [", ',
+        b'{"trace\\u0045vents": ' + b" " * 300 + b"[], ",
+    ],
+    ids=["as-a-value", "nested", "inside-a-string", "escaped-key-first"],
+)
+def test_the_key_is_the_roots_whatever_comes_before(tmp_path: Path, head: bytes) -> None:
+    """The first plain "traceEvents" in the text is not always the key: a value, a nested key
+    and a string holding it come before the real one (an escaped key before it is the key)."""
+    body = orjson.dumps({"traceEvents": _kernel_events(5)})[1:]
+    p = tmp_path / "t.json"
+    p.write_bytes(head + body)
+    n = 0 if b"u0045" in head else 5
+    if n:
+        assert len(load_trace(p).cpu_ops) == n
+    else:  # the escaped key holds an empty array; the plain one after it is a second key
+        with pytest.raises(TraceError, match="two traceEvents keys"):
+            load_trace(p)

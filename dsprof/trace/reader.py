@@ -57,6 +57,7 @@ CHUNK_BYTES = 1 << 20
 HUGE_EVENT_BYTES = 1 << 20
 _COMMA = 0x2C
 _KEY = "traceEvents"
+_KEY_SLACK = 256  # bytes after the first plain key that _find_key's first scan covers
 
 
 class _Head(msgspec.Struct):
@@ -170,7 +171,22 @@ class TraceReader:
             want = max(want, len(buf))  # read as much again: linear time for any head size
 
     def _find_key(self, buf: bytes, root: int) -> tuple[int, int] | None:
-        """(opening quote of the root's "traceEvents" key, its '['), or None until more is read."""
+        """(opening quote of the root's "traceEvents" key, its '['), or None until more is read.
+
+        The scan (_scan_key) goes first over the bytes up to the first plain "traceEvents" and
+        a little after: what it finds there is what a scan of all of buf finds first (each
+        answer depends only on the bytes before it), and Kineto writes the key after a few
+        hundred bytes of metadata, so the events after it are not scanned twice.
+        """
+        first = buf.find(b'"traceEvents"', root)
+        if first >= 0:
+            found = self._scan_key(buf[: first + _KEY_SLACK], root)
+            if found is not None:
+                return found
+        return self._scan_key(buf, root)
+
+    def _scan_key(self, buf: bytes, root: int) -> tuple[int, int] | None:
+        """_find_key over all of buf: one vectorised pass (quotes, brackets, depths)."""
         a = np.frombuffer(buf, dtype=np.uint8)
         quotes = scan.string_quotes(a)
         opens, closes = quotes[0::2], quotes[1::2]
@@ -243,10 +259,12 @@ class TraceReader:
         at: the file offset of buf[0].
         """
         want = self.chunk_bytes
+        unseen = bool(buf)  # buf holds bytes the fast path has not tried (a small file's all)
         while True:
             data = self._more(want)
             buf += data
-            if data and self.fast:
+            if (data or unseen) and self.fast:
+                unseen = False
                 fast = self._parse_fast(buf)
                 if fast is not None:
                     events, cut = fast
