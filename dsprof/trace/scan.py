@@ -62,7 +62,7 @@ _DIGIT[ord("0") : ord("9") + 1] = True
 LONG_DIGITS = 200
 _NUMBER_CHARS = frozenset(b"0123456789.-+")
 _BEFORE_VALUE = frozenset(b":,[ \t\r\n")
-_BLOCK = 1 << 15  # bytes per block of suspect()'s scan: its temporaries stay in cache
+_BLOCK = (1 << 17) - 64  # suspect() scans blocks whose temporaries stay in cache (and the heap)
 
 
 def skip_head(ph: Any, cat: Any, name: Any, skip_cats: frozenset[str]) -> bool:
