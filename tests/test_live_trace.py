@@ -269,6 +269,7 @@ def test_twenty_captures_leave_the_service_healthy(tmp_path):
     assert rss1 - rss0 < 64 * 2**20, (rss0, rss1)
 
 
+@pytest.mark.slow  # two services start: ~45 s on the loaded 2-core machine
 def test_a_pid_with_several_agents_below_it_is_refused_not_guessed(tmp_path):
     """`dsprof trace PID` looks below PID (for `dsprof run --on-demand`); a shell or supervisor
     with two opted-in services under it names them instead of tracing either."""
