@@ -147,6 +147,63 @@ def test_a_failed_re_verification_restores_the_original_and_exits_non_zero(tmp_p
     assert "refusing to run" in (tmp_path / check_log).read_text()
 
 
+@pytest.fixture(scope="module")
+def signed_session(tmp_path_factory):
+    """One int8 session on the signed checkpoint script, run in this process, for --apply's
+    re-verification to be tried on patched copies that misbehave in different ways."""
+    import hashlib
+
+    from dsprof.recipes.session import FixOptions, FixRunner
+
+    tmp = tmp_path_factory.mktemp("signed")
+    script = tmp / "ckpt_mlp.py"
+    shutil.copy(DATA / "ckpt_mlp.py", script)
+    (tmp / "ckpt_mlp.sha256").write_text(hashlib.sha256(script.read_bytes()).hexdigest())
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        opts = FixOptions(
+            target="ckpt_mlp.py", args=["--steps", "12", "--signed"], recipes=["int8-dynamic"]
+        )
+        runner = FixRunner(opts)
+        session = runner.run()
+    finally:
+        os.chdir(cwd)
+    assert session.accepted == ["int8-dynamic"], trial(
+        json.loads(session.model_dump_json()), "int8-dynamic"
+    )["reason"]
+    return tmp, runner
+
+
+@pytest.mark.parametrize(
+    ("unsigned", "reason"),
+    [
+        ("slow", "the patched script is slower"),
+        ("drift", "the patched script's outputs are not the baseline's: mean cosine"),
+    ],
+)
+def test_a_slower_or_drifting_patched_script_is_restored(
+    signed_session, monkeypatch, unsigned, reason
+):
+    """The patched copy waits 50 ms before each call, or serves other inputs, once its text
+    changed: the re-verification sees it and the original is put back."""
+    from dsprof.recipes.apply import apply_accepted
+
+    tmp, runner = signed_session
+    script = tmp / "ckpt_mlp.py"
+    original = script.read_bytes()
+    monkeypatch.chdir(tmp)
+    monkeypatch.setenv("CKPT_MLP_UNSIGNED", unsigned)
+    result = apply_accepted(runner, force=True)
+    assert result.restored and result.check_ok is False, result.check_reason
+    assert result.check_reason.startswith(reason), result.check_reason
+    assert result.check_reason.endswith("the original script was restored")
+    assert script.read_bytes() == original and not (tmp / "ckpt_mlp.py.orig").exists()
+    assert result.diff and "+torch.ao.quantization.quantize_dynamic(model," in result.diff
+    saved = json.loads((runner.baseline.paths.fix_session).read_text())["apply"]
+    assert saved["restored"] and saved["check_reason"] == result.check_reason
+
+
 # -- a transformers pipeline: the change goes on pipeline.model -------------------------------
 
 

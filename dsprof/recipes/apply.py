@@ -93,26 +93,27 @@ def apply_accepted(runner: FixRunner, *, dry_run: bool = False, force: bool = Fa
     result.backup = str(write_backup_and_script(script, mod.source))
     runner.progress("start", "patched script")
     d = trial_dir(baseline, "applied")
-    check = _run(
-        runner.opts,
-        trace=False,
-        analyze=False,
-        run_dir=d,
-        parent_run=baseline.paths.root.name,
-        name="applied",
-    )
-    runner.progress("done", "patched script")
     result.check_run = str(d)
-    if check.exit_code != 0:
-        return _restore(
-            runner,
-            result,
-            script,
-            original,
-            had_backup,
-            f"the patched script failed (exit {check.exit_code}); see {check.paths.stderr_log}",
+    try:
+        check = _run(
+            runner.opts,
+            trace=False,
+            analyze=False,
+            run_dir=d,
+            parent_run=baseline.paths.root.name,
+            name="applied",
         )
-    problem = _check(runner, result, load_run(d), names)
+        runner.progress("done", "patched script")
+        if check.exit_code != 0:
+            problem = (
+                f"the patched script failed (exit {check.exit_code}); see {check.paths.stderr_log}"
+            )
+        else:
+            problem = _check(runner, result, load_run(d), names)
+    except BaseException:
+        # Ctrl-C or an error while checking: the script is not left patched and unverified
+        _put_back(script, original, had_backup, result)
+        raise
     if problem:
         return _restore(runner, result, script, original, had_backup, problem)
     result.check_ok = True
@@ -165,16 +166,21 @@ def _restore(
     had_backup: bool,
     reason: str,
 ) -> ApplyResult:
-    """Put the original script back (and drop the backup this apply made)."""
+    """Put the original script back after a failed check; fix.json says why."""
+    _put_back(script, original, had_backup, result)
+    result.check_ok, result.restored = False, True
+    result.check_reason = f"{reason}; the original script was restored"
+    return _save(runner, result)
+
+
+def _put_back(script: Path, original: str, had_backup: bool, result: ApplyResult) -> None:
+    """Write the original text back, keeping the file's mode; drop the backup this apply made."""
     mode = script.stat().st_mode
     write_text_atomic(script, original)
     script.chmod(mode)
     if not had_backup and result.backup:
         Path(result.backup).unlink(missing_ok=True)
         result.backup = None
-    result.check_ok, result.restored = False, True
-    result.check_reason = f"{reason}; the original script was restored"
-    return _save(runner, result)
 
 
 def _save(runner: FixRunner, result: ApplyResult) -> ApplyResult:

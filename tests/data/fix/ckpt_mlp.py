@@ -2,12 +2,16 @@
 
 The checkpoint (with a parameter of its own, `body.0.scale`, that a quantized layer would not
 have) is written next to the script on the first run. --save writes the last output, so a
-patched copy can be compared with the original; --signed refuses to run when the script's text
-no longer matches the digest recorded beside it (as a deployed, signed script does).
+patched copy can be compared with the original. --signed: when the script's text no longer
+matches the digest recorded beside it, the script refuses to run (as a deployed, signed script
+does), or with CKPT_MLP_UNSIGNED=slow waits 50 ms before each call, or with
+CKPT_MLP_UNSIGNED=drift serves other inputs: a patched copy that fails, is slower or gives other
+outputs, for the tests of --apply's re-verification.
 """
 
 import argparse
 import hashlib
+import os
 import pathlib
 import statistics
 import sys
@@ -21,10 +25,13 @@ parser.add_argument("--save", default="")
 parser.add_argument("--signed", action="store_true")
 args = parser.parse_args()
 here = pathlib.Path(__file__).resolve()
+changed = False
 if args.signed:
     digest = hashlib.sha256(here.read_bytes()).hexdigest()
-    if here.with_suffix(".sha256").read_text().strip() != digest:
-        sys.exit("refusing to run: the script changed since it was signed")
+    changed = here.with_suffix(".sha256").read_text().strip() != digest
+unsigned = os.environ.get("CKPT_MLP_UNSIGNED", "exit") if changed else ""
+if unsigned == "exit":
+    sys.exit("refusing to run: the script changed since it was signed")
 torch.set_num_threads(1)
 
 
@@ -57,11 +64,13 @@ if not CKPT.exists():
 model = Net()
 model.load_state_dict(torch.load(CKPT))
 model.eval()
-x = torch.randn(64, 512, generator=torch.Generator().manual_seed(1))
+x = torch.randn(64, 512, generator=torch.Generator().manual_seed(2 if unsigned == "drift" else 1))
 times = []
 with torch.inference_mode():
     for _ in range(args.steps):
         t0 = time.perf_counter()
+        if unsigned == "slow":
+            time.sleep(0.05)
         out = model(x)
         times.append((time.perf_counter() - t0) * 1e3)
 if args.save:
