@@ -52,6 +52,21 @@ def test_the_same_recipe_with_enough_calls_is_accepted_and_says_when_it_pays():
     assert w.break_even_calls < 30_000
 
 
+def test_too_few_steps_per_call_but_a_whole_run_measurably_slower_is_said_slower():
+    # a few generate() calls, compiled: 5 iterations, 3 of them compiling or recompiling
+    ref = _loop([40, 30, 20, 21, 19])
+    trial = _loop([9_000, 25, 6_000, 18, 17])
+    w = V.whole_run([ref], [trial])
+    speed = V.bootstrap_speedup(ref.steady, trial.steady)
+    assert speed.trial_steps < V.MIN_STEPS
+    v = V.judge("approximate", speed, Drift(tensors_compared=1, cosine=1.0), whole=w)
+    assert not v.accepted and v.outcome in ("not-paid-back", "slower")
+    assert w.ci95[1] < 1 and "the whole run is slower" in v.reason and "one-time cost" in v.reason
+    # without a measurably slower whole run, too few steps stay insufficient data
+    v = V.judge("approximate", speed, Drift(tensors_compared=1, cosine=1.0), whole=None)
+    assert v.outcome == "insufficient-data"
+
+
 def test_recompiles_after_the_start_are_counted_and_paid():
     # the second generate() recompiles mid-run: slow steps after the leading ones
     ref = _loop([30, 20, *_steady(10, 40, 3)])

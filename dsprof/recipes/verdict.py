@@ -326,6 +326,15 @@ def judge(
     if speed is None or min(speed.baseline_steps, speed.trial_steps) < MIN_STEPS:
         n = 0 if speed is None else min(speed.baseline_steps, speed.trial_steps)
         v.reason = f"{n} measured steps; at least {MIN_STEPS} are needed (run more steps)"
+        if whole is not None and not whole.cut_short and whole.ci95 and whole.ci95[1] < 1:
+            # too few steady steps for a per-call figure, but the run the user pays for is
+            # measurably slower (a T5 generate() script of a few calls, compiled): say so
+            v.outcome = "not-paid-back" if whole.per_call_saving_ns > 0 else "slower"
+            _, drift_text = drift_ok(risk, drift, tolerance)
+            v.reason = (
+                f"{whole_run_text(whole)}: the whole run is slower ({n} steady steps: too few "
+                f"for a per-call figure); {drift_text}"
+            )
         return v
     v.speedup, v.ci95 = speed.speedup, (speed.lo, speed.hi)
     outcome: Outcome
