@@ -31,7 +31,7 @@ def _session(tmp: Path, script: str, *args: str, code: int = 0) -> dict:
     if not (tmp / script).exists():
         shutil.copy(DATA / script, tmp / script)
     i = args.index("--") if "--" in args else len(args)
-    out = dsprof("fix", "--json", *args[:i], script, *args[i + 1 :], cwd=tmp, timeout=900)
+    out = dsprof("fix", "--json", *args[:i], script, *args[i + 1 :], cwd=tmp, timeout=1100)
     assert out.returncode == code, out.stderr[-3000:]
     return json.loads(out.stdout)
 
@@ -179,14 +179,14 @@ def signed_session(tmp_path_factory):
     ("unsigned", "reason"),
     [
         ("slow", "the patched script is slower"),
-        ("drift", "the patched script's outputs are not the baseline's: mean cosine"),
+        ("drift", "the patched script's outputs are not the baseline's: cosine"),
     ],
 )
 def test_a_slower_or_drifting_patched_script_is_restored(
     signed_session, monkeypatch, unsigned, reason
 ):
-    """The patched copy waits 50 ms before each call, or serves other inputs, once its text
-    changed: the re-verification sees it and the original is put back."""
+    """The patched copy does extra fp32 work before each call, or serves other inputs, once its
+    text changed: the re-verification sees it and the original is put back."""
     from dsprof.recipes.apply import apply_accepted
 
     tmp, runner = signed_session
@@ -221,7 +221,7 @@ def pipeline_session(tmp_path_factory):
         "sdpa",
         "--",
         "--calls",
-        "10",
+        "16",
     )
     return tmp, doc
 
@@ -231,7 +231,10 @@ def test_pipeline_int8_is_written_on_the_pipelines_model(pipeline_session):
     assert trial(doc, "int8-dynamic")["accepted"], trial(doc, "int8-dynamic")["reason"]
     lines = (tmp / "pipeline_features.py").read_text().splitlines()
     at = next(i for i, ln in enumerate(lines) if ln.startswith("extractor = pipeline("))
-    assert lines[at + 1].startswith("torch.ao.quantization.quantize_dynamic(extractor.model,")
+    # the script has no name for the model but the pipeline's attribute; the change goes right
+    # after the pipeline(...) statement (three lines), on extractor.model, not on the pipeline
+    assert lines[at + 2] == ")"
+    assert lines[at + 3].startswith("torch.ao.quantization.quantize_dynamic(extractor.model,")
     assert doc["applied"][0]["placement"] == "after-model" and doc["apply"]["check_ok"]
 
 
@@ -314,9 +317,20 @@ def test_batching_never_replays_generate_decode_steps(gpt2_session):
 # -- compile that does not pay back: T5 generate() and nn.MultiheadAttention ------------------
 
 
+@pytest.mark.timeout(1200)  # Inductor compiles several graphs on one thread: minutes on load
 def test_t5_generate_compile_counts_recompiles_and_is_refused(tmp_path):
     doc = _session(
-        tmp_path, "t5_generate.py", "--recipe", "compile", "--", "--calls", "2", "--new-tokens", "3"
+        tmp_path,
+        "t5_generate.py",
+        "--recipe",
+        "compile",
+        "--",
+        "--calls",
+        "2",
+        "--new-tokens",
+        "3",
+        "--layers",
+        "1",
     )
     t = trial(doc, "compile")
     v = t["verdict"]

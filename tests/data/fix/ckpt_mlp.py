@@ -4,7 +4,8 @@ The checkpoint (with a parameter of its own, `body.0.scale`, that a quantized la
 have) is written next to the script on the first run. --save writes the last output, so a
 patched copy can be compared with the original. --signed: when the script's text no longer
 matches the digest recorded beside it, the script refuses to run (as a deployed, signed script
-does), or with CKPT_MLP_UNSIGNED=slow waits 50 ms before each call, or with
+does), or with CKPT_MLP_UNSIGNED=slow does the fp32 work of about three calls with plain tensors
+before each call (slower by a factor, whatever the machine's load), or with
 CKPT_MLP_UNSIGNED=drift serves other inputs: a patched copy that fails, is slower or gives other
 outputs, for the tests of --apply's re-verification.
 """
@@ -65,12 +66,14 @@ model = Net()
 model.load_state_dict(torch.load(CKPT))
 model.eval()
 x = torch.randn(64, 512, generator=torch.Generator().manual_seed(2 if unsigned == "drift" else 1))
+w_up, w_down = torch.randn(512, 2048), torch.randn(2048, 512)
 times = []
 with torch.inference_mode():
     for _ in range(args.steps):
         t0 = time.perf_counter()
         if unsigned == "slow":
-            time.sleep(0.05)
+            for _ in range(10):
+                busy = torch.relu(x @ w_up) @ w_down
         out = model(x)
         times.append((time.perf_counter() - t0) * 1e3)
 if args.save:

