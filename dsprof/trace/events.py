@@ -109,7 +109,7 @@ def args_value(args: Any) -> Args | None:
 
 
 def event_from_dict(d: dict[str, Any]) -> Event:
-    """An Event from a decoded event dict (tests, and events read field by field)."""
+    """An Event from a decoded event dict (a piece whose args is not an object)."""
     return Event(
         ph=d.get("ph"),
         cat=d.get("cat"),

@@ -21,6 +21,7 @@ READ_BYTES = 1 << 20
 BOM = b"\xef\xbb\xbf"
 JSON_WS = b" \t\r\n"
 ANY = msgspec.json.Decoder()
+RAW = msgspec.json.Decoder(msgspec.Raw)  # validates without building the values
 _MSGSPEC_BYTE = re.compile(r"\s*\(byte (\d+)\)$")
 _UNFINISHED = re.compile(rb"[\w+\-.\\\"]*")  # what may end a prefix where a token is cut
 ORJSON_POS = re.compile(r":? line \d+ column \d+ \(char \d+\)$")
@@ -73,7 +74,19 @@ def json_position(path: Path, offset: int) -> str:
 
 
 def error_at(data: bytes) -> tuple[int, str] | None:
-    """(byte offset, problem) of the first JSON error in data per msgspec; None if it accepts."""
+    """(byte offset, problem) of the first JSON error in data per msgspec; None if it accepts.
+
+    A first pass validates without building anything: a prefix of one huge event (an op with
+    64 MB of Input Dims) is probed as it is read, and building its values each time doubled
+    the reader's time. Only an error other than the end coming early is located again by a pass
+    that decodes (its positions are the ones the messages have always given).
+    """
+    try:
+        RAW.decode(data)
+    except (msgspec.DecodeError, RecursionError) as e:
+        p, problem = decode_error(e, data)
+        if p == len(data) and problem.startswith("the JSON ends early"):
+            return p, problem
     try:
         ANY.decode(data)
     except (msgspec.DecodeError, RecursionError) as e:
