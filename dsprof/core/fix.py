@@ -96,7 +96,7 @@ class WholeRun(BaseModel):
     `break_even_calls` calls at the steady saving per call.
     """
 
-    calls: int = Field(description="model calls per run of the script (iterations + 1)")
+    calls: int = Field(description="model calls per run of the script (its loop's steps)")
     baseline_ns: int = Field(description="reference runs: mean model-loop wall time")
     trial_ns: int = Field(description="trial runs: mean model-loop wall time")
     speedup: float = Field(description="baseline_ns / trial_ns")
