@@ -145,7 +145,9 @@ def test_a_preprocessing_module_is_not_a_step(tmp_path):
     assert len(steps) == 30 and set(steps["module"]) == {"Sequential"}
     roots = {r["class"]: r["calls"] for r in doc(run, "child.json")["root_modules"]}
     assert roots == {"Normalize": 30, "Sequential": 30}
-    assert "Sequential · calls of the model (module hooks)" in " ".join(proc.stderr.decode().split())
+    assert "Sequential · calls of the model (module hooks)" in " ".join(
+        proc.stderr.decode().split()
+    )
 
 
 def test_forward_called_directly_is_one_step_per_call(tmp_path):
