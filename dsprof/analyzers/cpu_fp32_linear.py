@@ -158,12 +158,6 @@ class CpuFp32LinearAnalyzer:
             f"fp32 Linear/matmul is {share:.0%} of CPU iteration time; int8 dynamic "
             f"quantization or bf16 could save ~{impact:.0%}"
         )
-        detail = ""
-        if confounders:
-            title += f" (measured with {', '.join(confounders)}: fix that first)"
-            detail = (
-                "Capped at low: the run has faults the exact recipes remove; re-measure after them."
-            )
         return [
             cpu_facts.cpu_finding(
                 self.name,
@@ -173,7 +167,7 @@ class CpuFp32LinearAnalyzer:
                 evidence,
                 RECIPES,
                 confidence=confidence,
-                detail=detail,
+                confounders=confounders,
             )
         ]
 

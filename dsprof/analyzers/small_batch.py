@@ -144,12 +144,6 @@ class SmallBatchAnalyzer:
             f"the model runs on {rows} row{'s' if rows > 1 else ''} per call over {n_steps} calls"
             f" ({model_share:.0%} of the time); batching requests could save ~{impact:.0%}"
         )
-        detail = ""
-        if faults:
-            title += f" (measured with {', '.join(faults)}: fix that first)"
-            detail = (
-                "Capped at low: the run has faults the exact recipes remove; re-measure after them."
-            )
         return [
             cpu_facts.cpu_finding(
                 self.name,
@@ -159,7 +153,7 @@ class SmallBatchAnalyzer:
                 evidence,
                 RECIPES,
                 confidence=1.0 if batch is not None else 0.8,
-                detail=detail,
+                confounders=faults,
             )
         ]
 
