@@ -62,9 +62,9 @@ class OversizedArgs(Args, gc=False):
     nbytes: int = 0
 
 
-class Event(msgspec.Struct, gc=False):
-    """One kept trace event: the keys the engine reads (None when absent; dur: UNSET when
-    absent, which instants without a duration need to tell from null)."""
+class EventKeys(msgspec.Struct, gc=False):
+    """The keys of an event the engine reads (None when absent; dur: UNSET when absent, which
+    instants without a duration need to tell from null)."""
 
     ph: Any = None
     cat: Any = None
@@ -73,6 +73,11 @@ class Event(msgspec.Struct, gc=False):
     dur: Any = msgspec.UNSET
     pid: Any = None
     tid: Any = None
+
+
+class Event(EventKeys, gc=False):
+    """One kept trace event: its keys and the args the engine reads."""
+
     args: Args | None = None
 
 

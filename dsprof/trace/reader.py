@@ -44,7 +44,14 @@ import orjson
 
 from dsprof.core.errors import TraceError
 from dsprof.trace import jsonfile, scan
-from dsprof.trace.events import EVENTS, Event, OversizedArgs, args_value, decode_events
+from dsprof.trace.events import (
+    EVENTS,
+    Event,
+    EventKeys,
+    OversizedArgs,
+    args_value,
+    decode_events,
+)
 from dsprof.trace.scan import PYTHON_CAT, SKIP_CATS, skip_head
 
 # 1 MiB of JSON per orjson call. One chunk's transient dicts and scan arrays cost ~20x its bytes,
@@ -68,16 +75,9 @@ class _Head(msgspec.Struct):
     name: Any = None
 
 
-class _BigEvent(msgspec.Struct):
+class _BigEvent(EventKeys):
     """The fields the engine reads from an event longer than HUGE_EVENT_BYTES; args stay raw."""
 
-    ph: Any = None
-    cat: Any = None
-    name: Any = None
-    ts: Any = None
-    dur: Any = msgspec.UNSET
-    pid: Any = None
-    tid: Any = None
     args: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -523,7 +523,7 @@ def _big_event(raw: bytes) -> Event:
         head = _BIG_EVENT.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         raise _Invalid from None
-    event = Event(**{f: getattr(head, f) for f in _BigEvent.__struct_fields__ if f != "args"})
+    event = Event(**{f: getattr(head, f) for f in EventKeys.__struct_fields__})
     if head.args is not msgspec.UNSET:
         raw_args = bytes(head.args)
         if len(raw_args) > HUGE_EVENT_BYTES:
