@@ -24,15 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from dsprof.analyzers.rank_communication import job_communication_findings
-from dsprof.analyzers.trace_scope import (
-    clamp01,
-    cpu_traces,
-    gpu_traces,
-    ms,
-    severity_for,
-    share_evidence,
-    worst_per_trace,
-)
+from dsprof.analyzers.trace_scope import PerTraceAnalyzer, clamp01, ms, severity_for, share_evidence
 from dsprof.core.errors import DsprofError
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import short_kernel_name
@@ -156,13 +148,14 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
     ]
 
 
-class CommunicationBoundAnalyzer:
+class CommunicationBoundAnalyzer(PerTraceAnalyzer):
     """See the module docstring."""
 
     name: ClassVar[str] = "communication-bound"
-    version: ClassVar[int] = 1
     # a multi-rank job's root has no trace of its own, only its ranks': checked in analyze()
     requires: ClassVar[tuple[str, ...]] = ()
+    on_gpu = _gpu_trace
+    on_cpu = _cpu_trace
 
     def analyze(self, run: RunData) -> list[Finding]:
         """Exposed collective time on GPU traces; host collectives on CPU-only traces."""
@@ -174,6 +167,4 @@ class CommunicationBoundAnalyzer:
             run.traces  # noqa: B018
         except DsprofError:  # unreadable: the registry has recorded it under "trace"
             return []
-        return worst_per_trace(gpu_traces(run), _gpu_trace) + worst_per_trace(
-            cpu_traces(run), _cpu_trace
-        )
+        return super().analyze(run)

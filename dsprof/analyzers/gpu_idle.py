@@ -31,19 +31,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from dsprof.analyzers.trace_scope import (
-    clamp01,
-    gpu_traces,
-    ms,
-    severity_for,
-    share_evidence,
-    worst_per_trace,
-)
+from dsprof.analyzers.trace_scope import PerTraceAnalyzer, clamp01, ms, severity_for, share_evidence
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.idle import CAUSE_LABELS, GapCauses
 
 if TYPE_CHECKING:
-    from dsprof.store.run_store import RunData
     from dsprof.trace.frames import TraceFrames
 
 IDLE_MEDIUM = 0.30
@@ -187,13 +179,9 @@ def _top_calls(causes: GapCauses, headline: str) -> str:
     return ", ".join(f"{n} x{count} {ns / 1e6:.1f} ms" for n, count, ns in calls[:3])
 
 
-class GpuIdleAnalyzer:
-    """See the module docstring."""
+class GpuIdleAnalyzer(PerTraceAnalyzer):
+    """The busiest GPU of each trace (see the module docstring)."""
 
     name: ClassVar[str] = "gpu-idle"
     version: ClassVar[int] = 2
-    requires: ClassVar[tuple[str, ...]] = ("trace",)
-
-    def analyze(self, run: RunData) -> list[Finding]:
-        """Findings for the busiest GPU of each trace (the worst rank when there are several)."""
-        return worst_per_trace(gpu_traces(run), _analyze_trace)
+    on_gpu = _analyze_trace

@@ -43,14 +43,12 @@ import numpy as np
 import pandas as pd
 
 from dsprof.analyzers.trace_scope import (
+    PerTraceAnalyzer,
     clamp01,
-    cpu_traces,
-    gpu_traces,
     ms,
     severity_for,
     share_evidence,
     worse_severity,
-    worst_per_trace,
 )
 from dsprof.core.findings import Evidence, Finding, Severity
 from dsprof.trace.frames import COMM_KERNEL_RE, match_names
@@ -64,7 +62,6 @@ from dsprof.trace.intervals import (
 )
 
 if TYPE_CHECKING:
-    from dsprof.store.run_store import RunData
     from dsprof.trace.frames import TraceFrames
 
 SYNC_MEDIUM = 0.05
@@ -287,15 +284,9 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
     ]
 
 
-class HostSyncAnalyzer:
-    """See the module docstring."""
+class HostSyncAnalyzer(PerTraceAnalyzer):
+    """Blocking syncs on GPU traces, item() loops on CPU traces (see the module docstring)."""
 
     name: ClassVar[str] = "host-sync"
-    version: ClassVar[int] = 1
-    requires: ClassVar[tuple[str, ...]] = ("trace",)
-
-    def analyze(self, run: RunData) -> list[Finding]:
-        """Blocking syncs on GPU traces, item() loops on CPU traces."""
-        return worst_per_trace(gpu_traces(run), _gpu_trace) + worst_per_trace(
-            cpu_traces(run), _cpu_trace
-        )
+    on_gpu = _gpu_trace
+    on_cpu = _cpu_trace

@@ -27,19 +27,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from dsprof.analyzers.trace_scope import (
-    clamp01,
-    gpu_traces,
-    ms,
-    severity_for,
-    share_evidence,
-    worst_per_trace,
-)
+from dsprof.analyzers.trace_scope import PerTraceAnalyzer, clamp01, ms, severity_for, share_evidence
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import COMM_KERNEL_RE, map_names, match_names, short_kernel_name
 
 if TYPE_CHECKING:
-    from dsprof.store.run_store import RunData
     from dsprof.trace.frames import TraceFrames
 
 IDLE_SM_FRACTION = 0.30
@@ -142,13 +134,8 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     ]
 
 
-class IdleSmAnalyzer:
-    """See the module docstring."""
+class IdleSmAnalyzer(PerTraceAnalyzer):
+    """Idle-SM time of each GPU trace's kernels (see the module docstring)."""
 
     name: ClassVar[str] = "idle-sm"
-    version: ClassVar[int] = 1
-    requires: ClassVar[tuple[str, ...]] = ("trace",)
-
-    def analyze(self, run: RunData) -> list[Finding]:
-        """Idle-SM time of each GPU trace's kernels."""
-        return worst_per_trace(gpu_traces(run), _analyze_trace)
+    on_gpu = _analyze_trace

@@ -41,21 +41,12 @@ import numpy as np
 import pandas as pd
 
 from dsprof.analyzers.host_sync import READBACK_OPS
-from dsprof.analyzers.trace_scope import (
-    clamp01,
-    cpu_traces,
-    gpu_traces,
-    ms,
-    severity_for,
-    share_evidence,
-    worst_per_trace,
-)
+from dsprof.analyzers.trace_scope import PerTraceAnalyzer, clamp01, ms, severity_for, share_evidence
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import COMM_KERNEL_RE, match_names
 from dsprof.trace.intervals import busy_ns, clip, clusters, covered_ns_each, outermost
 
 if TYPE_CHECKING:
-    from dsprof.store.run_store import RunData
     from dsprof.trace.frames import TraceFrames
 
 TINY_KERNEL_NS = 10_000
@@ -237,15 +228,9 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
     ]
 
 
-class LaunchOverheadAnalyzer:
-    """See the module docstring."""
+class LaunchOverheadAnalyzer(PerTraceAnalyzer):
+    """Tiny kernels on GPU traces; tiny-op runs on CPU-only traces (see the module docstring)."""
 
     name: ClassVar[str] = "launch-overhead"
-    version: ClassVar[int] = 1
-    requires: ClassVar[tuple[str, ...]] = ("trace",)
-
-    def analyze(self, run: RunData) -> list[Finding]:
-        """Tiny kernels on GPU traces; tiny-op runs on CPU-only traces."""
-        return worst_per_trace(gpu_traces(run), _gpu_trace) + worst_per_trace(
-            cpu_traces(run), _cpu_trace
-        )
+    on_gpu = _gpu_trace
+    on_cpu = _cpu_trace

@@ -27,13 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from dsprof.analyzers.trace_scope import (
-    clamp01,
-    gpu_traces,
-    severity_for,
-    share_evidence,
-    worst_per_trace,
-)
+from dsprof.analyzers.trace_scope import PerTraceAnalyzer, clamp01, severity_for, share_evidence
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import map_names, short_kernel_name
 from dsprof.trace.intervals import busy_ns
@@ -41,7 +35,6 @@ from dsprof.trace.membound import classify, device_spec
 from dsprof.trace.roofline import GEMM_OPS
 
 if TYPE_CHECKING:
-    from dsprof.store.run_store import RunData
     from dsprof.trace.frames import TraceFrames
 
 MEMBOUND_MEDIUM = 0.25
@@ -136,13 +129,8 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     ]
 
 
-class MemoryBandwidthAnalyzer:
-    """See the module docstring."""
+class MemoryBandwidthAnalyzer(PerTraceAnalyzer):
+    """Roofline classification of each GPU trace's kernels (see the module docstring)."""
 
     name: ClassVar[str] = "memory-bandwidth-bound"
-    version: ClassVar[int] = 1
-    requires: ClassVar[tuple[str, ...]] = ("trace",)
-
-    def analyze(self, run: RunData) -> list[Finding]:
-        """Roofline classification of each GPU trace's kernels."""
-        return worst_per_trace(gpu_traces(run), _analyze_trace)
+    on_gpu = _analyze_trace

@@ -25,20 +25,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 import pandas as pd
 
-from dsprof.analyzers.trace_scope import (
-    clamp01,
-    gpu_traces,
-    ms,
-    severity_for,
-    share_evidence,
-    worst_per_trace,
-)
+from dsprof.analyzers.trace_scope import PerTraceAnalyzer, clamp01, ms, severity_for, share_evidence
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import map_names, short_kernel_name
 from dsprof.trace.intervals import busy_ns
 
 if TYPE_CHECKING:
-    from dsprof.store.run_store import RunData
     from dsprof.trace.frames import TraceFrames
 
 TC_MEDIUM = 0.10
@@ -137,13 +129,8 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     ]
 
 
-class NoTensorCoresAnalyzer:
-    """See the module docstring."""
+class NoTensorCoresAnalyzer(PerTraceAnalyzer):
+    """fp32 SIMT GEMM time on tensor-core GPUs (see the module docstring)."""
 
     name: ClassVar[str] = "no-tensor-cores"
-    version: ClassVar[int] = 1
-    requires: ClassVar[tuple[str, ...]] = ("trace",)
-
-    def analyze(self, run: RunData) -> list[Finding]:
-        """fp32 SIMT GEMM time on tensor-core GPUs."""
-        return worst_per_trace(gpu_traces(run), _analyze_trace)
+    on_gpu = _analyze_trace

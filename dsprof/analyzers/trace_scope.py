@@ -13,7 +13,7 @@ and keep the worst one, naming the rank.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from dsprof.core.findings import Evidence, Finding, Severity
 from dsprof.trace.device_kind import trace_role
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
 
 NS_PER_MS = 1_000_000
+
+TraceAnalysis = Callable[["TraceFrames"], list[Finding]]
 
 
 def gpu_traces(run: RunData) -> list[TraceFrames]:
@@ -69,6 +71,26 @@ def worst_per_trace(
             )
         out.append(f)
     return out
+
+
+class PerTraceAnalyzer:
+    """An analyzer that reads each trace alone: `on_gpu` on the run's GPU traces, `on_cpu` on its
+    CPU-only traces (either may be None), keeping the worst rank's finding per category.
+
+    Subclasses set `name` and the functions; `version` and `requires` default to 1 and a trace.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    requires: ClassVar[tuple[str, ...]] = ("trace",)
+    on_gpu: ClassVar[TraceAnalysis | None] = None
+    on_cpu: ClassVar[TraceAnalysis | None] = None
+
+    def analyze(self, run: RunData) -> list[Finding]:
+        """The GPU traces' findings, then the CPU-only traces'."""
+        cls = type(self)
+        gpu = worst_per_trace(gpu_traces(run), cls.on_gpu) if cls.on_gpu else []
+        return gpu + (worst_per_trace(cpu_traces(run), cls.on_cpu) if cls.on_cpu else [])
 
 
 def severity_for(
