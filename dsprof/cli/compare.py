@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dsprof.cli.options import format_option, runs_dir_option
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -27,20 +29,10 @@ if TYPE_CHECKING:
     help="Exit 1 when B's iteration p50 is more than PCT (e.g. 5%) above A's with 95 % "
     "confidence: the whole bootstrap interval of the change lies above PCT.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "md"]),
-    default="text",
-    show_default=True,
-    help="text: tables for the terminal; md: markdown for a pull-request comment.",
+@format_option(
+    ("text", "md"), "text: tables for the terminal; md: markdown for a pull-request comment."
 )
-@click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where run ids are looked up (default .dsprof/runs).",
-)
+@runs_dir_option()
 @click.option(
     "--slo",
     "slos",

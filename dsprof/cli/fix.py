@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from dsprof.cli.options import out_option
 from dsprof.cli.run import CAPTURE_BYTES_HELP, CAPTURE_RUN_BYTES_HELP, parse_bytes
 from dsprof.core.errors import UsageError
 
@@ -67,13 +68,7 @@ def parse_tolerance(values: tuple[str, ...]) -> dict[str, float]:
 @click.option("--max-steps", type=int, default=None, help="End each run after this many steps.")
 @click.option("--capture-step-bytes", metavar="SIZE", help=CAPTURE_BYTES_HELP)
 @click.option("--capture-run-bytes", metavar="SIZE", help=CAPTURE_RUN_BYTES_HELP)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path(".dsprof/runs"),
-    show_default=True,
-    help="Directory that receives the baseline run folder.",
-)
+@out_option("the baseline run folder")
 @click.option("--apply", "apply_", is_flag=True, help="Write the accepted recipes into the script.")
 @click.option("--dry-run", is_flag=True, help="With --apply: show the diff, write nothing.")
 @click.option(

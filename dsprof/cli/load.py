@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from dsprof.cli.options import out_option
 from dsprof.core.errors import UsageError
 
 
@@ -117,9 +118,7 @@ def _duration(value: str | None) -> float | None:
 @click.option(
     "--connections", type=int, default=1024, show_default=True, help="Most open connections."
 )
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=Path(".dsprof/runs"), show_default=True
-)
+@out_option()
 @click.option("--name", default=None, help="Name used in the run folder.")
 @click.option(
     "--ready-timeout",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dsprof.cli.options import format_option, runs_dir_option
+
 
 @click.command(name="report")
 @click.argument("targets", metavar="RUN | TRACE...", nargs=-1, required=True)
@@ -17,23 +19,14 @@ import click
     help="File to write (default: report.html in the run folder, or beside the first trace; "
     "markdown goes to stdout).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["html", "md"]),
-    default="html",
-    show_default=True,
-    help="html: self-contained page with figures; md: tables for a pull-request comment.",
+@format_option(
+    ("html", "md"),
+    "html: self-contained page with figures; md: tables for a pull-request comment.",
 )
 @click.option(
     "--cdn", is_flag=True, help="Load plotly.js from its CDN (small file, needs internet)."
 )
-@click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where run ids are looked up (default .dsprof/runs).",
-)
+@runs_dir_option()
 @click.option(
     "--base",
     default=None,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from dsprof.cli.main import SignalExit
+from dsprof.cli.options import out_option, run_name_option
 from dsprof.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -52,14 +53,8 @@ CAPTURE_RUN_BYTES_HELP = "Bytes of captured tensors a whole run may keep (defaul
 @click.option(
     "-m", "module", metavar="MODULE", help="Run a library module as a script, like python -m."
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path(".dsprof/runs"),
-    show_default=True,
-    help="Directory that receives the run folder.",
-)
-@click.option("--name", help="Name used in the run folder instead of the script's stem.")
+@out_option()
+@run_name_option(instead_of="the script's stem")
 @click.option(
     "--steps",
     "steps",

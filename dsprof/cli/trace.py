@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from dsprof.cli.options import out_option, run_name_option
 from dsprof.core.errors import UsageError
 from dsprof.live.duration import parse_duration
 
@@ -27,14 +28,8 @@ from dsprof.live.duration import parse_duration
     metavar="D",
     help="With --steps: stop after D even if fewer steps came (kept, marked partial).",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path(".dsprof/runs"),
-    show_default=True,
-    help="Directory that receives the run folder.",
-)
-@click.option("--name", help="Name used in the run folder instead of the service's.")
+@out_option()
+@run_name_option()
 @click.option("--no-shapes", is_flag=True, help="Do not record input shapes (lighter on memory).")
 @click.option("--no-analyze", is_flag=True, help="Skip the analyzers.")
 @click.option(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from dsprof.cli.options import out_option, run_name_option
 from dsprof.core.errors import UsageError
 from dsprof.live.duration import parse_duration
 
@@ -49,14 +50,8 @@ REFRESH_S = 1.0
     help="The latency histogram there (default: vLLM's, OpenTelemetry's or the only one).",
 )
 @click.option("--hz", type=float, default=2.0, show_default=True, help="Samples per second.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path(".dsprof/runs"),
-    show_default=True,
-    help="Directory that receives the run folder (--for).",
-)
-@click.option("--run-name", help="Name used in the run folder instead of the service's.")
+@out_option("the run folder (--for)")
+@run_name_option("--run-name")
 @click.option("--no-analyze", is_flag=True, help="--for: skip the analyzers.")
 @click.option("--quiet", "-q", is_flag=True, help="No live view (the summary and URL only).")
 def command(

@@ -1,0 +1,52 @@
+"""Options that several subcommands take, written once so that their names, defaults and
+wording agree from one command to the next."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RUNS_DIR = Path(".dsprof/runs")
+
+
+def out_option(what: str = "the run folder") -> Callable[[F], F]:
+    """--out DIR: the directory that receives the run folder a command writes."""
+    return click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=RUNS_DIR,
+        show_default=True,
+        help=f"Directory that receives {what}.",
+    )
+
+
+def run_name_option(flag: str = "--name", instead_of: str = "the service's") -> Callable[[F], F]:
+    """--name NAME: the name in the run folder's name, in place of the script's or service's."""
+    return click.option(flag, help=f"Name used in the run folder instead of {instead_of}.")
+
+
+def runs_dir_option() -> Callable[[F], F]:
+    """--runs-dir DIR: where a command looks up run ids (the store's default when not given)."""
+    return click.option(
+        "--runs-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=f"Where run ids are looked up (default {RUNS_DIR}).",
+    )
+
+
+def format_option(choices: tuple[str, ...], help: str) -> Callable[[F], F]:
+    """--format: how a command writes its result; the first choice is the default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
