@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dsprof.cli.options import out_option
+from dsprof.cli.options import out_option, script_target
 from dsprof.cli.run import CAPTURE_BYTES_HELP, CAPTURE_RUN_BYTES_HELP, parse_bytes
 from dsprof.core.errors import UsageError
 
@@ -112,12 +112,7 @@ def command(
     from dsprof.recipes.session import FixOptions, FixRunner
     from dsprof.recipes.table import fix_tables
 
-    if module:
-        target, args = module, list(script_and_args)
-    elif script_and_args:
-        target, args = script_and_args[0], list(script_and_args[1:])
-    else:
-        raise UsageError("dsprof fix needs a script (dsprof fix script.py [args]) or -m module")
+    target, args = script_target("fix", module, script_and_args)
     if dry_run and not apply_:
         apply_ = True
     opts = FixOptions(

@@ -1,5 +1,5 @@
-"""Options that several subcommands take, written once so that their names, defaults and
-wording agree from one command to the next."""
+"""Options and arguments that several subcommands take, written once so that their names,
+defaults and wording agree from one command to the next."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from dsprof.core.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,4 +51,18 @@ def format_option(choices: tuple[str, ...], help: str) -> Callable[[F], F]:
         default=choices[0],
         show_default=True,
         help=help,
+    )
+
+
+def script_target(
+    command: str, module: str | None, script_and_args: tuple[str, ...]
+) -> tuple[str, list[str]]:
+    """(target, its arguments) of a command that runs a script: `-m MODULE [ARGS]` or
+    `SCRIPT [ARGS]`; a UsageError naming the command when neither is given."""
+    if module:
+        return module, list(script_and_args)
+    if script_and_args:
+        return script_and_args[0], list(script_and_args[1:])
+    raise UsageError(
+        f"dsprof {command} needs a script (dsprof {command} script.py [args]) or -m module"
     )

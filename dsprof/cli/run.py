@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from dsprof.cli.main import SignalExit
-from dsprof.cli.options import out_option, run_name_option
+from dsprof.cli.options import out_option, run_name_option, script_target
 from dsprof.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -155,12 +155,7 @@ def command(
 
     warmup, active = parse_steps(steps)
     slo_list = parse_run_slos(slos) if slos else []  # a bad spec fails before the script runs
-    if module:
-        target, args = module, list(script_and_args)
-    elif script_and_args:
-        target, args = script_and_args[0], list(script_and_args[1:])
-    else:
-        raise UsageError("dsprof run needs a script (dsprof run script.py [args]) or -m module")
+    target, args = script_target("run", module, script_and_args)
     request = RunRequest(
         target=target,
         args=args,
