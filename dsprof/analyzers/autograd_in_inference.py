@@ -49,7 +49,6 @@ AUTOGRAD_STEP_SHARE = 0.5
 AUTOGRAD_NODE_NS = 1200
 MIN_IMPACT = 0.02
 RECIPES = ["inference-mode"]
-_BACKWARD_MARKERS = ("autograd::engine::evaluate_function", "_backward")
 
 
 class AutogradInInferenceAnalyzer:
@@ -73,7 +72,7 @@ class AutogradInInferenceAnalyzer:
         if n_steps == 0 or grad_steps / n_steps < AUTOGRAD_STEP_SHARE:
             return []
         traces = cpu_facts.run_traces(run)
-        if any(_has_backward(tf) for tf in traces):
+        if cpu_facts.ran_backward(traces):
             return []
         nodes = _graph_nodes_per_step(traces)
         requiring = _params_requiring_grad(run)
@@ -144,11 +143,6 @@ class AutogradInInferenceAnalyzer:
                 self.name, severity, title, impact, evidence, RECIPES, confidence=confidence
             )
         ]
-
-
-def _has_backward(tf: TraceFrames) -> bool:
-    names = tf.in_window(tf.cpu_ops)["name"].astype(str).unique()
-    return any(m in n for n in names for m in _BACKWARD_MARKERS)
 
 
 def _graph_nodes_per_step(traces: list[TraceFrames]) -> float | None:

@@ -88,6 +88,20 @@ def run_traces(run: RunData) -> list[TraceFrames]:
     return list(run.traces) if run.trace_files else []
 
 
+# op names a backward pass records: the autograd engine's per-node spans and the backward kernels
+BACKWARD_MARKERS = ("autograd::engine::evaluate_function", "_backward")
+
+
+def ran_backward(traces: list[TraceFrames]) -> bool:
+    """True when a trace's window recorded a backward pass: the script trains, so grad mode and
+    training mode are its intent, not an inference mistake."""
+    for tf in traces:
+        names = tf.in_window(tf.cpu_ops)["name"].astype(str).unique()
+        if any(m in n for n in names for m in BACKWARD_MARKERS):
+            return True
+    return False
+
+
 def model_steps(run: RunData) -> pd.DataFrame:
     """Steps that were module calls (markers carry no autograd/training facts); may be empty."""
     steps = run.steps

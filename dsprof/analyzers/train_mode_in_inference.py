@@ -78,7 +78,7 @@ class TrainModeInInferenceAnalyzer:
         if share < TRAIN_STEP_SHARE:
             return []
         traces = cpu_facts.run_traces(run)
-        if any(_has_backward(tf) for tf in traces):
+        if cpu_facts.ran_backward(traces):
             return []
         classes = run.child.training_module_classes
         dropout_n = sum(n for c, n in classes.items() if DROPOUT_CLASS_RE.search(c))
@@ -150,11 +150,6 @@ class TrainModeInInferenceAnalyzer:
             f"{n_modules} modules left in training mode during inference: {what}; call model.eval()"
         )
         return [cpu_facts.cpu_finding(self.name, severity, title, impact, evidence, RECIPES)]
-
-
-def _has_backward(tf: TraceFrames) -> bool:
-    names = tf.in_window(tf.cpu_ops)["name"].astype(str).unique()
-    return any("autograd::engine::evaluate_function" in n or n.endswith("_backward") for n in names)
 
 
 def _flag(concrete: object, index: int) -> bool | None:
