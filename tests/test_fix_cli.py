@@ -96,24 +96,19 @@ def test_the_dataloader_example_gets_the_dataloader_recipe(tmp_path):
     assert t["accepted"], t["reason"]
 
 
+@pytest.fixture(scope="module")
+def bert_autograd(tmp_path_factory):
+    """One session on the BERT encoder run without no_grad, for two recipes' trials: the
+    inference-mode one its findings call for and the batching sweep (each a run of its own)."""
+    tmp = tmp_path_factory.mktemp("bert-autograd")
+    args = ["--autograd", "--steps", "16", "--layers", "2", "--seq", "32", "--threads", "1"]
+    recipes = ["--recipe", "inference-mode", "--recipe", "batching"]
+    return tmp, run_fix(tmp, "bert_encoder.py", *recipes, "--", *args)
+
+
 @pytest.mark.slow
-def test_a_script_without_no_grad_gets_inference_mode(tmp_path):
-    doc = run_fix(
-        tmp_path,
-        "bert_encoder.py",
-        "--recipe",  # the findings pick more (int8, compile...): time only this one here
-        "inference-mode",
-        "--",
-        "--autograd",
-        "--steps",
-        "16",
-        "--layers",
-        "2",
-        "--seq",
-        "32",
-        "--threads",
-        "1",
-    )
+def test_a_script_without_no_grad_gets_inference_mode(bert_autograd):
+    _, doc = bert_autograd
     by = {c["recipe"]: c for c in doc["candidates"]}
     # chosen by the findings: the autograd-in-inference finding names it
     assert "autograd-in-inference" in by["inference-mode"]["findings"]
@@ -123,9 +118,8 @@ def test_a_script_without_no_grad_gets_inference_mode(tmp_path):
 
 
 @pytest.mark.slow
-def test_batching_trial_sweeps_batch_sizes_and_serves_a_stream(tmp_path):
-    args = ["--steps", "6", "--layers", "2", "--seq", "32", "--threads", "1"]
-    doc = run_fix(tmp_path, "bert_encoder.py", "--recipe", "batching", "--", *args)
+def test_batching_trial_sweeps_batch_sizes_and_serves_a_stream(bert_autograd):
+    tmp_path, doc = bert_autograd
     t = trial(doc, "batching")
     assert t["status"] == "ok", t["reason"]
     result = json.loads(
