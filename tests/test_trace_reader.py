@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 from trace_synthetic import TraceBuilder
@@ -321,6 +323,71 @@ def test_the_key_search_is_linear(tmp_path: Path, monkeypatch) -> None:
     p.write_bytes(decoys + orjson.dumps({"traceEvents": _kernel_events(10)})[1:])
     assert _scanned(monkeypatch, p) < 6 * p.stat().st_size
     assert len(load_trace(p).cpu_ops) == 10
+
+
+def _shallow_reference(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What scan.Brackets keeps, from one scan of all of a by string_quotes and brackets."""
+    quotes = scan.string_quotes(a)
+    pos, depth = scan.brackets(a, quotes, commas=True)
+    before = np.concatenate([[0], depth[:-1]])
+    keep = np.minimum(before, depth) <= 1
+    i = np.searchsorted(pos, quotes) - 1
+    at_quote = np.where(i >= 0, depth[np.maximum(i, 0)], 0) if len(pos) else 0 * quotes
+    return quotes[at_quote <= 1], pos[keep], depth[keep]
+
+
+def _count_scanned(monkeypatch) -> list[int]:
+    """[bytes scan.Brackets scans from now on]."""
+    scanned = [0]
+    block = scan.Brackets._block
+
+    def counting(self: scan.Brackets, a: np.ndarray, lo: int) -> None:
+        scanned[0] += len(a)
+        block(self, a, lo)
+
+    monkeypatch.setattr(scan.Brackets, "_block", counting)
+    return scanned
+
+
+def test_the_bracket_scan_resumes_where_the_last_read_stopped(monkeypatch) -> None:
+    """scan.Brackets fed a buffer that grows piece by piece, cut anywhere (in a string, in a
+    run of backslashes, between a backslash and the quote it escapes), finds what one scan of
+    the whole finds, and scans each byte once."""
+    monkeypatch.setattr(scan, "_SCAN_BLOCK", 7)  # blocks cut the pieces too
+    scanned = _count_scanned(monkeypatch)
+    rng = random.Random(18)
+    alphabet = [b"{", b"}", b"[", b"]", b",", b'"', b"\\", b"\\", b'\\"', b"a", b" ", b"1"]
+    for _ in range(300):
+        text = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 120)))
+        a = np.frombuffer(text, dtype=np.uint8)
+        cuts = sorted(rng.sample(range(1, len(text) + 1), k=min(len(text), rng.randrange(1, 9))))
+        scanner = scan.Brackets()
+        scanned[0] = 0
+        for cut in [*cuts, len(text)]:
+            found = scanner.feed(a[:cut])
+        assert scanned[0] == len(text)
+        want = _shallow_reference(a)
+        for got, expected in zip(found, want, strict=True):
+            assert got.tolist() == expected.tolist(), text
+
+
+def test_an_event_arriving_in_many_reads_is_scanned_once(tmp_path: Path, monkeypatch) -> None:
+    """A 3 MB event read 64 kB at a time: the bracket scan of the exact path covers each byte
+    of it about once (scanning the buffer from its start at each read: about twice, as reads
+    double; before they doubled, once per read)."""
+    big = {"ph": "X", "cat": "cpu_op", "name": "aten::cat", "pid": 1, "tid": 1, "ts": 1_000,
+           "dur": 5, "args": {"Input Dims": [[1, 2, 3]] * 300_000}}  # fmt: skip
+    p = tmp_path / "big.json"
+    p.write_bytes(orjson.dumps({"traceEvents": [*_kernel_events(100), big, *_kernel_events(100)]}))
+    size = p.stat().st_size
+    scanned = _count_scanned(monkeypatch)
+    results = []
+    for fast in (True, False):
+        scanned[0] = 0
+        results.append(_events(p, fast=fast, chunk=1 << 16))
+        assert size * 0.9 < scanned[0] < size * 1.2
+    assert results[0] == results[1]
+    assert results[0][1] == 201
 
 
 def test_huge_arg_strings_are_dropped_undecoded(tmp_path: Path) -> None:

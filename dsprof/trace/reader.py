@@ -22,13 +22,16 @@ find the events:
   "ph", "cat" and "name" values right after each start. A chunk is accepted only when every
   piece parses as exactly one object, the bytes between pieces are a comma and whitespace, and
   suspect() finds nothing in it.
-- the exact path (a chunk the fast path cannot prove): a bracket scan outside strings finds the
-  array's elements, one msgspec pass validates them all and reads each object's ph/cat/name.
+- the exact path (a chunk the fast path cannot prove): a bracket scan outside strings
+  (scan.Brackets) finds the array's elements, one msgspec pass validates them all and reads each
+  object's ph/cat/name.
 
 Both skip by the same rule (skip_head) and validate with the same parsers, so the fast path
 never accepts text the exact path refuses. Time is linear in the file whatever its shape: when
-a read ends inside an event, the next read is as large as the buffer (a 64 MB event costs a few
-scans, not 64), and an event over HUGE_EVENT_BYTES is read field by field, its args left
+a read ends inside an event, the next read is as large as the buffer, the bracket scan resumes
+where the last read left it (a 64 MB event is scanned once, not once per read), the fast path
+waits until the event has ended, and the part read so far is validated only each time it has
+grown PROBE_GROWTH times; an event over HUGE_EVENT_BYTES is read field by field, its args left
 undecoded when they are that large too.
 """
 
@@ -62,6 +65,9 @@ CHUNK_BYTES = 1 << 20
 # args are not decoded when they alone are longer: real events are under 100 kB (a long
 # templated kernel name, the shapes of an op on hundreds of tensors).
 HUGE_EVENT_BYTES = 1 << 20
+# A long element is probed for errors when the buffer holding it has grown this many times
+# since its last probe (_probe_long).
+PROBE_GROWTH = 8
 _COMMA = 0x2C
 _KEY = "traceEvents"
 _KEY_SLACK = 256  # bytes after the first plain key that _find_key's first scan covers
@@ -108,6 +114,11 @@ class TraceReader:
         self._f: IO[bytes] | None = None
         self._after_element = False  # the next element of the array must follow a comma
         self._scratch = np.empty(0, dtype=np.uint8)  # _padded()'s array
+        # the exact path's scan of the buffer at file offset _scan_at, resumed after each read
+        self._scan = scan.Brackets()
+        self._scan_at = -1
+        self._inside_at = -1  # the buffer at this offset holds no whole element yet
+        self._probed = (-1, 0)  # (offset, length) of the buffer _probe_long last probed
 
     def chunks(self) -> Iterator[list[Event]]:
         """Lists of kept events (dsprof.trace.events.Event), in file order."""
@@ -245,6 +256,17 @@ class TraceReader:
             return  # the last token (a number, a literal, an escape) is cut by the read
         self._fail(at + start + p, problem)
 
+    def _probe_long(self, buf: bytes, at: int) -> None:
+        """_probe_elements for an element longer than a read (is it valid so far?), once it is
+        PROBE_GROWTH times as long as when last probed: an error early in a runaway element
+        (an unclosed string) is found before the rest of the file is held, and a 64 MB event
+        is validated about once more, not once per read."""
+        last_at, last_len = self._probed
+        if len(buf) <= self.chunk_bytes or (last_at == at and len(buf) < PROBE_GROWTH * last_len):
+            return
+        self._probed = (at, len(buf))
+        self._probe_elements(buf, at)
+
     def _probe_elements(self, buf: bytes, at: int) -> None:
         """_probe for the array elements that start buf (file offset at), a leading ',' off."""
         x = jsonfile.skip_ws(buf, 0)
@@ -263,6 +285,11 @@ class TraceReader:
         while True:
             data = self._more(want)
             buf += data
+            if data and self._inside_at == at and not self._separated(buf, at):
+                # still inside one element: only the new bytes were scanned
+                self._probe_long(buf, at)
+                want = max(want, len(buf))
+                continue
             if (data or unseen) and self.fast:
                 unseen = False
                 fast = self._parse_fast(buf)
@@ -288,9 +315,7 @@ class TraceReader:
 
     def _parse_exact(self, buf: bytes, at: int, *, eof: bool) -> tuple[list[Event], int, bool]:
         """(events, bytes consumed, array closed) for the whole elements at the start of buf."""
-        a = np.frombuffer(buf, dtype=np.uint8)
-        quotes = scan.string_quotes(a)
-        pos, depth = scan.brackets(a, quotes, commas=True)
+        quotes, pos, depth = self._scanned(buf, at)
         closed = np.flatnonzero(depth < 0)
         if len(closed):
             end = int(pos[closed[0]])
@@ -299,17 +324,36 @@ class TraceReader:
             if buf[end] != ord("]"):
                 self._fail(at + end, "expected ']' to close traceEvents")
             return events, end + 1, True
-        commas = pos[(depth == 0) & (a[pos] == _COMMA)]
-        if self._after_element and len(commas) and commas[0] == jsonfile.skip_ws(buf, 0):
-            commas = commas[1:]  # the separator before this chunk's first element
+        commas = self._commas(buf, pos, depth)
         if not len(commas):
-            if len(buf) > self.chunk_bytes and not eof:  # a long element: is it valid so far?
-                self._probe_elements(buf, at)
+            self._inside_at = at
+            if not eof:
+                self._probe_long(buf, at)
             return [], 0, False
         end = int(commas[-1])
         n = int(np.searchsorted(pos, end))
         events = self._elements(buf, end, at, quotes, pos[:n], depth[:n], final=False)
         return events, end, False
+
+    def _scanned(self, buf: bytes, at: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """scan.Brackets over buf (file offset at): the bytes scanned before for the same
+        offset are not scanned again."""
+        if self._scan_at != at:
+            self._scan, self._scan_at = scan.Brackets(), at
+        return self._scan.feed(np.frombuffer(buf, dtype=np.uint8))
+
+    def _commas(self, buf: bytes, pos: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """The commas between the array's elements in buf (pos and depth: _scanned's)."""
+        commas = pos[(depth == 0) & (np.frombuffer(buf, dtype=np.uint8)[pos] == _COMMA)]
+        if self._after_element and len(commas) and commas[0] == jsonfile.skip_ws(buf, 0):
+            commas = commas[1:]  # the separator before this chunk's first element
+        return commas
+
+    def _separated(self, buf: bytes, at: int) -> bool:
+        """True when buf (file offset at) holds the end of an element: a comma between two,
+        or the array's ']'."""
+        _, pos, depth = self._scanned(buf, at)
+        return bool(len(self._commas(buf, pos, depth)) or (depth < 0).any())
 
     def _elements(
         self,
@@ -525,12 +569,11 @@ def _big_event(raw: bytes) -> Event:
         raise _Invalid from None
     event = Event(**{f: getattr(head, f) for f in EventKeys.__struct_fields__})
     if head.args is not msgspec.UNSET:
-        raw_args = bytes(head.args)
-        if len(raw_args) > HUGE_EVENT_BYTES:
-            event.args = OversizedArgs(nbytes=len(raw_args))
+        if len(head.args) > HUGE_EVENT_BYTES:
+            event.args = OversizedArgs(nbytes=len(head.args))
         else:
             try:
-                event.args = args_value(orjson.loads(raw_args))
+                event.args = args_value(orjson.loads(bytes(head.args)))
             except (orjson.JSONDecodeError, msgspec.DecodeError, msgspec.ValidationError):
                 raise _Invalid from None
     return event

@@ -2,7 +2,8 @@
 
 numpy passes over a chunk of the file find what a parser would otherwise have to build objects
 for: the quotes that delimit strings (escapes resolved without a Python loop), brackets and
-commas outside strings with their depth, the starts of Kineto events, and the "ph", "cat" and
+commas outside strings with their depth (Brackets: resumed read after read, each byte once),
+the starts of Kineto events, and the "ph", "cat" and
 "name" values that decide whether an event is one no analysis reads (skip_head is the rule;
 fast_skips and top_level_skips apply it to raw bytes). suspect() flags what msgspec lets pass
 in the values it skips and orjson refuses (bad UTF-8, numbers too large for a double).
@@ -60,8 +61,10 @@ _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[ord("0") : ord("9") + 1] = True
 # digits in a row from which a number may not fit a double with a two-digit exponent (suspect)
 LONG_DIGITS = 200
+_WINDOW_SAMPLES = (7, 19, 31, 43, 50, 59, 71, 83, 97)  # offsets in a window, for suspect()
 _NUMBER_CHARS = frozenset(b"0123456789.-+")
 _BEFORE_VALUE = frozenset(b":,[ \t\r\n")
+_SCAN_BLOCK = 1 << 18  # Brackets scans blocks of this many bytes
 _BLOCK = (1 << 17) - 64  # suspect() scans blocks whose temporaries stay in cache (and the heap)
 
 
@@ -105,9 +108,16 @@ def suspect(data: bytes, end: int | None = None) -> bool:
         for p in (np.flatnonzero(e) + lo + 1).tolist():
             if _exponent_overflows(data, n, p):
                 return True
-    # a run of LONG_DIGITS digits holds two samples LONG_DIGITS // 2 apart: check those first
+    # a run of LONG_DIGITS digits holds a window of step + 1 bytes from a multiple of step:
+    # the window's ends are sampled first, then bytes at other offsets in it (a shape list
+    # has a digit every step bytes, rarely at all of these), then the few windows left exactly
     sampled = (a[::step] - np.uint8(ord("0"))) < 10
-    for k in np.flatnonzero(sampled[:-1] & sampled[1:]).tolist():
+    windows = sampled[:-1] & sampled[1:]
+    for offset in _WINDOW_SAMPLES:
+        if not windows.any():
+            break
+        windows &= (a[offset::step][: len(windows)] - np.uint8(ord("0"))) < 10
+    for k in np.flatnonzero(windows).tolist():
         if data[k * step : (k + 1) * step + 1].isdigit():
             return True
     return False
@@ -159,6 +169,87 @@ def brackets(
     if len(quotes):
         pos = pos[(np.searchsorted(quotes, pos) & 1) == 0]
     return pos, np.cumsum(delta[pos], dtype=np.int64)
+
+
+class Brackets:
+    """The brackets and commas outside strings of a buffer that grows by reads, scanned once.
+
+    The buffer starts between the elements of an array (depth 0, outside any string). feed()
+    scans only the bytes it has not seen, from the state where the last scan stopped (depth, in
+    a string or not, an odd run of backslashes before), so an event that takes many reads to
+    arrive costs one pass, not one per read. It keeps what the exact path reads: the brackets
+    and commas entered or left at depth 0 or 1 (an element's own keys, never what its values
+    nest), with the depth after each, and the quotes of the strings at depth 0 or 1. numpy
+    passes over blocks that stay in the CPU's cache: a shape list of 64 MB (every third byte a
+    bracket or a comma) costs about as much as 64 MB of ordinary events.
+    """
+
+    def __init__(self) -> None:
+        self.scanned = 0  # bytes of the buffer scanned so far (what scanning costs: tests)
+        self.depth = 0
+        self.in_string = False
+        self.odd_slashes = False  # the bytes scanned end with an odd run of backslashes
+        self._pos: list[np.ndarray] = []
+        self._depth: list[np.ndarray] = []
+        self._quotes: list[np.ndarray] = []
+
+    def feed(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(quotes, positions, depths) over all of a, whose first self.scanned bytes are the
+        ones fed before: the quotes of strings at depth 1 or less, the brackets and commas whose
+        depth before or after is 1 or less, and the depth after each (relative to a[0])."""
+        for lo in range(self.scanned, len(a), _SCAN_BLOCK):
+            self._block(a[lo : lo + _SCAN_BLOCK], lo)
+        self.scanned = max(self.scanned, len(a))
+        for kept in (self._pos, self._depth, self._quotes):
+            if len(kept) != 1:
+                kept[:] = [np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)]
+        return self._quotes[0], self._pos[0], self._depth[0]
+
+    def _block(self, a: np.ndarray, lo: int) -> None:
+        """Scan a (the bytes at lo) from the state the bytes before it left."""
+        n = len(a)
+        q = string_quotes(a)
+        lead = _slash_run(a)
+        if self.odd_slashes and lead < n and a[lead] == _QUOTE:
+            # the run before this quote began in the last block: odd with those, it escapes
+            q = q[1:] if len(q) and q[0] == lead else np.concatenate([[lead], q])
+        trail = _slash_run(a[::-1])
+        self.odd_slashes = bool((trail + (self.odd_slashes if trail == n else 0)) & 1)
+        low = a | np.uint8(0x20)  # '[' and '{', ']' and '}' differ by this bit alone
+        delta = (low == ord("{")).view(np.int8) - (low == ord("}")).view(np.int8)
+        comma = a == _COMMA
+        if len(q) or self.in_string:
+            toggles = np.zeros(n, dtype=np.int8)
+            toggles[q] = 1
+            # parity of the quotes so far (an int8 sum wraps, its lowest bit does not)
+            outside = (np.cumsum(toggles, dtype=np.int8) & 1).view(bool)
+            if not self.in_string:
+                outside = ~outside
+            delta *= outside.view(np.int8)
+            comma &= outside
+            self.in_string ^= bool(len(q) & 1)
+        d0 = self.depth
+        if d0 - n > 1:  # too deep to come back to depth 1 in this block
+            self.depth = d0 + int(delta.sum(dtype=np.int64))
+            return
+        depth = np.cumsum(delta, dtype=np.int32)  # relative to d0
+        limit = min(1 - d0, n + 2)
+        shallow = depth <= limit
+        shallow |= (depth == limit + 1) & (delta > 0)  # an opening bracket from depth 1
+        p = np.flatnonzero(shallow & ((delta != 0) | comma))
+        self._pos.append(p + lo)
+        self._depth.append(depth[p] + np.int64(d0))
+        if len(q):
+            self._quotes.append(q[depth[q] <= limit] + lo)
+        self.depth = d0 + int(depth[-1])
+
+
+def _slash_run(a: np.ndarray) -> int:
+    """How many backslashes a starts with."""
+    if not len(a) or a[0] != _BACKSLASH:
+        return 0
+    other = a != _BACKSLASH
+    return int(other.argmax()) if other.any() else len(a)
 
 
 def at(a: np.ndarray, p: np.ndarray, literal: bytes) -> np.ndarray:
