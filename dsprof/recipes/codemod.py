@@ -18,6 +18,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -180,13 +181,12 @@ def apply_changes(
     top: list[str] = []
     loader_kwargs: dict[str, str] = {}
     for recipe, change in changes:
+        applied = partial(AppliedChange, recipe=recipe, file=path)  # what this recipe changed
         if change.model:
             code = [st.replace("{model}", model_expr or "model") for st in change.model]
             if anchor is None:
                 result.changes.append(
-                    AppliedChange(
-                        recipe=recipe,
-                        file=path,
+                    applied(
                         placement="manual",
                         code="\n".join(code),
                         manual=True,
@@ -196,9 +196,7 @@ def apply_changes(
                 continue
             after.setdefault(anchor.node, []).extend(cst.parse_statement(st + "\n") for st in code)
             result.changes.append(
-                AppliedChange(
-                    recipe=recipe,
-                    file=path,
+                applied(
                     placement="after-model",
                     line=anchor.line,
                     code="\n".join(code),
@@ -208,9 +206,7 @@ def apply_changes(
             top.extend(st for st in change.top if st not in top)
             before_imports.extend(st for st in change.before_imports if st not in before_imports)
             result.changes.append(
-                AppliedChange(
-                    recipe=recipe,
-                    file=path,
+                applied(
                     placement="top",
                     code="\n".join([*change.before_imports, *change.top]),
                 )
@@ -220,9 +216,7 @@ def apply_changes(
         if change.dataloader_kwargs:
             loader_kwargs.update(change.dataloader_kwargs)
             result.changes.append(
-                AppliedChange(
-                    recipe=recipe,
-                    file=path,
+                applied(
                     placement="top",
                     code=", ".join(f"{k}={v}" for k, v in change.dataloader_kwargs.items()),
                     reason="DataLoader(...) keyword arguments",
@@ -230,9 +224,7 @@ def apply_changes(
             )
         if change.manual:
             result.changes.append(
-                AppliedChange(
-                    recipe=recipe,
-                    file=path,
+                applied(
                     placement="manual",
                     code=change.manual,
                     manual=True,
