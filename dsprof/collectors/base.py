@@ -128,4 +128,28 @@ class PeriodicCollector:
         )
 
 
+class RowSource(Protocol):
+    """An object that takes one sample (its rows) and may hold a handle until close()."""
+
+    def sample(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class SourceCollector(PeriodicCollector):
+    """A PeriodicCollector whose rows come from a sampler object that other code uses on its own
+    too (dsprof.collectors.host.HostSampler, nvml.NvmlSampler): it samples the object and closes
+    it when the collector stops."""
+
+    def __init__(self, source: RowSource, hz: float) -> None:
+        self.source = source
+        super().__init__(hz)
+
+    def sample(self) -> list[dict[str, Any]]:
+        return self.source.sample()
+
+    def close(self) -> None:
+        self.source.close()
+
+
 CollectorFactory = Callable[[int, float], SampledCollector]

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import psutil
 
-from dsprof.collectors.base import PeriodicCollector
+from dsprof.collectors.base import SourceCollector
 
 TREE_REFRESH_S = 1.0
 
@@ -118,8 +118,11 @@ class HostSampler:
             row[f"cpu{i}_pct"] = v
         return [row]
 
+    def close(self) -> None:
+        """Nothing to release: psutil holds no handle between samples."""
 
-class HostCollector(PeriodicCollector):
+
+class HostCollector(SourceCollector):
     """The sampled collector of host.parquet (see dsprof.collectors.base)."""
 
     name: ClassVar[str] = "host"
@@ -129,8 +132,7 @@ class HostCollector(PeriodicCollector):
     label: ClassVar[str] = "host (psutil)"
 
     def __init__(self, pid: int, hz: float) -> None:
-        self._host = HostSampler(pid)  # raises when the process is already gone
-        super().__init__(hz)
+        super().__init__(HostSampler(pid), hz)  # raises when the process is already gone
 
     @staticmethod
     def available() -> tuple[bool, str]:
@@ -139,6 +141,3 @@ class HostCollector(PeriodicCollector):
     @staticmethod
     def describe() -> str:
         return "process tree CPU/RSS/threads/IO/context switches; per-CPU and iowait"
-
-    def sample(self) -> list[dict[str, Any]]:
-        return self._host.sample()

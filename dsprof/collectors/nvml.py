@@ -10,7 +10,7 @@ import contextlib
 import time
 from typing import Any, ClassVar
 
-from dsprof.collectors.base import PeriodicCollector
+from dsprof.collectors.base import SourceCollector
 
 
 def available() -> tuple[bool, str]:
@@ -130,7 +130,7 @@ class NvmlSampler:
             self.nvml.nvmlShutdown()
 
 
-class NvmlCollector(PeriodicCollector):
+class NvmlCollector(SourceCollector):
     """The sampled collector of gpu.parquet (see dsprof.collectors.base); read-only NVML."""
 
     name: ClassVar[str] = "nvml"
@@ -139,8 +139,7 @@ class NvmlCollector(PeriodicCollector):
     start_error: ClassVar[str] = "NVML failed to open"
 
     def __init__(self, pid: int, hz: float) -> None:
-        self._nvml = NvmlSampler()  # every GPU NVML sees, whatever the process uses
-        super().__init__(hz)
+        super().__init__(NvmlSampler(), hz)  # every GPU NVML sees, whatever the process uses
 
     @staticmethod
     def available() -> tuple[bool, str]:
@@ -150,9 +149,3 @@ class NvmlCollector(PeriodicCollector):
     def describe() -> str:
         driver, gpus = device_info()
         return f"driver {driver}; " + ", ".join(g["name"] for g in gpus)
-
-    def sample(self) -> list[dict[str, Any]]:
-        return self._nvml.sample()
-
-    def close(self) -> None:
-        self._nvml.close()
