@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dsprof.cli.options import format_option, runs_dir_option
+from dsprof.cli.options import format_option, runs_dir_option, slo_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,13 +33,7 @@ if TYPE_CHECKING:
     ("text", "md"), "text: tables for the terminal; md: markdown for a pull-request comment."
 )
 @runs_dir_option()
-@click.option(
-    "--slo",
-    "slos",
-    multiple=True,
-    metavar="SPEC",
-    help="Check both runs' steps against SLOs (p99<50ms, rps>20); exit 3 when B fails one.",
-)
+@slo_option("Check both runs' steps against SLOs (p99<50ms, rps>20); exit 3 when B fails one.")
 def command(
     run_a: str,
     run_b: str,

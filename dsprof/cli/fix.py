@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dsprof.cli.options import out_option, script_target
+from dsprof.cli.options import out_option, script_target, slo_option
 from dsprof.cli.run import CAPTURE_BYTES_HELP, CAPTURE_RUN_BYTES_HELP, parse_bytes
 from dsprof.core.errors import UsageError
 
@@ -75,12 +75,9 @@ def parse_tolerance(values: tuple[str, ...]) -> dict[str, float]:
     "--force", is_flag=True, help="With --apply: patch a script with uncommitted changes."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the session as JSON on stdout.")
-@click.option(
-    "--slo",
-    "slos",
-    multiple=True,
-    metavar="accuracy-drop<X%",
-    help="Accuracy SLO as drift tolerance: cosine and top-1 >= 1 - X/100 (see docs/load.md).",
+@slo_option(
+    "Accuracy SLO as drift tolerance: cosine and top-1 >= 1 - X/100 (see docs/load.md).",
+    "accuracy-drop<X%",
 )
 @click.argument("script_and_args", nargs=-1, type=click.UNPROCESSED)
 def command(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from dsprof.cli.options import out_option
+from dsprof.cli.options import out_option, slo_option
 from dsprof.core.errors import UsageError
 
 
@@ -92,13 +92,7 @@ def _duration(value: str | None) -> float | None:
     help="Priority classes, e.g. real-time=0.2,batch=0.6,background=0.2.",
 )
 @click.option("--priority-header", default="X-Priority", show_default=True)
-@click.option(
-    "--slo",
-    "slos",
-    multiple=True,
-    metavar="SPEC",
-    help="p99<100ms, rps>1000, gpu-util=75..90, errors<0.1%, real-time:p99<50ms, or seeds.",
-)
+@slo_option("p99<100ms, rps>1000, gpu-util=75..90, errors<0.1%, real-time:p99<50ms, or seeds.")
 @click.option(
     "--find-max-rate",
     is_flag=True,

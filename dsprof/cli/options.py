@@ -54,6 +54,11 @@ def format_option(choices: tuple[str, ...], help: str) -> Callable[[F], F]:
     )
 
 
+def slo_option(help: str, metavar: str = "SPEC") -> Callable[[F], F]:
+    """--slo SPEC, repeatable: the objectives the command checks its result against."""
+    return click.option("--slo", "slos", multiple=True, metavar=metavar, help=help)
+
+
 def script_target(
     command: str, module: str | None, script_and_args: tuple[str, ...]
 ) -> tuple[str, list[str]]:
