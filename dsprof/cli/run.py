@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from dsprof.cli.main import SignalExit
-from dsprof.cli.options import out_option, run_name_option, script_target
+from dsprof.cli.options import F, out_option, run_name_option, script_target, slo_option
 from dsprof.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,6 +45,11 @@ CAPTURE_BYTES_HELP = (
     "rows, with whole-tensor statistics."
 )
 CAPTURE_RUN_BYTES_HELP = "Bytes of captured tensors a whole run may keep (default 1.5M)."
+
+
+def _load_path_option(flag: str, help: str) -> Callable[[F], F]:
+    """A hidden path option through which `dsprof load` steers the run of its service."""
+    return click.option(flag, type=click.Path(path_type=Path), default=None, hidden=True, help=help)
 
 
 @click.command(
@@ -94,26 +100,11 @@ CAPTURE_RUN_BYTES_HELP = "Bytes of captured tensors a whole run may keep (defaul
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This node's rank.")
 @click.option("--master-addr", default=None, help="Host of node 0 (multi-node jobs).")
 @click.option("--master-port", type=int, default=None, help="Rendezvous port on node 0.")
-@click.option(
-    "--slo",
-    "slos",
-    multiple=True,
-    metavar="SPEC",
-    help="Check step latency/throughput: p99<50ms, rps>20, cpu<90%; exit 3 when one fails.",
-)
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    hidden=True,
-    help="Exactly this run folder (must not exist); dsprof load uses it.",
-)
-@click.option(
+@slo_option("Check step latency/throughput: p99<50ms, rps>20, cpu<90%; exit 3 when one fails.")
+@_load_path_option("--run-dir", "Exactly this run folder (must not exist); dsprof load uses it.")
+@_load_path_option(
     "--trace-hold-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    hidden=True,
-    help="Open the trace window only once this file exists (dsprof load: mid-load).",
+    "Open the trace window only once this file exists (dsprof load: mid-load).",
 )
 @click.argument("script_and_args", nargs=-1, type=click.UNPROCESSED)
 def command(
