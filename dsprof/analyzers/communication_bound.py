@@ -118,8 +118,7 @@ def _cpu_trace(tf: TraceFrames) -> list[Finding]:
     spans = tf.in_window(tf.comm_cpu)
     if not len(spans):
         return []
-    lo, hi = tf.window
-    comm_ns = busy_ns(spans["ts_ns"].to_numpy(), spans["end_ns"].to_numpy(), lo, hi)
+    comm_ns = tf.window_busy_ns(spans)
     share = comm_ns / tf.window_ns
     severity = severity_for(share, COMM_MEDIUM, COMM_HIGH, COMM_LOW)
     if severity is None:

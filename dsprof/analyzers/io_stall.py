@@ -40,7 +40,6 @@ from dsprof.analyzers.trace_scope import (
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.device_kind import trace_role
 from dsprof.trace.frames import DATALOADER_PREFIX
-from dsprof.trace.intervals import busy_ns
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -57,11 +56,10 @@ IOWAIT_HIGH = 30.0
 
 
 def _analyze_trace(tf: TraceFrames, extra: list[Evidence]) -> list[Finding]:
-    lo, hi = tf.window
     window = tf.window_ns
     names = tf.annotations["name"].astype(str)
     dl = tf.in_window(tf.annotations[names.str.startswith(DATALOADER_PREFIX)])
-    dl_ns = busy_ns(dl["ts_ns"].to_numpy(), dl["end_ns"].to_numpy(), lo, hi)
+    dl_ns = tf.window_busy_ns(dl)
     fetch_share = dl_ns / window
     # on a GPU, a fetch costs what the GPU idles during it (a prefetched batch costs nothing);
     # on the CPU the fetch is the step's own time
@@ -72,7 +70,7 @@ def _analyze_trace(tf: TraceFrames, extra: list[Evidence]) -> list[Finding]:
     if idle is not None:
         mc = tf.in_window(tf.memcpy)
         pg = mc[mc["pageable"] & (mc["direction"] == "HtoD")]
-        pageable_ns = busy_ns(pg["ts_ns"].to_numpy(), pg["end_ns"].to_numpy(), lo, hi)
+        pageable_ns = tf.window_busy_ns(pg)
         pageable_bytes = int(pg["bytes"].clip(lower=0).sum())
     pg_share = pageable_ns / window
     severity = worse_severity(

@@ -85,7 +85,7 @@ def _gpu_trace(tf: TraceFrames) -> list[Finding]:
     launch_share = busy_ns(starts, ends, lo, hi) / window
     idle = tf.idle
     launch_idle = float(idle.by_cause["launch"].sum()) / window if idle is not None else 0.0
-    tiny_busy = busy_ns(tiny["ts_ns"].to_numpy(), tiny["end_ns"].to_numpy(), lo, hi) / window
+    tiny_busy = tf.window_busy_ns(tiny) / window
     # the GPU waits for launches longer than it runs the tiny kernels: launch-bound; else it
     # runs them back to back and only fusing them saves time
     launch_bound = launch_idle if launch_idle >= tiny_busy else 0.0

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, ClassVar
 from dsprof.analyzers.trace_scope import PerTraceAnalyzer, clamp01, severity_for, share_evidence
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import map_names, short_kernel_name
-from dsprof.trace.intervals import busy_ns
 from dsprof.trace.membound import classify, device_spec
 from dsprof.trace.roofline import GEMM_OPS
 
@@ -48,10 +47,9 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     k = classify(tf, spec)
     if not len(k):
         return []
-    lo, hi = tf.window
     mb = k[k["membound"]]
-    mb_ns = busy_ns(mb["ts_ns"].to_numpy(), mb["end_ns"].to_numpy(), lo, hi)
-    busy = busy_ns(k["ts_ns"].to_numpy(), k["end_ns"].to_numpy(), lo, hi)
+    mb_ns = tf.window_busy_ns(mb)
+    busy = tf.window_busy_ns(k)
     share = mb_ns / tf.window_ns
     of_busy = mb_ns / max(busy, 1)
     severity = severity_for(share, MEMBOUND_MEDIUM, MEMBOUND_HIGH)

@@ -28,7 +28,6 @@ import pandas as pd
 from dsprof.analyzers.trace_scope import PerTraceAnalyzer, clamp01, ms, severity_for, share_evidence
 from dsprof.core.findings import Evidence, Finding
 from dsprof.trace.frames import map_names, short_kernel_name
-from dsprof.trace.intervals import busy_ns
 
 if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
@@ -82,8 +81,7 @@ def _analyze_trace(tf: TraceFrames) -> list[Finding]:
     k = fp32_simt_kernels(tf)
     if not len(k):
         return []
-    lo, hi = tf.window
-    ns = busy_ns(k["ts_ns"].to_numpy(), k["end_ns"].to_numpy(), lo, hi)
+    ns = tf.window_busy_ns(k)
     share = ns / tf.window_ns
     severity = severity_for(share, TC_MEDIUM, TC_HIGH)
     if severity is None:

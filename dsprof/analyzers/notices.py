@@ -29,7 +29,6 @@ from dsprof.trace.device_kind import (
     nccl_collectives,
     trace_role,
 )
-from dsprof.trace.intervals import busy_ns
 
 if TYPE_CHECKING:
     from dsprof.trace.frames import TraceFrames
@@ -91,8 +90,7 @@ def trace_notices(tf: TraceFrames) -> list[Notice]:
         )
     if role == "gpu":
         waits = tf.unrecorded_waits
-        lo, hi = tf.window
-        waited = busy_ns(waits["ts_ns"].to_numpy(), waits["end_ns"].to_numpy(), lo, hi)
+        waited = tf.window_busy_ns(waits)
         if waited >= UNRECORDED_NOTICE * tf.window_ns:
             out.append(
                 Notice(

@@ -20,7 +20,7 @@ from dsprof.core.findings import Notice
 from dsprof.trace.calls import call_families
 from dsprof.trace.columns import to_frames
 from dsprof.trace.idle import GapCauses, blocking_calls, device_idle, unrecorded_waits
-from dsprof.trace.intervals import innermost_containing
+from dsprof.trace.intervals import busy_ns, innermost_containing
 from dsprof.trace.parse import ParsedColumns, parse_columns
 from dsprof.trace.phases import InitPhase, init_phase, trace_bounds
 from dsprof.trace.reader import CHUNK_BYTES
@@ -312,6 +312,11 @@ class TraceFrames:
                 f"ProfilerStep#{s.min()}-#{s.max()}" if len(s) > 1 else f"ProfilerStep#{s.iloc[0]}"
             )
         return "the steady state" if self.init.cut_ns is not None else "whole trace"
+
+    def window_busy_ns(self, events: pd.DataFrame) -> int:
+        """Time inside the analysis window covered by at least one of the events (their union)."""
+        lo, hi = self.window
+        return busy_ns(events["ts_ns"].to_numpy(), events["end_ns"].to_numpy(), lo, hi)
 
     def in_window(self, df: pd.DataFrame) -> pd.DataFrame:
         """Rows of df that overlap the analysis window."""
