@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -165,6 +164,7 @@ def test_two_runs_of_one_script_are_within_noise_and_a_real_slowdown_is_not(
 ) -> None:
     (tmp_path / "sleeper.py").write_text(SLEEPER)
     runs = tmp_path / "runs"
+    folders: list[Path] = []
     for args in ([], [], ["--slower"]):
         proc = subprocess.run(
             [sys.executable, "-m", "dsprof", "run", "--out", str(runs), "-q", "--no-trace",
@@ -172,8 +172,10 @@ def test_two_runs_of_one_script_are_within_noise_and_a_real_slowdown_is_not(
             cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
-        time.sleep(1.1)  # run folders are named by the second they start
-    first, second, slower = sorted(p for p in runs.iterdir() if p.is_dir())
+        # each run's folder is the one it added (no waiting for the next second to sort by)
+        (new,) = {p for p in runs.iterdir() if p.is_dir()} - set(folders)
+        folders.append(new)
+    first, second, slower = folders
     same = compare_refs(first, second)
     assert same.iteration is not None and same.iteration.verdict == "within noise", same.headline
     assert not same.fails(5.0)
