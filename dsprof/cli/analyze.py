@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dsprof.cli.options import RUNS_DIR
+from dsprof.store.layout import DEFAULT_RUNS_DIR
 
 # notices also said on stderr (with --json too): the input is not what the reader was built for
 STDERR_NOTICES = frozenset({"unknown-schema-version"})
@@ -22,7 +22,7 @@ STDERR_NOTICES = frozenset({"unknown-schema-version"})
     "--runs",
     "runs_dir",
     type=click.Path(path_type=Path),
-    default=RUNS_DIR,
+    default=DEFAULT_RUNS_DIR,
     show_default=True,
     help="Where run ids are looked up.",
 )

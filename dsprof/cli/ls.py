@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dsprof.cli.options import RUNS_DIR
+from dsprof.store.layout import DEFAULT_RUNS_DIR
 
 if TYPE_CHECKING:
     from dsprof.core.manifest import RunManifest
@@ -36,7 +36,9 @@ def with_iterations(path: Path, manifest: RunManifest | Exception) -> RunManifes
 
 
 @click.command("ls")
-@click.argument("runs_dir", required=False, type=click.Path(path_type=Path), default=RUNS_DIR)
+@click.argument(
+    "runs_dir", required=False, type=click.Path(path_type=Path), default=DEFAULT_RUNS_DIR
+)
 @click.option(
     "--limit", "-n", type=int, default=30, show_default=True, help="Show at most this many runs."
 )

@@ -10,10 +10,9 @@ from typing import Any, TypeVar
 import click
 
 from dsprof.core.errors import UsageError
+from dsprof.store.layout import DEFAULT_RUNS_DIR
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-RUNS_DIR = Path(".dsprof/runs")
 
 
 def out_option(what: str = "the run folder") -> Callable[[F], F]:
@@ -21,7 +20,7 @@ def out_option(what: str = "the run folder") -> Callable[[F], F]:
     return click.option(
         "--out",
         type=click.Path(path_type=Path),
-        default=RUNS_DIR,
+        default=DEFAULT_RUNS_DIR,
         show_default=True,
         help=f"Directory that receives {what}.",
     )
@@ -38,7 +37,7 @@ def runs_dir_option() -> Callable[[F], F]:
         "--runs-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help=f"Where run ids are looked up (default {RUNS_DIR}).",
+        help=f"Where run ids are looked up (default {DEFAULT_RUNS_DIR}).",
     )
 
 

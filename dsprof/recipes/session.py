@@ -41,7 +41,7 @@ from dsprof.recipes.batching import batching_verdict
 from dsprof.recipes.registry import BY_NAME, RECIPES, get_recipe
 from dsprof.runner.stdin import stdin_is_fed
 from dsprof.store.documents import write_model
-from dsprof.store.layout import RunPaths
+from dsprof.store.layout import DEFAULT_RUNS_DIR, RunPaths
 from dsprof.store.run_store import RunData, load_run
 
 Progress = Callable[[str, str], None]  # (event, label): "start"/"done" of each run
@@ -54,7 +54,7 @@ class FixOptions:
     target: str
     args: list[str] = field(default_factory=list)
     module: bool = False
-    out: Path = Path(".dsprof/runs")
+    out: Path = DEFAULT_RUNS_DIR
     recipes: list[str] = field(default_factory=list)  # --recipe: exactly these are tried
     tolerance: dict[str, float] = field(default_factory=dict)
     min_gain: float = V.MIN_GAIN

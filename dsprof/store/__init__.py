@@ -12,9 +12,8 @@ if TYPE_CHECKING:
         write_model,
         write_text_atomic,
     )
-    from dsprof.store.layout import RunPaths
+    from dsprof.store.layout import DEFAULT_RUNS_DIR, RunPaths
     from dsprof.store.run_store import (
-        DEFAULT_RUNS_DIR,
         RunData,
         RunStore,
         check_writable_dir,
@@ -30,7 +29,7 @@ _WHERE = {
     "write_model": "documents",
     "write_text_atomic": "documents",
     "RunPaths": "layout",
-    "DEFAULT_RUNS_DIR": "run_store",
+    "DEFAULT_RUNS_DIR": "layout",
     "RunData": "run_store",
     "RunStore": "run_store",
     "check_writable_dir": "run_store",

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+# where run folders go unless a command is told otherwise
+DEFAULT_RUNS_DIR = Path(".dsprof") / "runs"
 MANIFEST = "run.json"
 FINDINGS = "findings.json"
 # the `dsprof fix` session run on this (baseline) run

@@ -24,12 +24,17 @@ from dsprof.store.documents import (
     read_load_summary,
     read_manifest,
 )
-from dsprof.store.layout import MANIFEST, RunPaths, is_short_run_id, is_valid_run_id
+from dsprof.store.layout import (
+    DEFAULT_RUNS_DIR,
+    MANIFEST,
+    RunPaths,
+    is_short_run_id,
+    is_valid_run_id,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_RUNS_DIR = Path(".dsprof") / "runs"
 _SLUG_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
