@@ -74,9 +74,18 @@ def command(
         # offered on a terminal where the target's Python can take it (3.14+), after saying
         # exactly what it runs; asked for with --inject; elsewhere the error says how to opt in
         interactive = sys.stdin.isatty() and not quiet
-        if not (inject or (interactive and can_inject(target)[0])):
+        if not (inject or interactive):
             raise
+        possible, why_not = can_inject(target)
+        if not possible:  # asked for: said before describing what cannot be done
+            if not inject:
+                raise
+            raise UsageError(why_not) from None
         console.print(describe_injection(target))
+        if not yes and not sys.stdin.isatty():
+            raise UsageError(
+                "--inject asks before it runs anything: add --yes where no one can answer"
+            ) from None
         if not yes and not click.confirm("Start the agent in it now?", err=True):
             return 2
         inject_agent(target)

@@ -115,7 +115,23 @@ def inject_agent(target: Target) -> None:
             f.write(agent_script())
         os.chmod(name, 0o600)
         remote_exec = getattr(sys, "remote_exec")  # noqa: B009 - absent before 3.14
-        remote_exec(target.pid, name)
+        try:
+            remote_exec(target.pid, name)
+        except PermissionError as e:
+            raise UsageError(
+                f"not allowed to attach to PID {target.pid} ({e}): sys.remote_exec needs the "
+                "rights of a debugger (the same user and kernel.yama.ptrace_scope 0 or 1 with "
+                "the target not protected, or CAP_SYS_PTRACE)"
+            ) from None
+        except (RuntimeError, OSError) as e:
+            # 3.14 says "Remote debugging is not enabled in the remote process" when the target
+            # runs with PYTHON_DISABLE_REMOTE_DEBUG, -X disable_remote_debug or a build without it
+            raise UsageError(
+                f"sys.remote_exec into PID {target.pid} failed: {e} (started with "
+                "PYTHON_DISABLE_REMOTE_DEBUG or -X disable_remote_debug?). Opt in instead: "
+                "`import dsprof; dsprof.serve_on_demand()` at start-up, or `dsprof run "
+                "--on-demand ...`"
+            ) from None
         deadline = time.monotonic() + INJECT_WAIT_S
         while time.monotonic() < deadline:
             if control.find_socket([target.pid]) is not None:
@@ -126,6 +142,8 @@ def inject_agent(target: Target) -> None:
         time.sleep(0.5)
         Path(name).unlink(missing_ok=True)
     raise UsageError(
-        f"PID {target.pid} did not start the agent within {INJECT_WAIT_S:g} s (is it blocked in "
-        "a long call, or is remote debugging disabled in it?)"
+        f"PID {target.pid} did not start the agent within {INJECT_WAIT_S:g} s: its main thread "
+        "runs no Python code now (blocked in a long call: a C extension, a lock or a read "
+        "without a timeout). The script was removed, so the pending request "
+        "starts nothing when the thread wakes."
     )
