@@ -10,6 +10,7 @@ against outputs recomputed with plain python, refusals and a deliberately failin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -114,64 +115,71 @@ def test_patched_checkpoint_script_runs_alone_same_outputs_and_faster(checkpoint
     assert after < before / 1.5, (before, after)
 
 
-def test_a_failed_re_verification_restores_the_original_and_exits_non_zero(tmp_path):
-    """The patched script refuses to run (it checks its own signature): the trials ran the
-    signed original, the re-verification runs the patched copy."""
-    import hashlib
+SIGNED_ARGS = ("--steps", "12", "--signed")
 
-    script = tmp_path / "ckpt_mlp.py"
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory):
+    """`dsprof fix --apply --recipe int8-dynamic` on the signed checkpoint script, through the
+    CLI on a 40-column terminal. The patched script refuses to run (it checks its own
+    signature): the trials ran the signed original, the re-verification runs the patched copy.
+    (folder, the CLI's result, fix.json as the CLI left it)."""
+    tmp = tmp_path_factory.mktemp("signed")
+    script = tmp / "ckpt_mlp.py"
     shutil.copy(DATA / "ckpt_mlp.py", script)
-    original = script.read_bytes()
-    (tmp_path / "ckpt_mlp.sha256").write_text(hashlib.sha256(original).hexdigest())
+    (tmp / "ckpt_mlp.sha256").write_text(hashlib.sha256(script.read_bytes()).hexdigest())
     env_cols = {**os.environ, "COLUMNS": "40", "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
-        [*FIX_APPLY_INT8, "ckpt_mlp.py", "--steps", "12", "--signed"],
-        cwd=tmp_path,
+        [*FIX_APPLY_INT8, "ckpt_mlp.py", *SIGNED_ARGS],
+        cwd=tmp,
         capture_output=True,
         text=True,
         timeout=900,
         env=env_cols,
     )
+    fix_json = next((tmp / ".dsprof" / "runs").glob("*/fix.json"), None)
+    assert fix_json is not None, out.stderr[-3000:]
+    return tmp, out, json.loads(fix_json.read_text())
+
+
+def test_a_failed_re_verification_restores_the_original_and_exits_non_zero(signed):
+    tmp_path, out, doc = signed
+    script = tmp_path / "ckpt_mlp.py"
     assert out.returncode == 4, out.stderr[-3000:]
-    assert script.read_bytes() == original and not (tmp_path / "ckpt_mlp.py.orig").exists()
+    assert script.read_bytes() == (DATA / "ckpt_mlp.py").read_bytes()
+    assert not (tmp_path / "ckpt_mlp.py.orig").exists()
     assert "patched script failed (exit 1)" in out.stderr and "restored" in out.stderr
     # the diff is printed whole on a 40-column terminal: the changed line is not cut
     assert (
         "+torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.LSTM}, "
         "dtype=torch.qint8, inplace=True)" in out.stderr
     )
-    fix_json = next((tmp_path / ".dsprof" / "runs").glob("*/fix.json"))
-    applied = json.loads(fix_json.read_text())["apply"]
+    applied = doc["apply"]
     assert applied["restored"] and applied["check_ok"] is False
     check_log = Path(applied["check_run"]) / "logs" / "stderr.log"
     assert "refusing to run" in (tmp_path / check_log).read_text()
 
 
 @pytest.fixture(scope="module")
-def signed_session(tmp_path_factory):
-    """One int8 session on the signed checkpoint script, run in this process, for --apply's
-    re-verification to be tried on patched copies that misbehave in different ways."""
-    import hashlib
-
+def signed_session(signed):
+    """The CLI's session above held by a FixRunner as its run() leaves one (the baseline, the
+    reference runs in the order they ran, the session from fix.json), for --apply's
+    re-verification to be tried again on patched copies that misbehave in other ways."""
     from dsprof.recipes.session import FixOptions, FixRunner
+    from dsprof.store.documents import read_fix_session
+    from dsprof.store.run_store import load_run
 
-    tmp = tmp_path_factory.mktemp("signed")
-    script = tmp / "ckpt_mlp.py"
-    shutil.copy(DATA / "ckpt_mlp.py", script)
-    (tmp / "ckpt_mlp.sha256").write_text(hashlib.sha256(script.read_bytes()).hexdigest())
-    cwd = os.getcwd()
-    os.chdir(tmp)
-    try:
-        opts = FixOptions(
-            target="ckpt_mlp.py", args=["--steps", "12", "--signed"], recipes=["int8-dynamic"]
-        )
-        runner = FixRunner(opts)
-        session = runner.run()
-    finally:
-        os.chdir(cwd)
-    assert session.accepted == ["int8-dynamic"], trial(
-        json.loads(session.model_dump_json()), "int8-dynamic"
-    )["reason"]
+    tmp, _, doc = signed
+    assert doc["accepted"] == ["int8-dynamic"], trial(doc, "int8-dynamic")["reason"]
+    base = tmp / doc["baseline_run"]
+    runner = FixRunner(
+        FixOptions(target="ckpt_mlp.py", args=list(SIGNED_ARGS), recipes=["int8-dynamic"])
+    )
+    runner.baseline = load_run(base)
+    runner.session = read_fix_session(base / "fix.json")
+    references = [load_run(d) for d in base.glob("trials/*-reference-*")]
+    runner.references = sorted(references, key=lambda r: r.manifest.start_ns)
+    assert len(runner.references) == 2  # the first and the closing reference
     return tmp, runner
 
 
