@@ -53,8 +53,9 @@ def cpu_finding(
 ) -> Finding:
     """A CPU analyzer's finding: its category is the analyzer's registry name; the impact is
     kept within 0..1 and rounded to 4 places. confounders: faults the run has that the exact
-    recipes remove (the caller has capped the severity at low); the title and detail say so."""
+    recipes remove: the severity is capped at low, and the title and detail say so."""
     if confounders:
+        severity = "low"
         title += f" (measured with {', '.join(confounders)}: fix that first)"
         detail = (
             "Capped at low: the run has faults the exact recipes remove; re-measure after them."

@@ -103,9 +103,6 @@ class CpuFp32LinearAnalyzer:
             return []
         if share < MEDIUM_SHARE:
             severity = "low"
-        confounders = cpu_facts.exact_faults(first_pass)
-        if confounders and severity != "low":
-            severity = "low"
         label = cpu_facts.window_label(traces)
         evidence = [
             Evidence(
@@ -167,7 +164,7 @@ class CpuFp32LinearAnalyzer:
                 evidence,
                 RECIPES,
                 confidence=confidence,
-                confounders=confounders,
+                confounders=cpu_facts.exact_faults(first_pass),
             )
         ]
 

@@ -97,9 +97,6 @@ class SmallBatchAnalyzer:
         severity = cpu_facts.severity_for(impact)
         if severity is None:
             return []
-        faults = cpu_facts.exact_faults(first_pass)
-        if faults:
-            severity = "low"
         label = cpu_facts.window_label(traces)
         rows = int(starved["rows"].median())
         evidence = [
@@ -153,7 +150,7 @@ class SmallBatchAnalyzer:
                 evidence,
                 RECIPES,
                 confidence=1.0 if batch is not None else 0.8,
-                confounders=faults,
+                confounders=cpu_facts.exact_faults(first_pass),
             )
         ]
 
