@@ -9,7 +9,8 @@ keeps the raw key and the threshold for the folded detail.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from pydantic import BaseModel
 
 from dsprof.core.findings import Evidence
 
@@ -41,16 +42,16 @@ _WORDS = {
 _UNIT_SUFFIX = re.compile(r"_(ms|us|ns|s|bytes|pct|share|fraction|count|w)$")
 
 
-@dataclass(frozen=True)
-class HumanEvidence:
-    """One evidence entry for people: label and value in words, and the raw entry folded."""
+class EvidenceRow(BaseModel):
+    """One evidence entry for people: label and value in words, and the analyzer's raw key for
+    the folded detail (the report's view-model and the terminal show these rows)."""
 
-    label: str
+    label: str = ""
+    metric: str
     value: str
     threshold: str
     window: str
     source: str
-    metric: str  # the analyzer's key
 
 
 def metric_label(metric: str) -> str:
@@ -108,10 +109,10 @@ def human_value(value: object, unit: str, metric: str = "") -> str:
     return f"{_number(v)} {u}".strip()
 
 
-def human_evidence(e: Evidence) -> HumanEvidence:
+def human_evidence(e: Evidence) -> EvidenceRow:
     """An evidence entry for people (see the module docstring)."""
     threshold = "" if e.threshold is None else human_value(e.threshold, e.unit, e.metric)
-    return HumanEvidence(
+    return EvidenceRow(
         label=metric_label(e.metric),
         value=human_value(e.value, e.unit, e.metric),
         threshold=threshold,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from dsprof.core.findings import FindingsDocument
 from dsprof.core.manifest import StepSummary
 from dsprof.core.steps import StepStats
+from dsprof.report.evidence import EvidenceRow
 
 if TYPE_CHECKING:
     from dsprof.store.run_store import RunData
@@ -31,18 +32,6 @@ class Kpi(BaseModel):
     value: str
     raw: float | None = None
     note: str = Field(default="", description="a second figure shown under it (model time)")
-
-
-class EvidenceRow(BaseModel):
-    """One evidence entry of a finding in human units (dsprof.report.evidence), with the
-    analyzer's raw key for the folded detail."""
-
-    label: str = ""
-    metric: str
-    value: str
-    threshold: str
-    window: str
-    source: str
 
 
 class FindingView(BaseModel):
@@ -283,16 +272,7 @@ def finding_views(doc: FindingsDocument, run: RunData | None = None) -> list[Fin
         rows = []
         for e in f.evidence:
             h = human_evidence(e)
-            rows.append(
-                EvidenceRow(
-                    label=h.label,
-                    metric=h.metric,
-                    value=h.value,
-                    threshold=h.threshold,
-                    window=h.window,
-                    source=display_paths(h.source, cwd),
-                )
-            )
+            rows.append(h.model_copy(update={"source": display_paths(h.source, cwd)}))
         action = finding_action(f, run, command)
         views.append(
             FindingView(
