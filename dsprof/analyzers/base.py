@@ -9,6 +9,9 @@ An analyzer class has:
 A second-pass analyzer (the registry's SECOND_PASS) has analyze(run, first_pass) instead: it is
 given the first pass's findings on the same run and weighs them (an analyzer never runs another).
 Facts about the run that others need too (device, usable cores, dtypes...) are run.facts.
+An analyzer that judges each trace alone (one rank at a time, the worst rank kept) subclasses
+dsprof.analyzers.trace_scope.PerTraceAnalyzer and sets `on_gpu` and/or `on_cpu` to its function
+of one trace; CPU analyzers build their finding with dsprof.analyzers.cpu_facts.cpu_finding.
 
 Its docstring has the sections Detects / Signal / Thresholds / Evidence / False positives /
 References, and every threshold is a named module constant cited there with its source.
