@@ -62,7 +62,7 @@ class OnDemandAgent:
 
     def start(self) -> Path:
         """Warm up the profiler on this thread, bind the socket, start listening."""
-        from dsprof.live.capture import warm_up_profiler
+        from dsprof.live.profiler_setup import warm_up_profiler
 
         warm_up_profiler()
         live_requests.enable()
@@ -167,7 +167,7 @@ class OnDemandAgent:
         import torch
 
         from dsprof import __version__
-        from dsprof.live.capture import all_threads_config
+        from dsprof.live.profiler_setup import all_threads_config
 
         return {
             "ok": True,

@@ -31,6 +31,7 @@ from typing import Any
 
 from dsprof.core.child import ChildInfo, ProfilerInfo
 from dsprof.core.live import CaptureInfo, CaptureRequest
+from dsprof.live.profiler_setup import all_threads_config
 from dsprof.store import live_steps
 from dsprof.store.documents import write_model
 from dsprof.store.layout import RunPaths, trace_file_name
@@ -45,29 +46,6 @@ MARKER = "<marker>"
 DURATION_MODEL_WAIT_S = 1.0
 # how often the steps seen so far are written out (a service killed mid-capture keeps them)
 STEPS_FLUSH_S = 0.5
-
-
-def all_threads_config() -> Any:
-    """torch.profiler's experimental config recording every thread, or None without it."""
-    try:
-        from torch._C._profiler import _ExperimentalConfig
-
-        return _ExperimentalConfig(profile_all_threads=True)
-    except (ImportError, TypeError):
-        return None
-
-
-def warm_up_profiler() -> None:
-    """Initialise Kineto on this thread with an empty session (call on the main thread).
-
-    Measured on torch 2.13 CPU: the first profiler start on a thread other than the one that
-    registered Kineto's client stalls 7-9 s ("External init callback must run in same thread as
-    registerClient"); after one session on the main thread, a start from any thread takes ~1 ms.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    with contextlib.suppress(Exception), profile(activities=[ProfilerActivity.CPU]):
-        pass
 
 
 class _StepWatch:
@@ -89,6 +67,10 @@ class _StepWatch:
         self.calls: dict[tuple[int, int], int] = {}
         self.recording_since_ns: int | None = None
         self.recording_until_ns: int | None = None
+        # when the Nth step ended: calls that start after it are not wrapped as steps (the
+        # profiler stops a moment later; on a loaded machine a single thread could otherwise
+        # begin one more call in between, a step N+1 cut by the stop)
+        self.closed_ns: int | None = None
         self.traced = 0
         self.wanted: int | None = None
         self.model_known = threading.Event()
@@ -101,9 +83,10 @@ class _StepWatch:
     def listener(self, record: Any, output: Any, inputs: Any) -> None:
         row = step_row(record)
         key = MARKER if row.get("source") == "marker" else str(row.get("module", ""))
-        since, until = self.recording_since_ns, self.recording_until_ns
+        since, until, closed = self.recording_since_ns, self.recording_until_ns, self.closed_ns
         inside = since is not None and row["start_ns"] >= since
         inside = inside and (until is None or row["end_ns"] <= until)
+        inside = inside and (closed is None or row["start_ns"] < closed)
         with self._lock:
             if self.model is None and key == MARKER:
                 self.model = key
@@ -115,6 +98,8 @@ class _StepWatch:
             if inside:
                 self.traced += 1
                 if self.wanted is not None and self.traced >= self.wanted:
+                    if self.closed_ns is None:
+                        self.closed_ns = time.time_ns()
                     self.enough.set()
 
     def call_context(self, module: Any) -> contextlib.AbstractContextManager[Any]:
@@ -128,6 +113,7 @@ class _StepWatch:
         if (
             self.recording_since_ns is None
             or self.recording_until_ns is not None
+            or self.closed_ns is not None
             or type(module).__name__ != self.model
         ):
             return contextlib.nullcontext()
