@@ -2,15 +2,29 @@
 
 0. Between captures, per request: the request counters' cost, and a DynamicBatcher round trip
    with them on and off (in-process, alternated: resolvable on a shared machine).
-1. Between captures: p99 latency under `dsprof load` with and without the agent
-   (`--on-demand`), rounds alternating A B B A ... in one invocation; prints each round, the
-   median p99 of each mode and their ratio (goal: within 2 %).
+1. Between captures: p99 latency under dsprof load's generator (open loop, Poisson arrivals)
+   with and without the agent. "With" is the same service started with `--on-demand`
+   (`dsprof.serve_on_demand()`: the listener thread, the request counters), "without" is it
+   started without; all else equal. Each session starts three fresh services, A (no agent),
+   B (agent) and A2 (no agent again), and sends them rounds in blocks A B A2 A2 B A (mirrored,
+   so a drift of the machine's load weighs alike on each), every round of a block the same
+   arrival schedule. A small model (2 layers, 128 wide) at a rate well under the service's
+   capacity keeps latency the service's time, not queueing, and gives thousands of requests per
+   arm in a few minutes. The services run with `--gc-freeze`: without it, the first full
+   collection after start-up (torch and transformers leave ~400k objects: a 0.4-0.7 s stall
+   here) falls inside the measured rounds of some services and not others, and p99 says when
+   it fell rather than what the agent costs (`--no-gc-freeze` shows it). Prints p99 per arm,
+   B/A with a 95 % interval (bootstrap in two stages, sessions and then blocks within them;
+   the arms of a block stay paired), and A2/A: the noise floor, what two identical services
+   differ by here (goal: B/A within 2 %, resolvable when the noise floor and the interval are
+   narrower than that).
 2. A capture of 5 steps while the load runs: seconds from the request to the recording's end
    and to the finished run folder (goal: within 15 s).
 3. 20 captures in a row: the service's threads and RSS before and after (goal: healthy, no
    leaked threads, memory growth within noise).
 
-    python bench/live_overhead.py --rounds 6 --rate 4 --duration 20 --layers 2
+    python bench/live_overhead.py --skip-captures       # parts 0 and 1: ~5 min
+    python bench/live_overhead.py --skip-overhead       # parts 0, 2 and 3: ~1-2 min
 
 Numbers depend on the machine and its load: the script prints `uptime` with them.
 """
@@ -18,7 +32,6 @@ Numbers depend on the machine and its load: the script prints `uptime` with them
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,21 +57,30 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
 
 
-def start_service(agent: bool, layers: int, port: int) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, str(SERVE_BERT), "--layers", str(layers), "--port", str(port)]
+def start_service(agent: bool, args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
+    """examples/serve_bert.py with the bench's model and batcher flags, with or without
+    `--on-demand` (the one difference); returns once it answers (and its agent listens)."""
+    argv = [
+        sys.executable, str(SERVE_BERT), "--port", str(port), "--layers", str(args.layers),
+        "--hidden", str(args.hidden), "--seq", str(args.seq), "--threads", str(args.threads),
+        "--max-wait-ms", str(args.max_wait_ms), *([] if args.no_gc_freeze else ["--gc-freeze"]),
+    ]  # fmt: skip
     proc = subprocess.Popen(
         [*argv, *(["--on-demand"] if agent else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=_env(),
     )
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen[bytes], agent: bool, port: int) -> None:
     url = f"http://127.0.0.1:{port}/embed"
     deadline = time.monotonic() + 180
     while probe(url, timeout_s=1) is not None or (agent and not control.find_socket([proc.pid])):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the service did not start")
         time.sleep(0.3)
-    return proc
 
 
 def stop_service(proc: subprocess.Popen[bytes]) -> None:
@@ -69,44 +92,136 @@ def stop_service(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def load_p99_ms(url: str, rate: float, duration: float, out: Path) -> tuple[float, int]:
-    """(p99 ms, completed) of one `dsprof load` step against url."""
-    out.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        [sys.executable, "-m", "dsprof", "load", url, "--rate", str(rate), "--duration",
-         f"{duration}s", "--out", str(out)],
-        capture_output=True, text=True, env=_env(), timeout=duration * 4 + 120,
-    )  # fmt: skip
-    # 3: an SLO failed (none is given); 4: the generator fell behind its schedule (a loaded
-    # machine): the p99 is still printed, and the round says so
-    if r.returncode not in (0, 3, 4):
-        raise RuntimeError(f"dsprof load failed ({r.returncode}): {r.stderr[-2000:]}")
-    if r.returncode == 4:
-        print("   (dsprof load: the generator fell behind its schedule in this round)")
-    run = max(out.iterdir(), key=lambda p: p.stat().st_mtime)
-    step = json.loads((run / "load.json").read_text())["steps"][0]
-    return float(step["latency"]["p99_ms"]), int(step["completed"])
+BODY = b'{"text": "the agent must cost nothing measurable between captures"}'
+# the arms: the service without the agent (A), with it (B), and without it again (A2: A vs A2 is
+# the noise floor, what two identical services differ by on this machine at this load)
+ARMS = ("A", "B", "A2")
+ARM_NAMES = {"A": "no agent", "B": "agent", "A2": "no agent (2nd)"}
+# one block: each arm twice, in mirrored order, so a linear drift of the machine's load over the
+# block weighs on every arm alike (ABBA generalised to three arms)
+BLOCK = ("A", "B", "A2", "A2", "B", "A")
 
 
-def overhead(args: argparse.Namespace, work: Path) -> None:
-    modes = [False, True, True, False] * ((args.rounds + 3) // 4)
-    results: dict[bool, list[float]] = {False: [], True: []}
-    print(f"1. p99 under dsprof load, {args.rate:g} req/s for {args.duration:g} s per round")
-    for i, agent in enumerate(modes[: args.rounds]):
-        port = free_port()
-        proc = start_service(agent, args.layers, port)
+def load_round(url: str, due_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """One open-loop round of dsprof load's generator against url: (latency from the due time,
+    latency from the send) in ms of the answered requests, and how many failed."""
+    from dsprof.load import generator as gen
+    from dsprof.load.plan import RequestTemplate
+
+    template = RequestTemplate(body=BODY, headers={"Content-Type": "application/json"})
+    step = gen.Step(
+        index=0, url=url, templates=[template], priorities=[None] * len(due_ns), due_ns=due_ns
+    )
+    log, _ = gen.run_step(step)
+    cols = log.columns()
+    ok = np.array([lat is not None for lat in cols["latency_ns"]])
+    from_due = np.array([lat for lat in cols["latency_ns"] if lat is not None], float) / 1e6
+    sent = np.array(cols["sent_ns"], float)[ok]
+    done = np.array(cols["done_ns"], float)[ok]
+    return from_due, (done - sent) / 1e6, int((~ok).sum())
+
+
+def p99(x: np.ndarray) -> float:
+    return float(np.percentile(x, 99))
+
+
+def overhead(args: argparse.Namespace) -> None:
+    """p99 with and without the agent: fresh services each session, rounds in balanced blocks,
+    the ratio's 95 % interval from a bootstrap over blocks (within sessions), and A2/A beside it.
+    """
+    from dsprof.load.arrivals import schedule_ns
+    from dsprof.load.generator import warm_up
+
+    warm_up()
+    per_round = args.rate * args.round_s
+    print(
+        f"1. p99 under dsprof load's generator (open loop, Poisson {args.rate:g} req/s), agent vs "
+        f"none: {args.sessions} sessions x {args.blocks} blocks x {' '.join(BLOCK)}, "
+        f"{args.round_s:g} s rounds (~{per_round:.0f} requests each); service: serve_bert.py "
+        f"--layers {args.layers} --hidden {args.hidden} --seq {args.seq} --threads "
+        f"{args.threads} --max-wait-ms {args.max_wait_ms:g}"
+        + ("" if args.no_gc_freeze else " --gc-freeze")
+    )
+    # rounds[arm] -> list of (session, block, from_due ms, from_send ms)
+    rounds: dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]] = {a: [] for a in ARMS}
+    failed = 0
+    t_start = time.monotonic()
+    for session in range(args.sessions):
+        ports = {arm: free_port() for arm in ARMS}
+        procs = {arm: start_service(arm == "B", args, ports[arm]) for arm in ARMS}
         try:
-            url = f"http://127.0.0.1:{port}/embed"
-            load_p99_ms(url, args.rate, 3, work / "warm")  # imports, allocator, batcher
-            p99, done = load_p99_ms(url, args.rate, args.duration, work / f"round{i}")
+            for arm in ARMS:
+                wait_ready(procs[arm], arm == "B", ports[arm])
+            urls = {arm: f"http://127.0.0.1:{ports[arm]}/embed" for arm in ARMS}
+            for arm in ARMS:  # imports, allocator, the batcher's first calls, the connection
+                load_round(urls[arm], schedule_ns(args.rate, duration_s=2.0, seed=999))
+            load0 = os.getloadavg()[0]
+            for block in range(args.blocks):
+                # one arrival schedule per block: every round of the block sends the same one
+                due = schedule_ns(args.rate, duration_s=args.round_s, seed=session * 1000 + block)
+                for arm in BLOCK:
+                    from_due, from_send, bad = load_round(urls[arm], due)
+                    failed += bad
+                    rounds[arm].append((session, block, from_due, from_send))
+            print(
+                f"   session {session}: load average {load0:.2f} -> {os.getloadavg()[0]:.2f}; "
+                + ", ".join(
+                    f"{ARM_NAMES[a]} p99 {p99(np.concatenate([r[2] for r in rounds[a] if r[0] == session])):.2f} ms"
+                    for a in ARMS
+                )
+            )
         finally:
-            stop_service(proc)
-        results[agent].append(p99)
-        print(
-            f"   round {i}: {'agent   ' if agent else 'no agent'} p99 {p99:8.1f} ms ({done} done)"
-        )
-    a, b = statistics.median(results[False]), statistics.median(results[True])
-    print(f"   median p99: no agent {a:.1f} ms, agent {b:.1f} ms, ratio {b / a:.3f}")
+            for proc in procs.values():
+                stop_service(proc)
+    report_overhead(rounds, failed, args, time.monotonic() - t_start)
+
+
+def report_overhead(
+    rounds: dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]],
+    failed: int,
+    args: argparse.Namespace,
+    seconds: float,
+) -> None:
+    blocks = sorted({(r[0], r[1]) for r in rounds["A"]})
+    n = {a: sum(len(r[2]) for r in rounds[a]) for a in ARMS}
+    print(
+        f"   {seconds:.0f} s; requests answered per arm: "
+        + ", ".join(f"{ARM_NAMES[a]} {n[a]}" for a in ARMS)
+        + f"; failed {failed}"
+    )
+    rng = np.random.default_rng(0)
+    sessions = sorted({s for s, _ in blocks})
+    # the blocks of each session, as indices into `blocks`
+    of_session = [np.array([i for i, k in enumerate(blocks) if k[0] == s]) for s in sessions]
+    for column, what in ((2, "latency from the due time (dsprof load's)"), (3, "from the send")):
+        # per arm, per block: the block's requests (both rounds of the arm in it)
+        by_block = {
+            a: [np.concatenate([r[column] for r in rounds[a] if (r[0], r[1]) == b]) for b in blocks]
+            for a in ARMS
+        }
+        point = {a: p99(np.concatenate(by_block[a])) for a in ARMS}
+        boot: dict[str, list[float]] = {"B": [], "A2": []}
+        for _ in range(args.bootstrap):
+            # two stages: sessions with replacement (each its own processes: a service that
+            # came up slow is a session's luck), then blocks with replacement within each; a
+            # resampled block brings every arm's requests of that block (paired by time)
+            chosen = rng.integers(0, len(of_session), size=len(of_session))
+            pick = np.concatenate(
+                [rng.choice(of_session[i], size=len(of_session[i])) for i in chosen]
+            )
+            base = p99(np.concatenate([by_block["A"][i] for i in pick]))
+            for a in ("B", "A2"):
+                boot[a].append(p99(np.concatenate([by_block[a][i] for i in pick])) / base)
+        print(f"   p99 {what}:")
+        for a in ARMS:
+            print(f"     {ARM_NAMES[a]:15s} {point[a]:8.2f} ms  (p50 "
+                  f"{float(np.median(np.concatenate(by_block[a]))):.2f} ms)")  # fmt: skip
+        for a, label in (("B", "agent / no agent"), ("A2", "noise floor: no agent / no agent")):
+            lo, hi = np.percentile(boot[a], [2.5, 97.5])
+            print(
+                f"     {label}: {point[a] / point['A']:.3f} (95 % CI {lo:.3f}-{hi:.3f}, "
+                f"bootstrap over {len(sessions)} sessions x {len(blocks) // len(sessions)} blocks)"
+            )
 
 
 def micro(rounds: int = 10, requests: int = 2000) -> None:
@@ -145,7 +260,8 @@ def micro(rounds: int = 10, requests: int = 2000) -> None:
 
 def captures(args: argparse.Namespace, work: Path) -> None:
     port = free_port()
-    proc = start_service(True, args.layers, port)
+    proc = start_service(True, args, port)
+    wait_ready(proc, True, port)
     url = f"http://127.0.0.1:{port}/embed"
     load = subprocess.Popen(
         [sys.executable, "-m", "dsprof", "load", url, "--rate", str(args.rate), "--duration",
@@ -186,19 +302,33 @@ def captures(args: argparse.Namespace, work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--rate", type=float, default=4.0)
-    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--sessions", type=int, default=6, help="fresh services each session")
+    parser.add_argument("--blocks", type=int, default=2, help="blocks (A B A2 A2 B A) a session")
+    parser.add_argument("--round-s", type=float, default=3.0, help="seconds of load a round")
+    parser.add_argument("--rate", type=float, default=80.0, help="requests/s (Poisson)")
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=128, help="768: BERT-base's width")
+    parser.add_argument("--seq", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="the service's torch threads")
+    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="the batcher's wait")
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="services without gc.freeze(): the first full collection after start-up (0.4-0.7 s "
+        "here) lands in whichever arm reaches it inside the measured rounds",
+    )
+    parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-captures", action="store_true")
     args = parser.parse_args()
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     micro()
-    with tempfile.TemporaryDirectory() as tmp:
-        if not args.skip_overhead:
-            overhead(args, Path(tmp))
-        captures(args, Path(tmp))
+    if not args.skip_overhead:
+        overhead(args)
+    if not args.skip_captures:
+        with tempfile.TemporaryDirectory() as tmp:
+            captures(args, Path(tmp))
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 

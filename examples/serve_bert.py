@@ -31,25 +31,41 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=8000)
 parser.add_argument("--layers", type=int, default=12, help="12: BERT-base")
+parser.add_argument(
+    "--hidden", type=int, default=768, help="768: BERT-base; smaller for a fast, small model"
+)
 parser.add_argument("--seq", type=int, default=32, help="tokens per request (padded/truncated)")
 parser.add_argument("--max-batch", type=int, default=8)
 parser.add_argument("--max-wait-ms", type=float, default=10.0)
 parser.add_argument("--policy", choices=["priority", "fifo"], default="priority")
 parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
 parser.add_argument("--on-demand", action="store_true", help="accept `dsprof trace PID` (opt-in)")
+parser.add_argument(
+    "--gc-freeze",
+    action="store_true",
+    help="gc.freeze() before serving: the start-up objects leave the collector's full passes",
+)
 args, _ = parser.parse_known_args()
 
 if args.threads:
     torch.set_num_threads(args.threads)
 torch.manual_seed(0)
-config = BertConfig(num_hidden_layers=args.layers)
+# BERT's shape at any width: 64 dimensions a head, the feed-forward 4x the hidden size
+config = BertConfig(
+    num_hidden_layers=args.layers,
+    hidden_size=args.hidden,
+    num_attention_heads=max(1, args.hidden // 64),
+    intermediate_size=4 * args.hidden,
+)
 model = BertModel(config).eval()
 
 
 def tokenize(text: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Words hashed into the vocabulary, [CLS] ... [SEP], padded to --seq: (ids, mask), 1 x seq."""
     words = text.split()[: args.seq - 2]
-    ids = [101] + [1000 + zlib.crc32(w.encode()) % (config.vocab_size - 1000) for w in words] + [102]
+    ids = (
+        [101] + [1000 + zlib.crc32(w.encode()) % (config.vocab_size - 1000) for w in words] + [102]
+    )
     mask = [1] * len(ids) + [0] * (args.seq - len(ids))
     ids += [0] * (args.seq - len(ids))
     return torch.tensor([ids]), torch.tensor([mask])
@@ -105,6 +121,14 @@ if __name__ == "__main__":
         import dsprof
 
         dsprof.serve_on_demand()  # the one line: dsprof trace PID can now take a window
+    if args.gc_freeze:
+        # torch, transformers and the model leave ~400k objects that every full collection
+        # walks: 0.4-0.7 s with the whole service stalled, every few thousand requests
+        # (bench/live_overhead.py); frozen, full collections walk only what serving made
+        import gc
+
+        gc.collect()
+        gc.freeze()
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
