@@ -9,7 +9,10 @@
 #   bash tests/py314_chroot.sh /opt/dsprof-py314
 #   DSPROF_PYTHON314=/opt/dsprof-py314/python python -m pytest tests/test_live_inject.py
 #
-# Measured on the project's machine (2026-12-07): ~2 min for debootstrap, ~1 min for pip.
+# Measured on the project's machine (2026-12-07, load 6-7): ~6 min in all, 5.6 GB.
+# The wrapper leaves DIR/proc, DIR/dev, DIR/tmp and DIR/work mounted: the host's own directories.
+# To remove DIR, unmount them first (umount DIR/work DIR/tmp DIR/dev DIR/proc), then
+# rm -rf --one-file-system DIR: a plain rm -rf of a mounted DIR deletes the host's /work and /tmp.
 set -euo pipefail
 DIR=$(realpath -m "${1:-/opt/dsprof-py314}")
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
