@@ -349,11 +349,15 @@ def _count_scanned(monkeypatch) -> list[int]:
     return scanned
 
 
-def test_the_bracket_scan_resumes_where_the_last_read_stopped(monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "dense", [0, scan._DENSE_MARKS, 10**9], ids=["per-mark", "mixed", "per-byte"]
+)
+def test_the_bracket_scan_resumes_where_the_last_read_stopped(monkeypatch, dense: int) -> None:
     """scan.Brackets fed a buffer that grows piece by piece, cut anywhere (in a string, in a
     run of backslashes, between a backslash and the quote it escapes), finds what one scan of
-    the whole finds, and scans each byte once."""
+    the whole finds, and scans each byte once; blocks scanned mark by mark or byte by byte."""
     monkeypatch.setattr(scan, "_SCAN_BLOCK", 7)  # blocks cut the pieces too
+    monkeypatch.setattr(scan, "_DENSE_MARKS", dense)
     scanned = _count_scanned(monkeypatch)
     rng = random.Random(18)
     alphabet = [b"{", b"}", b"[", b"]", b",", b'"', b"\\", b"\\", b'\\"', b"a", b" ", b"1"]
@@ -366,6 +370,17 @@ def test_the_bracket_scan_resumes_where_the_last_read_stopped(monkeypatch) -> No
         for cut in [*cuts, len(text)]:
             found = scanner.feed(a[:cut])
         assert scanned[0] == len(text)
+        want = _shallow_reference(a)
+        for got, expected in zip(found, want, strict=True):
+            assert got.tolist() == expected.tolist(), text
+        # resumed from the reader's first scan of the buffer (string_quotes and brackets)
+        head = a[: cuts[0]]
+        quotes = scan.string_quotes(head)
+        scanner = scan.Brackets.resume(head, quotes, *scan.brackets(head, quotes, commas=True))
+        scanned[0] = 0
+        for cut in [*cuts[1:], len(text)]:
+            found = scanner.feed(a[:cut])
+        assert scanned[0] == len(text) - cuts[0]
         want = _shallow_reference(a)
         for got, expected in zip(found, want, strict=True):
             assert got.tolist() == expected.tolist(), text

@@ -114,10 +114,10 @@ class TraceReader:
         self._f: IO[bytes] | None = None
         self._after_element = False  # the next element of the array must follow a comma
         self._scratch = np.empty(0, dtype=np.uint8)  # _padded()'s array
-        # the exact path's scan of the buffer at file offset _scan_at, resumed after each read
+        # the buffer at file offset _scan_at holds no whole element yet: the exact path's scan
+        # of it resumes after each read
         self._scan = scan.Brackets()
         self._scan_at = -1
-        self._inside_at = -1  # the buffer at this offset holds no whole element yet
         self._probed = (-1, 0)  # (offset, length) of the buffer _probe_long last probed
 
     def chunks(self) -> Iterator[list[Event]]:
@@ -272,7 +272,7 @@ class TraceReader:
         x = jsonfile.skip_ws(buf, 0)
         if self._after_element and buf[x : x + 1] == b",":
             x += 1
-        self._probe(b"[" + buf[x:], 0, at + x - 1)
+        self._probe(b"".join((b"[", memoryview(buf)[x:])), 0, at + x - 1)  # one copy
 
     # ---- the events -------------------------------------------------------------------------
     def _events(self, buf: bytes, at: int) -> Generator[list[Event], None, tuple[bytes, int]]:
@@ -285,7 +285,7 @@ class TraceReader:
         while True:
             data = self._more(want)
             buf += data
-            if data and self._inside_at == at and not self._separated(buf, at):
+            if data and self._scan_at == at and not self._separated(buf):
                 # still inside one element: only the new bytes were scanned
                 self._probe_long(buf, at)
                 want = max(want, len(buf))
@@ -315,7 +315,12 @@ class TraceReader:
 
     def _parse_exact(self, buf: bytes, at: int, *, eof: bool) -> tuple[list[Event], int, bool]:
         """(events, bytes consumed, array closed) for the whole elements at the start of buf."""
-        quotes, pos, depth = self._scanned(buf, at)
+        a = np.frombuffer(buf, dtype=np.uint8)
+        if self._scan_at == at:  # the rest of a long element: the scan resumes
+            quotes, pos, depth = self._scan.feed(a)
+        else:
+            quotes = scan.string_quotes(a)
+            pos, depth = scan.brackets(a, quotes, commas=True)
         closed = np.flatnonzero(depth < 0)
         if len(closed):
             end = int(pos[closed[0]])
@@ -326,7 +331,8 @@ class TraceReader:
             return events, end + 1, True
         commas = self._commas(buf, pos, depth)
         if not len(commas):
-            self._inside_at = at
+            if self._scan_at != at:
+                self._scan, self._scan_at = scan.Brackets.resume(a, quotes, pos, depth), at
             if not eof:
                 self._probe_long(buf, at)
             return [], 0, False
@@ -335,24 +341,17 @@ class TraceReader:
         events = self._elements(buf, end, at, quotes, pos[:n], depth[:n], final=False)
         return events, end, False
 
-    def _scanned(self, buf: bytes, at: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """scan.Brackets over buf (file offset at): the bytes scanned before for the same
-        offset are not scanned again."""
-        if self._scan_at != at:
-            self._scan, self._scan_at = scan.Brackets(), at
-        return self._scan.feed(np.frombuffer(buf, dtype=np.uint8))
-
     def _commas(self, buf: bytes, pos: np.ndarray, depth: np.ndarray) -> np.ndarray:
-        """The commas between the array's elements in buf (pos and depth: _scanned's)."""
+        """The commas between the array's elements in buf (pos and depth: the bracket scan's)."""
         commas = pos[(depth == 0) & (np.frombuffer(buf, dtype=np.uint8)[pos] == _COMMA)]
         if self._after_element and len(commas) and commas[0] == jsonfile.skip_ws(buf, 0):
             commas = commas[1:]  # the separator before this chunk's first element
         return commas
 
-    def _separated(self, buf: bytes, at: int) -> bool:
-        """True when buf (file offset at) holds the end of an element: a comma between two,
-        or the array's ']'."""
-        _, pos, depth = self._scanned(buf, at)
+    def _separated(self, buf: bytes) -> bool:
+        """True when buf, a long element's start and more bytes read, holds the element's end:
+        a comma after it, or the array's ']' (only the bytes read since are scanned)."""
+        _, pos, depth = self._scan.feed(np.frombuffer(buf, dtype=np.uint8))
         return bool(len(self._commas(buf, pos, depth)) or (depth < 0).any())
 
     def _elements(
@@ -380,7 +379,7 @@ class TraceReader:
             if self._after_element or not final:
                 self._fail(at + jsonfile.skip_ws(buf, lead), "expected a value after ','")
             return []  # '[ ]'
-        text = b"[" + buf[lead:end] + b"]"
+        text = b"".join((b"[", memoryview(buf)[lead:end], b"]"))  # one copy of a long element
         base = at + lead - 1  # the file offset of text[0] (the '[' is not in the file)
         try:
             n_items = len(_VALUES.decode(text))  # validates every element

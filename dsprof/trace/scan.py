@@ -64,8 +64,11 @@ LONG_DIGITS = 200
 _WINDOW_SAMPLES = (7, 19, 31, 43, 50, 59, 71, 83, 97)  # offsets in a window, for suspect()
 _NUMBER_CHARS = frozenset(b"0123456789.-+")
 _BEFORE_VALUE = frozenset(b":,[ \t\r\n")
-_SCAN_BLOCK = 1 << 18  # Brackets scans blocks of this many bytes
+# a block with a bracket or comma in fewer than 1 byte of this many is scanned mark by mark
+# (ordinary events), a denser one byte by byte (a list of shapes: every third byte a mark)
+_DENSE_MARKS = 8
 _BLOCK = (1 << 17) - 64  # suspect() scans blocks whose temporaries stay in cache (and the heap)
+_SCAN_BLOCK = _BLOCK  # and so does Brackets
 
 
 def skip_head(ph: Any, cat: Any, name: Any, skip_cats: frozenset[str]) -> bool:
@@ -193,6 +196,26 @@ class Brackets:
         self._depth: list[np.ndarray] = []
         self._quotes: list[np.ndarray] = []
 
+    @classmethod
+    def resume(
+        cls, a: np.ndarray, quotes: np.ndarray, pos: np.ndarray, depth: np.ndarray
+    ) -> Brackets:
+        """The scan of a, as string_quotes and brackets(commas=True) found it, to be fed more."""
+        self = cls()
+        self.scanned = len(a)
+        self.in_string = bool(len(quotes) & 1)
+        trail = _slash_run(a[::-1])
+        self.odd_slashes = bool(trail & 1)
+        before = np.concatenate([[0], depth[:-1]])
+        keep = np.minimum(before, depth) <= 1
+        self._pos, self._depth = [pos[keep]], [depth[keep]]
+        i = np.searchsorted(pos, quotes) - 1
+        at_quote = depth[np.maximum(i, 0)] if len(pos) else np.zeros(len(quotes), dtype=np.int64)
+        at_quote[i < 0] = 0
+        self._quotes = [quotes[at_quote <= 1]]
+        self.depth = int(depth[-1]) if len(depth) else 0
+        return self
+
     def feed(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(quotes, positions, depths) over all of a, whose first self.scanned bytes are the
         ones fed before: the quotes of strings at depth 1 or less, the brackets and commas whose
@@ -216,8 +239,12 @@ class Brackets:
         trail = _slash_run(a[::-1])
         self.odd_slashes = bool((trail + (self.odd_slashes if trail == n else 0)) & 1)
         low = a | np.uint8(0x20)  # '[' and '{', ']' and '}' differ by this bit alone
-        delta = (low == ord("{")).view(np.int8) - (low == ord("}")).view(np.int8)
-        comma = a == _COMMA
+        opening, closing, comma = low == ord("{"), low == ord("}"), a == _COMMA
+        marks = opening | closing | comma
+        if np.count_nonzero(marks) * _DENSE_MARKS < n:
+            self._sparse(np.flatnonzero(marks), opening, closing, q, lo)
+            return
+        delta = opening.view(np.int8) - closing.view(np.int8)
         if len(q) or self.in_string:
             toggles = np.zeros(n, dtype=np.int8)
             toggles[q] = 1
@@ -242,6 +269,27 @@ class Brackets:
         if len(q):
             self._quotes.append(q[depth[q] <= limit] + lo)
         self.depth = d0 + int(depth[-1])
+
+    def _sparse(
+        self, p: np.ndarray, opening: np.ndarray, closing: np.ndarray, q: np.ndarray, lo: int
+    ) -> None:
+        """_block's work for a block with few brackets and commas (p): per mark, not per byte."""
+        if len(q) or self.in_string:  # marks after an odd count of quotes are in strings
+            p = p[(np.searchsorted(q, p) & 1) == self.in_string]
+            self.in_string ^= bool(len(q) & 1)
+        delta = opening[p].view(np.int8) - closing[p].view(np.int8)
+        depth = np.cumsum(delta, dtype=np.int64)
+        depth += self.depth
+        keep = depth - (delta > 0) <= 1  # before or after at depth 1 or less
+        self._pos.append(p[keep] + lo)
+        self._depth.append(depth[keep])
+        if len(q):
+            i = np.searchsorted(p, q) - 1
+            at_quote = depth[np.maximum(i, 0)] if len(p) else np.zeros(len(q), dtype=np.int64)
+            at_quote[i < 0] = self.depth
+            self._quotes.append(q[at_quote <= 1] + lo)
+        if len(p):
+            self.depth = int(depth[-1])
 
 
 def _slash_run(a: np.ndarray) -> int:
