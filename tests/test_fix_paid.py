@@ -83,6 +83,22 @@ def test_recompiles_after_the_start_are_counted_and_paid():
     assert v.outcome == "not-paid-back" and "3 slow steps after the start" in v.reason
 
 
+def test_when_every_step_recompiles_the_compilers_own_time_is_the_floor_of_the_cost():
+    # two generate() calls, compiled: every step after the first recompiled (the T5 case,
+    # steps recorded at load 5): the steady median is a recompile, and the step times alone
+    # put the one-time cost at a fraction of the 36 s the trial spent (at load 5 they read -0.14 s)
+    ref = _loop([5.8, 1.1, 1.1, 1.0, 9.4, 1.3])
+    trial = _loop([2.1, 13_587, 4_523, 6_930, 4_917, 6_502])
+    from_steps = V.whole_run([ref], [trial])
+    assert from_steps.one_time_cost_ns < 3e9 < 30e9 < from_steps.trial_ns
+    w = V.whole_run([ref], [trial], measured_one_time_ns=30e9)
+    assert w.one_time_cost_ns == int(30e9) and w.speedup == from_steps.speedup
+    assert "one-time cost 30.00 s" in V.whole_run_text(w)
+    # a cost the steps show above the compiler's figure is kept
+    w = V.whole_run([ref], [trial], measured_one_time_ns=1e6)
+    assert w.one_time_cost_ns == from_steps.one_time_cost_ns
+
+
 def test_a_run_cut_by_max_steps_is_judged_per_call_and_says_so():
     ref = _loop([12, 11, *_steady(10, 27, 1)], cut=True)
     trial = _loop([11_000, 9.5, *_steady(9, 27, 2)], cut=True)

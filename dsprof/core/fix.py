@@ -105,7 +105,8 @@ class WholeRun(BaseModel):
     )
     per_call_saving_ns: int = Field(description="reference median - trial median (steady state)")
     one_time_cost_ns: int = Field(
-        description="trial time beyond its steady per-call cost, less the reference's"
+        description="trial time beyond its steady per-call cost, less the reference's; never "
+        "less than the compile time torch.compile reported"
     )
     break_even_calls: int | None = Field(
         default=None, description="calls after which the one-time cost is paid back; None: never"

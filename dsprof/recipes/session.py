@@ -343,6 +343,7 @@ class FixRunner:
         if risk == "deterministic":
             drift.deterministic = D.outputs_deterministic(run.paths.outputs_dir)
         change, basis = memory_change(self.reference, run)
+        counters = compile_counters(run)
         verdict = V.judge(
             risk,
             speed,
@@ -351,11 +352,13 @@ class FixRunner:
             min_gain=self.opts.min_gain,
             memory_change=change,
             whole=V.whole_run(
-                [self.loop(r) for r in self.references], [self.loop(r) for r in runs]
+                [self.loop(r) for r in self.references],
+                [self.loop(r) for r in runs],
+                measured_one_time_ns=counters.get("compile_s", 0.0) * 1e9,
             ),
         )
         verdict.memory_basis = basis
-        verdict.compile = compile_counters(run)
+        verdict.compile = counters
         if untouched:
             # nothing was changed, so whatever the timer says is noise: never accepted
             verdict.accepted, verdict.outcome = False, "unchanged"
