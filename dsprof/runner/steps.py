@@ -205,8 +205,12 @@ class StepTracker:
         # it: in the copy they are bound to a tracker never installed, which ignores them
         return (StepTracker, ())
 
-    def _thread_state(self) -> _ThreadState:
-        st = self._local.st = _ThreadState()
+    def _state(self) -> _ThreadState:
+        """This thread's state (made at its first call)."""
+        try:
+            st: _ThreadState = self._local.st
+        except AttributeError:
+            st = self._local.st = _ThreadState()
         return st
 
     # -- installation -------------------------------------------------------------------
@@ -264,10 +268,7 @@ class StepTracker:
 
     # -- discovery ------------------------------------------------------------------------
     def _discover(self, module: torch.nn.Module, args: Any) -> None:
-        try:
-            st = self._local.st
-        except AttributeError:
-            st = self._thread_state()
+        st = self._state()
         if st.busy or self._off:
             if self._in_fork:
                 self._note_worker_call(module)
@@ -341,10 +342,7 @@ class StepTracker:
                 )
         self.roots.append(root)
         self._by_id[id(module)] = root
-        try:
-            st = self._local.st
-        except AttributeError:
-            st = self._thread_state()
+        st = self._state()
         # modules a hook calls (quantization observers, a batch-size sweep) are not steps
         st.busy = True
         try:
@@ -437,7 +435,7 @@ class StepTracker:
             return None
         tracker = self
         local = self._local
-        new_state = self._thread_state
+        new_state = self._state
         call_impl = module._call_impl
         hooks, key, discover = _global_pre_hooks, self._discover_key, self._discover_hook
         rows = self.rows  # (emptied in place by the child's flushes, never replaced)
@@ -551,10 +549,7 @@ class StepTracker:
 
     # -- root calls begun in torch's hook path: enter, exit -----------------------------------
     def _root_pre(self, module: torch.nn.Module, args: Any) -> None:
-        try:
-            st = self._local.st
-        except AttributeError:
-            st = self._thread_state()
+        st = self._state()
         if st.busy or self._off or _tracing_state() is not None:
             return  # (the global hook began this call, or it is inside another step)
         root = self._by_id.get(id(module))
@@ -641,10 +636,7 @@ class StepTracker:
 
     # -- forward() called directly: a group of layer calls is one step of the owner -----------
     def _member_pre(self, module: torch.nn.Module, args: Any) -> None:
-        try:
-            st = self._local.st
-        except AttributeError:
-            st = self._thread_state()
+        st = self._state()
         if st.busy or self._off or _tracing_state() is not None:
             return
         root = self._members.get(id(module))
@@ -799,10 +791,7 @@ class StepTracker:
             start = self._first_call_start_ns or self._marker_start_ns or now
         else:
             start = self._marker_start_ns or now
-        try:
-            st = self._local.st
-        except AttributeError:
-            st = self._thread_state()
+        st = self._state()
         autograd = _grad_enabled() and not _inference_mode()
         row: Row = (
             self.marker_steps, start, now, "", SOURCE_MARKER, -1, st.thread_id,
