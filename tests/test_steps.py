@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -379,3 +381,45 @@ def test_a_root_that_another_root_then_wraps_loses_its_wrapper():
     assert [r.cls for r in tracker.roots] == ["Sequential", "DataParallel"]
     assert tracker.roots[1].steps == 3
     assert not inner._forward_hooks
+
+
+def test_trackers_come_and_go_while_a_thread_keeps_calling_the_model():
+    """A live service's captures: each installs a tracker and removes it while the service's
+    thread is inside the model (through the tracker's call wrapper). The thread never sees an
+    error, no tracker's hook is left behind, and every new tracker sees the model's calls."""
+    model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU()).eval()
+    stop, errors = threading.Event(), []
+
+    def serve() -> None:
+        x = torch.randn(2, 16)
+        try:
+            with torch.inference_mode():
+                while not stop.is_set():
+                    model(x)
+        except BaseException as e:  # the test's failure: the script's thread died
+            errors.append(e)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        for _ in range(12):
+            seen: list[str] = []
+            tracker = StepTracker()
+            tracker.install()
+            tracker.start_clock()
+            tracker.call_contexts = [
+                lambda m, seen=seen: (seen.append(type(m).__name__), contextlib.nullcontext())[1]
+            ]
+            deadline = time.monotonic() + 30
+            while len(seen) < 20 and time.monotonic() < deadline and not errors:
+                time.sleep(0.005)
+            tracker.uninstall()
+            assert not errors, errors
+            # (a layer may be taken for a root once: the thread was inside the model at install)
+            assert len(seen) >= 20 and max(set(seen), key=seen.count) == "Sequential"
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not errors, errors
+    assert not nn_module._global_forward_pre_hooks
+    assert "_compiled_call_impl" not in model.__dict__ or model._compiled_call_impl is None

@@ -469,12 +469,16 @@ class StepTracker:
                 st.busy = False
                 if not tracker._off:
                     hooks[key] = discover
+                    if tracker._off:
+                        hooks.pop(key, None)
                 root.failed += 1
                 raise
             end_ns = _time_ns()
             st.busy = False
             if not tracker._off:
                 hooks[key] = discover
+                if tracker._off:  # uninstall() ran in between: its hook must not come back
+                    hooks.pop(key, None)
             thread_id = st.thread_id
             if (
                 root is not tracker.model
@@ -617,14 +621,20 @@ class StepTracker:
             self._paused = False
             if not self._off:
                 _global_pre_hooks[self._discover_key] = self._discover_hook
+                if self._off:  # uninstall() ran in between: its hook must not come back
+                    _global_pre_hooks.pop(self._discover_key, None)
 
     def _exit(self, st: _ThreadState, args: Any, kwargs: Any, output: Any) -> None:
         end_ns = _time_ns()
         root = st.root
         if root is not None:
-            self._hook_open[id(st.module)].discard(id(st))
+            # uninstall() may have run while this call was inside a wrapped root (a live
+            # capture's tracker leaves while the service's threads keep calling the model)
+            opened = self._hook_open.get(id(st.module))
+            if opened is not None:
+                opened.discard(id(st))
         self._end_call(st)
-        if root is None:
+        if root is None or self._off:
             return
         if output is None and sys.exc_info()[0] is not None:
             root.failed += 1  # the call raised: the script sees its exception, not a step
