@@ -57,13 +57,19 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def loop_service(*args: str, agent: bool = True) -> Iterator[subprocess.Popen[bytes]]:
-    """tests/data/live/loop_service.py, its agent answering (unless --no-agent)."""
+def loop_service(
+    *args: str,
+    agent: bool = True,
+    python: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """tests/data/live/loop_service.py (on `python`, this interpreter by default), its agent
+    answering (unless --no-agent), else once it prints that it is ready."""
     proc = subprocess.Popen(
-        [sys.executable, str(LOOP_SERVICE), *args],
+        [*(python or [sys.executable]), str(LOOP_SERVICE), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env(),
+        env={**env(), **(extra_env or {})},
     )
     try:
         if agent:

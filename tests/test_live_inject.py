@@ -8,16 +8,14 @@ chroot). Skipped, saying so, where there is none (this project's Debian 12 has 3
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_support import LOOP_SERVICE, env, stop
+from live_support import env, loop_service
 
 from dsprof.store.documents import read_capture
 
@@ -61,23 +59,11 @@ def _dsprof(py: list[str], *args: str, cwd: Path) -> subprocess.CompletedProcess
     )
 
 
-@contextlib.contextmanager
-def _target(py: list[str], extra_env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+def _target(py: list[str], extra_env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     """loop_service.py without the opt-in, on py, once it is ready."""
-    proc = subprocess.Popen(
-        [*py, str(LOOP_SERVICE), "--no-agent", "--exit-after", "150"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**env(), **(extra_env or {})},
+    return loop_service(
+        "--no-agent", "--exit-after", "150", agent=False, python=py, extra_env=extra_env
     )
-    try:
-        assert proc.stdout is not None
-        while proc.stdout.readline().strip() != b"ready":
-            if proc.poll() is not None:
-                raise RuntimeError("the service exited before it was ready")
-        yield proc
-    finally:
-        stop(proc)
 
 
 @pytest.mark.slow  # ~25 s on a busy 2-core machine: two traces
