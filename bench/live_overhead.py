@@ -8,22 +8,26 @@
    started without; all else equal. Each session starts three fresh services, A (no agent),
    B (agent) and A2 (no agent again), and sends them rounds in blocks A B A2 A2 B A (mirrored,
    so a drift of the machine's load weighs alike on each), every round of a block the same
-   arrival schedule. A small model (2 layers, 128 wide) at a rate well under the service's
+   arrival schedule; from session to session the arms rotate through the positions (start
+   order, warm-up order, place in the block: session 1 runs B A2 A A B, ...). A small model (2 layers, 128 wide) at a rate well under the service's
    capacity keeps latency the service's time, not queueing, and gives thousands of requests per
    arm in a few minutes. The services run with `--gc-freeze`: without it, the first full
    collection after start-up (torch and transformers leave ~400k objects: a 0.4-0.7 s stall
    here) falls inside the measured rounds of some services and not others, and p99 says when
    it fell rather than what the agent costs (`--no-gc-freeze` shows it). Prints p99 per arm,
-   B/A with a 95 % interval (bootstrap in two stages, sessions and then blocks within them;
+   B over A and A2 pooled (both services without the agent: each service has its own luck)
+   and B/A with 95 % intervals (bootstrap in two stages, sessions and then blocks within them;
    the arms of a block stay paired), and A2/A: the noise floor, what two identical services
-   differ by here (goal: B/A within 2 %, resolvable when the noise floor and the interval are
-   narrower than that).
+   differ by here. Goal: the agent adds under 2 % to p99, met when the pooled ratio's interval
+   ends under 1.02 (12 sessions or more). --save keeps every request in a .npz, --from-saved
+   reports it again.
 2. A capture of 5 steps while the load runs: seconds from the request to the recording's end
    and to the finished run folder (goal: within 15 s).
 3. 20 captures in a row: the service's threads and RSS before and after (goal: healthy, no
    leaked threads, memory growth within noise).
 
     python bench/live_overhead.py --skip-captures       # parts 0 and 1: ~5 min
+    python bench/live_overhead.py --skip-captures --sessions 24 --save p99.npz   # ~20 min
     python bench/live_overhead.py --skip-overhead       # parts 0, 2 and 3: ~1-2 min
 
 Numbers depend on the machine and its load: the script prints `uptime` with them.
@@ -39,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -96,10 +101,18 @@ BODY = b'{"text": "the agent must cost nothing measurable between captures"}'
 # the arms: the service without the agent (A), with it (B), and without it again (A2: A vs A2 is
 # the noise floor, what two identical services differ by on this machine at this load)
 ARMS = ("A", "B", "A2")
+# the budget between captures: the agent may add at most this share to p99
+GOAL = 0.02
+# fewer sessions than this give no verdict: a bootstrap over a handful of clusters is too narrow
+MIN_SESSIONS = 12
 ARM_NAMES = {"A": "no agent", "B": "agent", "A2": "no agent (2nd)"}
 # one block: each arm twice, in mirrored order, so a linear drift of the machine's load over the
 # block weighs on every arm alike (ABBA generalised to three arms)
 BLOCK = ("A", "B", "A2", "A2", "B", "A")
+# BLOCK as positions into a session's arm order (the order rotates from session to session)
+BLOCK_POSITIONS = tuple(ARMS.index(a) for a in BLOCK)
+# per arm: (session, block, latency from the due time ms, from the send ms), one entry a round
+Rounds = dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]]
 
 
 def load_round(url: str, due_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -143,23 +156,27 @@ def overhead(args: argparse.Namespace) -> None:
         + ("" if args.no_gc_freeze else " --gc-freeze")
     )
     # rounds[arm] -> list of (session, block, from_due ms, from_send ms)
-    rounds: dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]] = {a: [] for a in ARMS}
+    rounds: Rounds = {a: [] for a in ARMS}
     failed = 0
     t_start = time.monotonic()
     for session in range(args.sessions):
-        ports = {arm: free_port() for arm in ARMS}
-        procs = {arm: start_service(arm == "B", args, ports[arm]) for arm in ARMS}
+        # the arms take turns in every position (start order, warm-up order, place in the
+        # block): session s rotates (A, B, A2) by s, so a position's luck falls on each arm alike
+        order = ARMS[session % 3 :] + ARMS[: session % 3]
+        block_order = [order[i] for i in BLOCK_POSITIONS]
+        ports = {arm: free_port() for arm in order}
+        procs = {arm: start_service(arm == "B", args, ports[arm]) for arm in order}
         try:
-            for arm in ARMS:
+            for arm in order:
                 wait_ready(procs[arm], arm == "B", ports[arm])
-            urls = {arm: f"http://127.0.0.1:{ports[arm]}/embed" for arm in ARMS}
-            for arm in ARMS:  # imports, allocator, the batcher's first calls, the connection
+            urls = {arm: f"http://127.0.0.1:{ports[arm]}/embed" for arm in order}
+            for arm in order:  # imports, allocator, the batcher's first calls, the connection
                 load_round(urls[arm], schedule_ns(args.rate, duration_s=2.0, seed=999))
             load0 = os.getloadavg()[0]
             for block in range(args.blocks):
                 # one arrival schedule per block: every round of the block sends the same one
                 due = schedule_ns(args.rate, duration_s=args.round_s, seed=session * 1000 + block)
-                for arm in BLOCK:
+                for arm in block_order:
                     from_due, from_send, bad = load_round(urls[arm], due)
                     failed += bad
                     rounds[arm].append((session, block, from_due, from_send))
@@ -173,11 +190,41 @@ def overhead(args: argparse.Namespace) -> None:
         finally:
             for proc in procs.values():
                 stop_service(proc)
-    report_overhead(rounds, failed, args, time.monotonic() - t_start)
+    seconds = time.monotonic() - t_start
+    if args.save:
+        save_rounds(args.save, rounds, failed, seconds)
+        print(f"   requests saved to {args.save} (--from-saved reports them again)")
+    report_overhead(rounds, failed, args, seconds)
+
+
+def save_rounds(path: Path, rounds: Rounds, failed: int, seconds: float) -> None:
+    """Every answered request of part 1 (arm, session, block, both latencies) as one .npz."""
+    arrays: dict[str, Any] = {"failed": np.array(failed), "seconds": np.array(seconds)}
+    for arm in ARMS:
+        rs = rounds[arm]
+        arrays[f"{arm}_session"] = np.concatenate([np.full(len(r[2]), r[0]) for r in rs])
+        arrays[f"{arm}_block"] = np.concatenate([np.full(len(r[2]), r[1]) for r in rs])
+        arrays[f"{arm}_from_due"] = np.concatenate([r[2] for r in rs])
+        arrays[f"{arm}_from_send"] = np.concatenate([r[3] for r in rs])
+    np.savez_compressed(path, **arrays)
+
+
+def load_rounds(path: Path) -> tuple[Rounds, int, float]:
+    """save_rounds' file back as rounds (one entry per arm, session and block)."""
+    with np.load(path) as z:
+        rounds: Rounds = {}
+        for arm in ARMS:
+            session, block = z[f"{arm}_session"], z[f"{arm}_block"]
+            keys = sorted({(int(s), int(b)) for s, b in zip(session, block, strict=True)})
+            rounds[arm] = []
+            for s, b in keys:
+                mask = (session == s) & (block == b)
+                rounds[arm].append((s, b, z[f"{arm}_from_due"][mask], z[f"{arm}_from_send"][mask]))
+        return rounds, int(z["failed"]), float(z["seconds"])
 
 
 def report_overhead(
-    rounds: dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]],
+    rounds: Rounds,
     failed: int,
     args: argparse.Namespace,
     seconds: float,
@@ -199,8 +246,17 @@ def report_overhead(
             a: [np.concatenate([r[column] for r in rounds[a] if (r[0], r[1]) == b]) for b in blocks]
             for a in ARMS
         }
-        point = {a: p99(np.concatenate(by_block[a])) for a in ARMS}
-        boot: dict[str, list[float]] = {"B": [], "A2": []}
+        # the ratios: (numerator arms, denominator arms); both services without the agent,
+        # pooled, are the fairer baseline (each service has its own luck: the noise floor)
+        ratios = {
+            "agent / no agent (both services pooled)": (("B",), ("A", "A2")),
+            "agent / no agent (1st service)": (("B",), ("A",)),
+            "noise floor: no agent (2nd) / no agent (1st)": (("A2",), ("A",)),
+        }
+
+        every = np.arange(len(blocks))
+        point = {label: ratio(by_block, every, *arms) for label, arms in ratios.items()}
+        boot: dict[str, list[float]] = {label: [] for label in ratios}
         for _ in range(args.bootstrap):
             # two stages: sessions with replacement (each its own processes: a service that
             # came up slow is a session's luck), then blocks with replacement within each; a
@@ -209,19 +265,44 @@ def report_overhead(
             pick = np.concatenate(
                 [rng.choice(of_session[i], size=len(of_session[i])) for i in chosen]
             )
-            base = p99(np.concatenate([by_block["A"][i] for i in pick]))
-            for a in ("B", "A2"):
-                boot[a].append(p99(np.concatenate([by_block[a][i] for i in pick])) / base)
+            for label, arms in ratios.items():
+                boot[label].append(ratio(by_block, pick, *arms))
         print(f"   p99 {what}:")
         for a in ARMS:
-            print(f"     {ARM_NAMES[a]:15s} {point[a]:8.2f} ms  (p50 "
+            print(f"     {ARM_NAMES[a]:15s} {p99(np.concatenate(by_block[a])):8.2f} ms  (p50 "
                   f"{float(np.median(np.concatenate(by_block[a]))):.2f} ms)")  # fmt: skip
-        for a, label in (("B", "agent / no agent"), ("A2", "noise floor: no agent / no agent")):
-            lo, hi = np.percentile(boot[a], [2.5, 97.5])
+        intervals = {label: np.percentile(boot[label], [2.5, 97.5]) for label in ratios}
+        for label in ratios:
+            lo, hi = intervals[label]
             print(
-                f"     {label}: {point[a] / point['A']:.3f} (95 % CI {lo:.3f}-{hi:.3f}, "
+                f"     {label}: {point[label]:.3f} (95 % CI {lo:.3f}-{hi:.3f}, "
                 f"bootstrap over {len(sessions)} sessions x {len(blocks) // len(sessions)} blocks)"
             )
+        upper = intervals["agent / no agent (both services pooled)"][1]
+        if len(sessions) < MIN_SESSIONS:
+            verdict = (
+                f"no verdict from {len(sessions)} sessions (a bootstrap needs {MIN_SESSIONS}+)"
+            )
+        else:
+            verdict = "met" if upper < 1 + GOAL else "not shown"
+        print(
+            f"     goal (the agent adds under {GOAL * 100:g} % to p99): {verdict}; the pooled "
+            f"ratio's 95 % interval ends at {upper:.3f} ({(upper - 1) * 100:+.1f} %)"
+        )
+
+
+def ratio(
+    by_block: dict[str, list[np.ndarray]],
+    pick: np.ndarray,
+    num: tuple[str, ...],
+    den: tuple[str, ...],
+) -> float:
+    """p99 of the num arms' requests over p99 of the den arms', in the picked blocks."""
+
+    def arms_p99(arms: tuple[str, ...]) -> float:
+        return p99(np.concatenate([by_block[a][i] for a in arms for i in pick]))
+
+    return arms_p99(num) / arms_p99(den)
 
 
 def micro(rounds: int = 10, requests: int = 2000) -> None:
@@ -321,7 +402,16 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-captures", action="store_true")
+    parser.add_argument("--save", type=Path, help="write part 1's requests to this .npz")
+    parser.add_argument(
+        "--from-saved", type=Path, help="report part 1 from a --save file, measuring nothing"
+    )
     args = parser.parse_args()
+    if args.from_saved:
+        rounds, failed, seconds = load_rounds(args.from_saved)
+        print(f"1. p99 agent vs none, from {args.from_saved}")
+        report_overhead(rounds, failed, args, seconds)
+        return
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     micro()
     if not args.skip_overhead:
