@@ -9,9 +9,9 @@
    B (agent) and A2 (no agent again), and sends them rounds in blocks A B A2 A2 B A (mirrored,
    so a drift of the machine's load weighs alike on each), every round of a block the same
    arrival schedule; from session to session the arms rotate through the positions (start
-   order, warm-up order, place in the block: session 1 runs B A2 A A B, ...). A small model (2 layers, 128 wide) at a rate well under the service's
-   capacity keeps latency the service's time, not queueing, and gives thousands of requests per
-   arm in a few minutes. The services run with `--gc-freeze`: without it, the first full
+   order, warm-up order, place in the block: session 1 runs B A2 A A A2 B, ...). A small
+   model (2 layers, 128 wide) at a rate well under the service's capacity keeps latency the
+   service's time, not queueing, and gives thousands of requests per arm in a few minutes. The services run with `--gc-freeze`: without it, the first full
    collection after start-up (torch and transformers leave ~400k objects: a 0.4-0.7 s stall
    here) falls inside the measured rounds of some services and not others, and p99 says when
    it fell rather than what the agent costs (`--no-gc-freeze` shows it). Prints p99 per arm,
