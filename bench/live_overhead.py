@@ -36,6 +36,7 @@ Numbers depend on the machine and its load: the script prints `uptime` with them
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -364,16 +365,24 @@ def captures(args: argparse.Namespace, work: Path) -> None:
         service = psutil.Process(proc.pid)
         threads0, rss0 = service.num_threads(), service.memory_info().rss
         t0 = time.monotonic()
-        for _ in range(args.cycles):
+        # RSS after every quarter of the cycles: growth that levels off is the allocator and
+        # caches settling; growth that keeps its pace to the end would be a leak
+        marks = {args.cycles * q // 4 for q in (1, 2, 3, 4)}
+        trail = [rss0]
+        for cycle in range(1, args.cycles + 1):
             r = take_trace(TraceRequest(pid=proc.pid, steps=2, out=work / "cycles", analyze=False))
             assert r.capture.status == "ok", r.capture
+            if cycle in marks:
+                trail.append(service.memory_info().rss)
         time.sleep(1)
         threads1, rss1 = service.num_threads(), service.memory_info().rss
         alive = proc.poll() is None and probe(url, timeout_s=5) is None
         print(
             f"   {time.monotonic() - t0:.1f} s; service answering: {alive}; threads "
             f"{threads0} -> {threads1}; RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB "
-            f"({(rss1 - rss0) / 2**20:+.1f} MiB)"
+            f"({(rss1 - rss0) / 2**20:+.1f} MiB); after each quarter of the cycles: "
+            + ", ".join(f"{(b - a) / 2**20:+.1f}" for a, b in itertools.pairwise(trail))
+            + " MiB"
         )
     finally:
         load.kill()
