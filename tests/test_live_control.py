@@ -186,7 +186,36 @@ def test_a_probe_never_takes_a_socket_being_set_up_for_stale(control_dir):
         stop.set()
         t.join(10)
     assert lost == 0
-    assert [p.name for p in control_dir.iterdir()] == []  # no staging names left behind
+    # no staging names left behind (the lock file stays: it is the directory's)
+    assert [p.name for p in control_dir.iterdir()] == [control.LOCK_NAME]
+
+
+def test_a_socket_put_in_place_after_the_stale_probe_is_not_removed(control_dir, monkeypatch):
+    """A client finds <pid>.sock dead; before it unlinks the file, an agent of that PID binds
+    a live socket there. The client must not take the live one away."""
+    control.private_dir(control_dir)
+    path = control_dir / control.socket_name(os.getpid())
+    _stale_socket(path)
+    real_answers = control.answers
+    live: list[socket.socket] = []
+    probes = []
+
+    def probe_then_agent_binds(p: Path, timeout_s: float = 1.0) -> bool:
+        answer = real_answers(p, timeout_s)
+        probes.append(answer)
+        if len(probes) == 1:  # the client's first probe: dead; now the agent binds in the gap
+            sock, bound = control.bind_socket(os.getpid())
+            live.append(sock)
+            assert bound == path
+        return answer
+
+    monkeypatch.setattr(control, "answers", probe_then_agent_binds)
+    try:
+        assert not control.remove_stale(path)
+        assert path.exists() and real_answers(path)
+    finally:
+        for sock in live:
+            sock.close()
 
 
 def test_a_dead_processes_half_set_up_socket_is_swept(control_dir):

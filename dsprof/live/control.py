@@ -11,12 +11,16 @@ hello, stats (request counters), capture (accepted, started, done). See dsprof.l
 
 Stale sockets (left by a process killed with its socket file in place, whose PID may now be
 someone else's) are removed only when they are sockets of this user that nothing answers on.
+Removing one and putting a socket in place both hold the directory's lock (an flock on
+<dir>/.lock): a client must not unlink a live socket that an agent renamed into place between
+the client's probe of the dead one and its unlink.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -43,6 +47,8 @@ CONNECT_TIMEOUT_S = 5.0
 BACKLOG = 128
 # a socket being set up (bound, not yet renamed to <pid>.sock): .binding-<pid>-<random>
 STAGING_PREFIX = ".binding-"
+# held while a socket path is taken away (stale) or put in place (an agent binding)
+LOCK_NAME = ".lock"
 
 
 class ControlError(UsageError):
@@ -127,13 +133,33 @@ def answers(path: Path, timeout_s: float = 1.0) -> bool:
         s.close()
 
 
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """The control directory's lock (see the module docstring); raises OSError when the lock
+    file cannot be opened."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(directory / LOCK_NAME, flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def remove_stale(path: Path) -> bool:
     """Remove a socket file of ours that nothing answers on; True when it was removed."""
     if not _is_our_socket(path) or answers(path):
         return False
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    return True
+    try:
+        with _directory_lock(path.parent):
+            # again under the lock: an agent may have put a live socket here since the probe
+            if not _is_our_socket(path) or answers(path):
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return True
+    except OSError:
+        return False  # no lock, no removal: a stale file left is harmless, a live one taken is not
 
 
 def sweep_stale(directory: Path) -> list[Path]:
@@ -181,14 +207,6 @@ def bind_socket(pid: int, env: Mapping[str, str] | None = None) -> tuple[socket.
             continue
         sweep_stale(directory)
         path = directory / socket_name(pid)
-        if os.path.lexists(path):
-            if not _is_our_socket(path):
-                raise ControlError(
-                    "a file that is not your socket is in the way; remove it", path=path
-                )
-            if answers(path):
-                raise ControlError("an on-demand agent already listens for this process", path=path)
-            os.unlink(path)  # stale: a dead process with this PID left it
         # bound and listening under a private name first, then renamed into place: a client
         # probing meanwhile never meets <pid>.sock bound but not yet listening (it would
         # answer "refused" and be removed as stale)
@@ -198,15 +216,33 @@ def bind_socket(pid: int, env: Mapping[str, str] | None = None) -> tuple[socket.
             sock.bind(str(staging))
             os.chmod(staging, 0o600)  # the 0700 directory already keeps others out meanwhile
             sock.listen(BACKLOG)
-            os.rename(staging, path)
+            with _directory_lock(directory):
+                _clear_own_path(path)
+                os.rename(staging, path)
         except OSError as e:
             sock.close()
             with contextlib.suppress(OSError):
                 os.unlink(staging)
             errors.append(f"{path}: {e.strerror}")
             continue
+        except ControlError:
+            sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+            raise
         return sock, path
     raise ControlError("no usable control directory: " + "; ".join(errors))
+
+
+def _clear_own_path(path: Path) -> None:
+    """Make way for this process's socket at path: a stale one goes, anything else is an error."""
+    if not os.path.lexists(path):
+        return
+    if not _is_our_socket(path):
+        raise ControlError("a file that is not your socket is in the way; remove it", path=path)
+    if answers(path):
+        raise ControlError("an on-demand agent already listens for this process", path=path)
+    os.unlink(path)  # stale: a dead process with this PID left it
 
 
 def find_socket(pids: list[int], env: Mapping[str, str] | None = None) -> tuple[int, Path] | None:
