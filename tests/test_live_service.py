@@ -41,13 +41,22 @@ def _wait(cond, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
 def test_watch_metrics_and_two_traces_of_the_bert_service_under_load(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}/embed"
-    service = subprocess.Popen(
-        [sys.executable, str(SERVE_BERT), "--on-demand", "--layers", "2", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env(),
-        cwd=tmp_path,
-    )
+    service_log = tmp_path / "service.log"  # its stderr, in the failure messages
+    with open(service_log, "wb") as log:
+        service = subprocess.Popen(
+            [sys.executable, str(SERVE_BERT), "--on-demand", "--layers", "2", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=env(),
+            cwd=tmp_path,
+        )
+
+    def service_said() -> str:
+        return (
+            f"\n--- the service's stderr (exit {service.poll()}) ---\n"
+            + service_log.read_text(errors="replace")[-4000:]
+        )
+
     load = watch = None
     try:
         wait_for_agent(service.pid, service)
@@ -102,7 +111,7 @@ def test_watch_metrics_and_two_traces_of_the_bert_service_under_load(tmp_path):
         captures = []
         for _ in range(2):
             r = dsprof("trace", str(service.pid), "--steps", "3", "--out", "traces", cwd=tmp_path)
-            assert r.returncode == 0, r.stdout + r.stderr
+            assert r.returncode == 0, r.stdout + r.stderr + service_said()
         runs = sorted((tmp_path / "traces").iterdir())
         assert len(runs) == 2
         for run in runs:
@@ -115,8 +124,8 @@ def test_watch_metrics_and_two_traces_of_the_bert_service_under_load(tmp_path):
             assert json.loads((run / "findings.json").read_text())["analyzers_failed"] == {}
             r = dsprof("analyze", str(run), cwd=tmp_path)
             assert r.returncode == 0, r.stderr
-        assert service.poll() is None
-        assert probe(url, timeout_s=5) is None  # still answering after the traces
+        assert service.poll() is None, service_said()
+        assert probe(url, timeout_s=5) is None, service_said()  # still answering after the traces
 
         load.send_signal(signal.SIGINT)  # enough: keep what was sent
         _, load_err = load.communicate(timeout=120)
