@@ -261,3 +261,22 @@ def test_the_last_call_is_paid_too():
     assert len(loop.durations_ns) == 6 and loop.durations_ns[-1] == 2_000 * MS
     assert loop.durations_ns.sum() == 50 * MS + 2_000 * MS
     assert V.run_loop(steps, warmup=0, module="T5", max_steps=6, calls=6).cut_short
+
+
+def test_a_loader_bound_loop_too_spread_per_call_is_judged_by_its_whole_run():
+    # 12 calls reading inline at ~100 ms each, against workers that prefetch: most steps
+    # instant, every third one waits on a read (the dataloader trial a CI rehearsal refused:
+    # per call x34 [1.02, 135], whole run x2.25 [1.94, 2.45])
+    ref = _loop([130, 110, *_steady(100, 10, 3)])
+    trial = _loop([150, 2, *[120 if i % 3 == 2 else 1 for i in range(10)]])
+    speed = V.bootstrap_speedup(ref.steady, trial.steady)
+    assert speed.lo < 1.03 <= speed.hi  # per call: too wide to tell
+    w = V.whole_run([ref], [trial])
+    assert w is not None and w.ci95[0] > 1.5  # the run the user pays for: clearly shorter
+    v = V.judge("exact", speed, Drift(tensors_compared=1, allclose=True), whole=w)
+    assert v.accepted and v.outcome == "win", v.reason
+    assert "too wide" in v.reason and "whole run clears it" in v.reason
+    # a run cut short by --max-steps does not stand for the script: per call decides
+    cut = V.whole_run([ref], [_loop(trial.durations_ns / MS, cut=True)])
+    v = V.judge("exact", speed, Drift(tensors_compared=1, allclose=True), whole=cut)
+    assert not v.accepted and v.outcome == "no-measurable-change", v.reason
