@@ -47,7 +47,7 @@ def test_watch_metrics_and_two_traces_of_the_bert_service_under_load(tmp_path):
             [sys.executable, str(SERVE_BERT), "--on-demand", "--layers", "2", "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=log,
-            env=env(),
+            env={**env(), "PYTHONFAULTHANDLER": "1"},  # a crash leaves its threads' stacks
             cwd=tmp_path,
         )
 
