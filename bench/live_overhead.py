@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,17 +58,22 @@ from dsprof.live.trace import TraceRequest, take_trace  # noqa: E402
 from dsprof.load.service import free_port, probe  # noqa: E402
 
 SERVE_BERT = ROOT / "examples" / "serve_bert.py"
+TOGGLE_SERVICE = ROOT / "bench" / "agent_toggle_service.py"
 
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
 
 
-def start_service(agent: bool, args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
+def start_service(
+    agent: bool, args: argparse.Namespace, port: int, toggle: bool = False
+) -> subprocess.Popen[bytes]:
     """examples/serve_bert.py with the bench's model and batcher flags, with or without
-    `--on-demand` (the one difference); returns once it answers (and its agent listens)."""
+    `--on-demand` (the one difference); with toggle, bench/agent_toggle_service.py instead
+    (serve_bert whose agent SIGUSR1 starts and SIGUSR2 stops)."""
+    script = TOGGLE_SERVICE if toggle else SERVE_BERT
     argv = [
-        sys.executable, str(SERVE_BERT), "--port", str(port), "--layers", str(args.layers),
+        sys.executable, str(script), "--port", str(port), "--layers", str(args.layers),
         "--hidden", str(args.hidden), "--seq", str(args.seq), "--threads", str(args.threads),
         "--max-wait-ms", str(args.max_wait_ms), *([] if args.no_gc_freeze else ["--gc-freeze"]),
     ]  # fmt: skip
@@ -89,6 +95,18 @@ def wait_ready(proc: subprocess.Popen[bytes], agent: bool, port: int) -> None:
         time.sleep(0.3)
 
 
+def set_agent(proc: subprocess.Popen[bytes], on: bool) -> None:
+    """Switch a toggle service's agent on or off; returns once its socket is there (or gone)
+    and the service has had a moment to settle."""
+    os.kill(proc.pid, signal.SIGUSR1 if on else signal.SIGUSR2)
+    deadline = time.monotonic() + 30
+    while (control.find_socket([proc.pid]) is not None) != on:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the service did not switch its agent {'on' if on else 'off'}")
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
 def stop_service(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -106,7 +124,7 @@ ARMS = ("A", "B", "A2")
 GOAL = 0.02
 # fewer sessions than this give no verdict: a bootstrap over a handful of clusters is too narrow
 MIN_SESSIONS = 12
-ARM_NAMES = {"A": "no agent", "B": "agent", "A2": "no agent (2nd)"}
+ARM_NAMES = {"A": "no agent", "B": "agent", "A2": "no agent (2nd arm)"}
 # one block: each arm twice, in mirrored order, so a linear drift of the machine's load over the
 # block weighs on every arm alike (ABBA generalised to three arms)
 BLOCK = ("A", "B", "A2", "A2", "B", "A")
@@ -155,6 +173,11 @@ def overhead(args: argparse.Namespace) -> None:
         f"--layers {args.layers} --hidden {args.hidden} --seq {args.seq} --threads "
         f"{args.threads} --max-wait-ms {args.max_wait_ms:g}"
         + ("" if args.no_gc_freeze else " --gc-freeze")
+        + (
+            "; in process: one service a session, its agent switched on and off"
+            if args.in_process
+            else "; a fresh service per arm and session"
+        )
     )
     # rounds[arm] -> list of (session, block, from_due ms, from_send ms)
     rounds: Rounds = {a: [] for a in ARMS}
@@ -165,12 +188,22 @@ def overhead(args: argparse.Namespace) -> None:
         # block): session s rotates (A, B, A2) by s, so a position's luck falls on each arm alike
         order = ARMS[session % 3 :] + ARMS[: session % 3]
         block_order = [order[i] for i in BLOCK_POSITIONS]
-        ports = {arm: free_port() for arm in order}
-        procs = {arm: start_service(arm == "B", args, ports[arm]) for arm in order}
+        if args.in_process:
+            # one process, the agent switched on for B's rounds and off for A's and A2's (first
+            # on once, in the warm-up: its one-time imports are in every arm)
+            port = free_port()
+            one = start_service(False, args, port, toggle=True)
+            procs = {"all": one}
+            ports = dict.fromkeys(ARMS, port)
+        else:
+            ports = {arm: free_port() for arm in order}
+            procs = {arm: start_service(arm == "B", args, ports[arm]) for arm in order}
         try:
-            for arm in order:
-                wait_ready(procs[arm], arm == "B", ports[arm])
+            for arm, proc in procs.items():
+                wait_ready(proc, arm == "B", ports.get(arm, port))
             urls = {arm: f"http://127.0.0.1:{ports[arm]}/embed" for arm in order}
+            if args.in_process:
+                set_agent(one, True)
             for arm in order:  # imports, allocator, the batcher's first calls, the connection
                 load_round(urls[arm], schedule_ns(args.rate, duration_s=2.0, seed=999))
             load0 = os.getloadavg()[0]
@@ -178,6 +211,8 @@ def overhead(args: argparse.Namespace) -> None:
                 # one arrival schedule per block: every round of the block sends the same one
                 due = schedule_ns(args.rate, duration_s=args.round_s, seed=session * 1000 + block)
                 for arm in block_order:
+                    if args.in_process:
+                        set_agent(one, arm == "B")
                     from_due, from_send, bad = load_round(urls[arm], due)
                     failed += bad
                     rounds[arm].append((session, block, from_due, from_send))
@@ -250,9 +285,9 @@ def report_overhead(
         # the ratios: (numerator arms, denominator arms); both services without the agent,
         # pooled, are the fairer baseline (each service has its own luck: the noise floor)
         ratios = {
-            "agent / no agent (both services pooled)": (("B",), ("A", "A2")),
-            "agent / no agent (1st service)": (("B",), ("A",)),
-            "noise floor: no agent (2nd) / no agent (1st)": (("A2",), ("A",)),
+            "agent / no agent (both no-agent arms pooled)": (("B",), ("A", "A2")),
+            "agent / no agent (1st arm)": (("B",), ("A",)),
+            "noise floor: no agent (2nd arm) / no agent (1st arm)": (("A2",), ("A",)),
         }
 
         every = np.arange(len(blocks))
@@ -270,7 +305,7 @@ def report_overhead(
                 boot[label].append(ratio(by_block, pick, *arms))
         print(f"   p99 {what}:")
         for a in ARMS:
-            print(f"     {ARM_NAMES[a]:15s} {p99(np.concatenate(by_block[a])):8.2f} ms  (p50 "
+            print(f"     {ARM_NAMES[a]:18s} {p99(np.concatenate(by_block[a])):8.2f} ms  (p50 "
                   f"{float(np.median(np.concatenate(by_block[a]))):.2f} ms)")  # fmt: skip
         intervals = {label: np.percentile(boot[label], [2.5, 97.5]) for label in ratios}
         for label in ratios:
@@ -279,7 +314,7 @@ def report_overhead(
                 f"     {label}: {point[label]:.3f} (95 % CI {lo:.3f}-{hi:.3f}, "
                 f"bootstrap over {len(sessions)} sessions x {len(blocks) // len(sessions)} blocks)"
             )
-        upper = intervals["agent / no agent (both services pooled)"][1]
+        upper = intervals["agent / no agent (both no-agent arms pooled)"][1]
         if len(sessions) < MIN_SESSIONS:
             verdict = (
                 f"no verdict from {len(sessions)} sessions (a bootstrap needs {MIN_SESSIONS}+)"
@@ -411,6 +446,12 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-captures", action="store_true")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="part 1 in one service per session, its agent switched on for B's rounds and off "
+        "for A's and A2's (bench/agent_toggle_service.py): two processes' own luck stays out",
+    )
     parser.add_argument("--save", type=Path, help="write part 1's requests to this .npz")
     parser.add_argument(
         "--from-saved", type=Path, help="report part 1 from a --save file, measuring nothing"
