@@ -20,7 +20,10 @@
    the arms of a block stay paired), and A2/A: the noise floor, what two identical services
    differ by here. Goal: the agent adds under 2 % to p99, met when the pooled ratio's interval
    ends under 1.02 (12 sessions or more). --save keeps every request in a .npz, --from-saved
-   reports it again.
+   reports it again. --in-process: one service per session instead of three, its agent switched
+   on for B's rounds and off for A's and A2's (bench/agent_toggle_service.py, by signals; the
+   agent's one-time start-up is in every arm): what the running agent costs, without the
+   several percent by which two identical processes' p99 differ.
 2. A capture of 5 steps while the load runs: seconds from the request to the recording's end
    and to the finished run folder (goal: within 15 s).
 3. 20 captures in a row: the service's threads and RSS before and after (goal: healthy, no
@@ -28,6 +31,7 @@
 
     python bench/live_overhead.py --skip-captures       # parts 0 and 1: ~5 min
     python bench/live_overhead.py --skip-captures --sessions 24 --save p99.npz   # ~20 min
+    python bench/live_overhead.py --skip-captures --sessions 24 --in-process     # ~16 min
     python bench/live_overhead.py --skip-overhead       # parts 0, 2 and 3: ~1-2 min
 
 Numbers depend on the machine and its load: the script prints `uptime` with them.
