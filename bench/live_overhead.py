@@ -197,14 +197,13 @@ def overhead(args: argparse.Namespace) -> None:
             # on once, in the warm-up: its one-time imports are in every arm)
             port = free_port()
             one = start_service(False, args, port, toggle=True)
-            procs = {"all": one}
-            ports = dict.fromkeys(ARMS, port)
+            procs, ports = dict.fromkeys(ARMS, one), dict.fromkeys(ARMS, port)
         else:
             ports = {arm: free_port() for arm in order}
             procs = {arm: start_service(arm == "B", args, ports[arm]) for arm in order}
         try:
-            for arm, proc in procs.items():
-                wait_ready(proc, arm == "B", ports.get(arm, port))
+            for arm in order[:1] if args.in_process else order:
+                wait_ready(procs[arm], arm == "B" and not args.in_process, ports[arm])
             urls = {arm: f"http://127.0.0.1:{ports[arm]}/embed" for arm in order}
             if args.in_process:
                 set_agent(one, True)
@@ -228,7 +227,7 @@ def overhead(args: argparse.Namespace) -> None:
                 )
             )
         finally:
-            for proc in procs.values():
+            for proc in dict.fromkeys(procs.values()):  # each service once
                 stop_service(proc)
     seconds = time.monotonic() - t_start
     if args.save:
