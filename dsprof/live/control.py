@@ -219,17 +219,14 @@ def bind_socket(pid: int, env: Mapping[str, str] | None = None) -> tuple[socket.
             with _directory_lock(directory):
                 _clear_own_path(path)
                 os.rename(staging, path)
-        except OSError as e:
+        except (OSError, ControlError) as e:
             sock.close()
             with contextlib.suppress(OSError):
                 os.unlink(staging)
+            if isinstance(e, ControlError):
+                raise
             errors.append(f"{path}: {e.strerror}")
             continue
-        except ControlError:
-            sock.close()
-            with contextlib.suppress(OSError):
-                os.unlink(staging)
-            raise
         return sock, path
     raise ControlError("no usable control directory: " + "; ".join(errors))
 
