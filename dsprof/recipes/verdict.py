@@ -374,6 +374,7 @@ def judge(
             f" does not clear +{min_gain:.0%}"
         )
     ok, drift_text = drift_ok(risk, drift, tolerance)
+    whole_decides = False
     if risk == "deterministic":
         # eval-mode is judged by its outputs becoming deterministic (issue 4); speed is reported
         v.accepted = ok
@@ -392,7 +393,7 @@ def judge(
             outcome = "win"
             speed_text = (
                 f"x{speed.speedup:.2f}: the per-call interval [{speed.lo:.2f}, {speed.hi:.2f}] is "
-                f"too wide to clear +{min_gain:.0%} per call (steady), the whole run clears it"
+                f"too wide to clear +{min_gain:.0%}"
             )
         elif whole is not None and not whole.cut_short and outcome != "slower":
             measurably_slower = whole.ci95 is not None and whole.ci95[1] < 1
@@ -403,8 +404,9 @@ def judge(
         v.accepted = ok and outcome == "win"
         v.outcome = "drift" if not ok else outcome
     if whole is not None:
-        if "per call (steady)" not in speed_text:
-            speed_text += " per call (steady)"
+        speed_text += " per call (steady)"
+        if whole_decides:
+            speed_text += ", but the whole run clears it"
         speed_text = f"{speed_text}; {whole_run_text(whole)}"
         if outcome == "not-paid-back":
             speed_text += f": not paid back, the whole run gains less than {min_gain:.0%}"
