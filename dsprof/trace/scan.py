@@ -209,10 +209,7 @@ class Brackets:
         before = np.concatenate([[0], depth[:-1]])
         keep = np.minimum(before, depth) <= 1
         self._pos, self._depth = [pos[keep]], [depth[keep]]
-        i = np.searchsorted(pos, quotes) - 1
-        at_quote = depth[np.maximum(i, 0)] if len(pos) else np.zeros(len(quotes), dtype=np.int64)
-        at_quote[i < 0] = 0
-        self._quotes = [quotes[at_quote <= 1]]
+        self._quotes = [_shallow_quotes(quotes, pos, depth, 0)]
         self.depth = int(depth[-1]) if len(depth) else 0
         return self
 
@@ -284,12 +281,18 @@ class Brackets:
         self._pos.append(p[keep] + lo)
         self._depth.append(depth[keep])
         if len(q):
-            i = np.searchsorted(p, q) - 1
-            at_quote = depth[np.maximum(i, 0)] if len(p) else np.zeros(len(q), dtype=np.int64)
-            at_quote[i < 0] = self.depth
-            self._quotes.append(q[at_quote <= 1] + lo)
+            self._quotes.append(_shallow_quotes(q, p, depth, self.depth) + lo)
         if len(p):
             self.depth = int(depth[-1])
+
+
+def _shallow_quotes(q: np.ndarray, p: np.ndarray, depth: np.ndarray, start: int) -> np.ndarray:
+    """The quotes q at depth 1 or less: each at the depth after the last mark (p, depth) before
+    it, start before the first."""
+    i = np.searchsorted(p, q) - 1
+    at_quote = depth[np.maximum(i, 0)] if len(p) else np.zeros(len(q), dtype=np.int64)
+    at_quote[i < 0] = start
+    return q[at_quote <= 1]
 
 
 def _slash_run(a: np.ndarray) -> int:
