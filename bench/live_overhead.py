@@ -62,6 +62,8 @@ from dsprof.live.trace import TraceRequest, take_trace  # noqa: E402
 from dsprof.load.service import free_port, probe  # noqa: E402
 
 SERVE_BERT = ROOT / "examples" / "serve_bert.py"
+# --pin: the services on the first CPU, this script (the load generator) on the rest
+SERVICE_CPUS = {min(os.sched_getaffinity(0))}
 TOGGLE_SERVICE = ROOT / "bench" / "agent_toggle_service.py"
 
 
@@ -81,11 +83,13 @@ def start_service(
         "--hidden", str(args.hidden), "--seq", str(args.seq), "--threads", str(args.threads),
         "--max-wait-ms", str(args.max_wait_ms), *([] if args.no_gc_freeze else ["--gc-freeze"]),
     ]  # fmt: skip
+    pin = SERVICE_CPUS if getattr(args, "pin", False) else None
     proc = subprocess.Popen(
         [*argv, *(["--on-demand"] if agent else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=_env(),
+        preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None,
     )
     return proc
 
@@ -168,6 +172,8 @@ def overhead(args: argparse.Namespace) -> None:
     from dsprof.load.arrivals import schedule_ns
     from dsprof.load.generator import warm_up
 
+    if args.pin:
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - SERVICE_CPUS)
     warm_up()
     per_round = args.rate * args.round_s
     print(
@@ -181,6 +187,11 @@ def overhead(args: argparse.Namespace) -> None:
             "; in process: one service a session, its agent switched on and off"
             if args.in_process
             else "; a fresh service per arm and session"
+        )
+        + (
+            f"; services pinned to CPU {sorted(SERVICE_CPUS)}, the generator to the others"
+            if args.pin
+            else ""
         )
     )
     # rounds[arm] -> list of (session, block, from_due ms, from_send ms)
@@ -229,9 +240,10 @@ def overhead(args: argparse.Namespace) -> None:
         finally:
             for proc in dict.fromkeys(procs.values()):  # each service once
                 stop_service(proc)
+        if args.save:  # after every session: a long run cut short keeps what it measured
+            save_rounds(args.save, rounds, failed, time.monotonic() - t_start)
     seconds = time.monotonic() - t_start
     if args.save:
-        save_rounds(args.save, rounds, failed, seconds)
         print(f"   requests saved to {args.save} (--from-saved reports them again)")
     report_overhead(rounds, failed, args, seconds)
 
@@ -455,14 +467,32 @@ def main() -> None:
         help="part 1 in one service per session, its agent switched on for B's rounds and off "
         "for A's and A2's (bench/agent_toggle_service.py): two processes' own luck stays out",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="part 1 with the services on one CPU and the load generator on the others "
+        "(sched_setaffinity): the two no longer take each other's time slices",
+    )
     parser.add_argument("--save", type=Path, help="write part 1's requests to this .npz")
     parser.add_argument(
-        "--from-saved", type=Path, help="report part 1 from a --save file, measuring nothing"
+        "--from-saved",
+        type=Path,
+        nargs="+",
+        help="report part 1 from --save files (several: one run), measuring nothing",
     )
     args = parser.parse_args()
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--pin needs two CPUs or more (one for the services, one for the load)")
     if args.from_saved:
-        rounds, failed, seconds = load_rounds(args.from_saved)
-        print(f"1. p99 agent vs none, from {args.from_saved}")
+        # several files are one run: their sessions numbered on from one file to the next
+        rounds, failed, seconds = {a: [] for a in ARMS}, 0, 0.0
+        for path in args.from_saved:
+            more, f, sec = load_rounds(path)
+            first = 1 + max((r[0] for r in rounds["A"]), default=-1)
+            for a in ARMS:
+                rounds[a] += [(first + s, b, x, y) for s, b, x, y in more[a]]
+            failed, seconds = failed + f, seconds + sec
+        print(f"1. p99 agent vs none, from {', '.join(map(str, args.from_saved))}")
         report_overhead(rounds, failed, args, seconds)
         return
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
