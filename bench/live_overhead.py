@@ -18,9 +18,11 @@
    B over A and A2 pooled (both services without the agent: each service has its own luck)
    and B/A with 95 % intervals (bootstrap in two stages, sessions and then blocks within them;
    the arms of a block stay paired), and A2/A: the noise floor, what two identical services
-   differ by here. Goal: the agent adds under 2 % to p99, met when the pooled ratio's interval
-   ends under 1.02 (12 sessions or more). --save keeps every request in a .npz, --from-saved
-   reports it again. --in-process: one service per session instead of three, its agent switched
+   differ by here, and, without a bootstrap, the spread of A2/A when the rounds of A and A2 swap
+   labels at random (the estimator's own noise). Goal: the agent adds under 2 % to p99, met
+   when the pooled ratio's interval ends under 1.02 (12 sessions or more). --save keeps every
+   request in a .npz (rewritten after each session), --from-saved reports one or several
+   again. --pin puts the services on one CPU and the load generator on the others. --in-process: one service per session instead of three, its agent switched
    on for B's rounds and off for A's and A2's (bench/agent_toggle_service.py, by signals; the
    agent's one-time start-up is in every arm): what the running agent costs, without the
    several percent by which two identical processes' p99 differ.
@@ -329,6 +331,20 @@ def report_overhead(
                 f"     {label}: {point[label]:.3f} (95 % CI {lo:.3f}-{hi:.3f}, "
                 f"bootstrap over {len(sessions)} sessions x {len(blocks) // len(sessions)} blocks)"
             )
+        # the estimator's own noise, bootstrap-free: the two identical arms' rounds swap labels
+        # at random (round by round, within their block) and their p99 ratio is taken again
+        ra, rb = [r[column] for r in rounds["A"]], [r[column] for r in rounds["A2"]]
+        swaps = []
+        for _ in range(args.bootstrap // 4):
+            flip = rng.random(len(ra)) < 0.5
+            x = np.concatenate([b if f else a for a, b, f in zip(ra, rb, flip, strict=True)])
+            y = np.concatenate([a if f else b for a, b, f in zip(ra, rb, flip, strict=True)])
+            swaps.append(p99(y) / p99(x))
+        lo, hi = np.percentile(swaps, [2.5, 97.5])
+        print(
+            f"     two identical arms' p99 ratio with their rounds' labels swapped at random: "
+            f"95 % of {len(swaps)} swaps within {lo:.3f}-{hi:.3f}"
+        )
         upper = intervals["agent / no agent (both no-agent arms pooled)"][1]
         if len(sessions) < MIN_SESSIONS:
             verdict = (
