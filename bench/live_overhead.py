@@ -22,10 +22,11 @@
    labels at random (the estimator's own noise). Goal: the agent adds under 2 % to p99, met
    when the pooled ratio's interval ends under 1.02 (12 sessions or more). --save keeps every
    request in a .npz (rewritten after each session), --from-saved reports one or several
-   again. --pin puts the services on one CPU and the load generator on the others. --in-process: one service per session instead of three, its agent switched
-   on for B's rounds and off for A's and A2's (bench/agent_toggle_service.py, by signals; the
-   agent's one-time start-up is in every arm): what the running agent costs, without the
-   several percent by which two identical processes' p99 differ.
+   again. --pin puts the services on one CPU and the load generator on the others.
+   --in-process: one service per session instead of three, its agent switched on for B's
+   rounds and off for A's and A2's (bench/agent_toggle_service.py, by signals; the agent's
+   one-time start-up is in every arm): what the running agent costs, without the several
+   percent by which two identical processes' p99 differ.
 2. A capture of 5 steps while the load runs: seconds from the request to the recording's end
    and to the finished run folder (goal: within 15 s).
 3. 20 captures in a row: the service's threads and RSS before and after (goal: healthy, no
