@@ -502,7 +502,8 @@ def main() -> None:
         parser.error("--pin needs two CPUs or more (one for the services, one for the load)")
     if args.from_saved:
         # several files are one run: their sessions numbered on from one file to the next
-        rounds, failed, seconds = {a: [] for a in ARMS}, 0, 0.0
+        rounds: Rounds = {a: [] for a in ARMS}
+        failed, seconds = 0, 0.0
         for path in args.from_saved:
             more, f, sec = load_rounds(path)
             first = 1 + max((r[0] for r in rounds["A"]), default=-1)
