@@ -86,7 +86,7 @@ def start_service(
         "--hidden", str(args.hidden), "--seq", str(args.seq), "--threads", str(args.threads),
         "--max-wait-ms", str(args.max_wait_ms), *([] if args.no_gc_freeze else ["--gc-freeze"]),
     ]  # fmt: skip
-    pin = SERVICE_CPUS if getattr(args, "pin", False) else None
+    pin = SERVICE_CPUS if args.pin else None
     proc = subprocess.Popen(
         [*argv, *(["--on-demand"] if agent else [])],
         stdout=subprocess.DEVNULL,
